@@ -1,0 +1,237 @@
+"""The checkpoint contract shared by fervid-train (writer) and fervid's inference (reader).
+
+A checkpoint is one ``.safetensors`` file: the model's weights as tensors, and the metadata as
+JSON in the safetensors header under the key ``"fervid"``. A training state (``last.pt``,
+written by fervid-train for ``--resume``) is also accepted: a plain dict loaded with
+``torch.load(weights_only=True)`` holding ``"model"`` (weights) and ``"meta"`` (the same
+metadata). Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "fervid-checkpoint"
+FORMAT_VERSION = 1
+
+#: Metadata keys every checkpoint must carry.
+REQUIRED = ("arch", "classes", "input_size", "channels", "mean", "std", "crop")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, corrupt, or not a fervid checkpoint."""
+
+
+@dataclass(frozen=True)
+class CropPolicy:
+    """How a face crop is cut from a detector box, so crops look like the training crops.
+
+    The crop is a square of side ``scale * max(w, h)`` centred on the box centre moved down
+    by ``shift_y * h``; areas outside the image are filled by replicating its edge.
+    """
+
+    scale: float = 1.0
+    shift_y: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (0.2 <= float(self.scale) <= 5.0):
+            raise CheckpointError(f"crop scale must be in [0.2, 5], got {self.scale}")
+        if not (-1.0 <= float(self.shift_y) <= 1.0):
+            raise CheckpointError(f"crop shift_y must be in [-1, 1], got {self.shift_y}")
+
+
+@dataclass
+class ModelMeta:
+    """Validated checkpoint metadata (see the module docstring for the file layout)."""
+
+    arch: str
+    classes: list[str]
+    input_size: int
+    channels: str  # "grayscale" (crops converted to grey, fed as 3 equal channels) or "rgb"
+    mean: list[float]
+    std: list[float]
+    crop: CropPolicy = field(default_factory=CropPolicy)
+    dataset: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    fervid_version: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.arch, str) or not self.arch:
+            raise CheckpointError("checkpoint metadata: 'arch' must be a non-empty string")
+        if (
+            not isinstance(self.classes, list)
+            or len(self.classes) < 2
+            or not all(isinstance(c, str) and c for c in self.classes)
+            or len(set(self.classes)) != len(self.classes)
+        ):
+            raise CheckpointError("checkpoint metadata: 'classes' must be 2+ distinct names")
+        if not isinstance(self.input_size, int) or not 8 <= self.input_size <= 2048:
+            raise CheckpointError("checkpoint metadata: 'input_size' must be an int in [8, 2048]")
+        if self.channels not in ("grayscale", "rgb"):
+            raise CheckpointError("checkpoint metadata: 'channels' must be 'grayscale' or 'rgb'")
+        for key in ("mean", "std"):
+            v = getattr(self, key)
+            if (
+                not isinstance(v, list)
+                or len(v) != 3
+                or not all(isinstance(x, (int, float)) for x in v)
+            ):
+                raise CheckpointError(f"checkpoint metadata: '{key}' must be 3 numbers")
+        if any(s <= 0 for s in self.std):
+            raise CheckpointError("checkpoint metadata: 'std' must be positive")
+        if isinstance(self.crop, dict):
+            self.crop = CropPolicy(**self.crop)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "arch": self.arch,
+            "classes": list(self.classes),
+            "input_size": self.input_size,
+            "channels": self.channels,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "crop": {"scale": self.crop.scale, "shift_y": self.crop.shift_y},
+            "dataset": self.dataset,
+            "metrics": self.metrics,
+            "config": self.config,
+            "fervid_version": self.fervid_version,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any, *, source: str = "checkpoint") -> ModelMeta:
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise CheckpointError(f"{source}: not a fervid checkpoint (no fervid metadata)")
+        if int(d.get("format_version", 0)) > FORMAT_VERSION:
+            raise CheckpointError(
+                f"{source}: checkpoint format {d.get('format_version')} is newer than this "
+                f"fervid understands ({FORMAT_VERSION}); upgrade fervid"
+            )
+        missing = [k for k in REQUIRED if k not in d]
+        if missing:
+            raise CheckpointError(f"{source}: checkpoint metadata lacks {', '.join(missing)}")
+        crop = d["crop"]
+        if not isinstance(crop, dict):
+            raise CheckpointError(f"{source}: checkpoint metadata: 'crop' must be a mapping")
+        try:
+            return cls(
+                arch=d["arch"],
+                classes=list(d["classes"])
+                if isinstance(d["classes"], (list, tuple))
+                else d["classes"],
+                input_size=d["input_size"],
+                channels=d["channels"],
+                mean=[float(x) for x in d["mean"]],
+                std=[float(x) for x in d["std"]],
+                crop=CropPolicy(float(crop.get("scale", 1.0)), float(crop.get("shift_y", 0.0))),
+                dataset=str(d.get("dataset", "")),
+                metrics=dict(d.get("metrics") or {}),
+                config=dict(d.get("config") or {}),
+                fervid_version=str(d.get("fervid_version", "")),
+            )
+        except CheckpointError as exc:
+            raise CheckpointError(f"{source}: {exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{source}: invalid checkpoint metadata ({exc})") from None
+
+
+def atomic_replace(tmp: Path, final: Path) -> None:
+    """Flush ``tmp`` to disk and rename it over ``final`` (atomic on POSIX)."""
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    state_dict: dict[str, torch.Tensor],
+    meta: ModelMeta,
+    *,
+    half: bool = False,
+) -> Path:
+    """Write weights and metadata as one safetensors file, atomically.
+
+    ``half=True`` stores floating-point weights as fp16 (half the size; they are cast back
+    to fp32 when loaded).
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {}
+    for k, v in state_dict.items():
+        v = v.detach().cpu()
+        if half and v.is_floating_point():
+            v = v.half()
+        tensors[k] = v.contiguous()
+    tmp = path.with_name(path.name + ".partial")
+    save_file(tensors, str(tmp), metadata={"fervid": json.dumps(meta.to_dict())})
+    atomic_replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], ModelMeta]:
+    """Read a checkpoint (``.safetensors``) or a training state (``.pt``); validate it.
+
+    Returns the fp32 state dict and the metadata. Raises :class:`CheckpointError` with a
+    one-line message for a missing, corrupt or foreign file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if len(head) < 8:
+        raise CheckpointError(f"{path}: file is empty or truncated, not a checkpoint")
+    if head[:2] == b"PK" or head[:1] == b"\x80":  # torch.save zip / legacy pickle
+        state, meta = _load_training_state(path)
+    else:
+        state, meta = _load_safetensors(path)
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+    return state, meta
+
+
+def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], ModelMeta]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: corrupt or not a checkpoint ({_short(exc)})") from None
+    if "fervid" not in header:
+        raise CheckpointError(f"{path}: a safetensors file, but not a fervid checkpoint")
+    try:
+        raw = json.loads(header["fervid"])
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{path}: checkpoint metadata is not valid JSON") from None
+    return state, ModelMeta.from_dict(raw, source=str(path))
+
+
+def _load_training_state(path: Path) -> tuple[dict[str, torch.Tensor], ModelMeta]:
+    import pickle
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: corrupt or not a checkpoint ({_short(exc)})") from None
+    if not isinstance(obj, dict) or "model" not in obj or "meta" not in obj:
+        raise CheckpointError(f"{path}: a torch file, but not a fervid checkpoint")
+    state = obj["model"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: checkpoint weights are not a tensor dict")
+    return state, ModelMeta.from_dict(obj["meta"], source=str(path))
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:160]

@@ -1,0 +1,140 @@
+"""The emotion classifier: a checkpoint's model, its crops and its probabilities."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from .checkpoint import CropPolicy, ModelMeta, load_checkpoint
+from .faces import Faces
+from .preprocess import prepare_crop
+from .runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+#: The model fervid uses when none is given (trained with fervid-train on FER2013).
+DEFAULT_MODEL = Path(__file__).parent / "models" / "default.safetensors"
+
+
+def crop_box(image: np.ndarray, box: Sequence[float], policy: CropPolicy) -> np.ndarray:
+    """Cut the square crop the policy defines around a detector box (edges replicated)."""
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = (float(v) for v in box)
+    bw, bh = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
+    side = max(2.0, policy.scale * max(bw, bh))
+    cx = (x1 + x2) / 2
+    cy = (y1 + y2) / 2 + policy.shift_y * bh
+    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
+    s = int(round(side))
+    right, bottom = left + s, top + s
+    sub = image[max(top, 0) : min(bottom, h), max(left, 0) : min(right, w)]
+    if sub.size == 0:
+        return np.zeros((s, s) + image.shape[2:], image.dtype)
+    pads = (max(0, -top), max(0, bottom - h), max(0, -left), max(0, right - w))
+    if any(pads):
+        sub = cv2.copyMakeBorder(np.ascontiguousarray(sub), *pads, cv2.BORDER_REPLICATE)
+    return sub
+
+
+class EmotionModel:
+    """A loaded checkpoint: the network, its metadata, and where it runs."""
+
+    def __init__(
+        self, module: torch.nn.Module, meta: ModelMeta, runtime: Runtime, source: str = ""
+    ) -> None:
+        self.module = runtime.prepare_model(module).eval()
+        self.meta = meta
+        self.runtime = runtime
+        self.source = source
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.meta.classes)
+
+    @property
+    def device(self) -> torch.device:
+        return self.runtime.device
+
+    def crops(self, image: np.ndarray, faces: Faces) -> np.ndarray:
+        """uint8 (N, C, S, S) model inputs for the faces of one RGB image."""
+        c = 1 if self.meta.channels == "grayscale" else 3
+        s = self.meta.input_size
+        if len(faces) == 0:
+            return np.zeros((0, c, s, s), np.uint8)
+        return np.stack(
+            [
+                prepare_crop(crop_box(image, b, self.meta.crop), s, self.meta.channels)
+                for b in faces.boxes
+            ]
+        )
+
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """A whole image taken as one face crop (``--crops``): uint8 (C, S, S)."""
+        return prepare_crop(image, self.meta.input_size, self.meta.channels)
+
+    @torch.inference_mode()
+    def predict(self, crops: np.ndarray | torch.Tensor, batch_size: int = 256) -> np.ndarray:
+        """Probabilities (N, C) float32 for uint8 crops (N, C, S, S)."""
+        x_all = torch.as_tensor(crops)
+        if len(x_all) == 0:
+            return np.zeros((0, len(self.classes)), np.float32)
+        out = []
+        for s in range(0, len(x_all), batch_size):
+            x = self.runtime.prepare_input(x_all[s : s + batch_size], self.meta.mean, self.meta.std)
+            with self.runtime.autocast():
+                logits = self.module(x)
+            out.append(torch.softmax(logits.float(), 1).cpu().numpy())
+        return np.concatenate(out).astype(np.float32)
+
+    def classify(
+        self, images: Sequence[np.ndarray], faces: Sequence[Faces], batch_size: int = 256
+    ) -> list[Faces]:
+        """Classify every face of several images in one pass; returns Faces with probs."""
+        crops = [self.crops(img, f) for img, f in zip(images, faces)]
+        counts = [len(c) for c in crops]
+        flat = np.concatenate(crops) if sum(counts) else np.zeros((0,), np.uint8)
+        probs = (
+            self.predict(flat, batch_size)
+            if sum(counts)
+            else np.zeros((0, len(self.classes)), np.float32)
+        )
+        out, k = [], 0
+        for f, n in zip(faces, counts):
+            out.append(f.with_probs(probs[k : k + n], self.classes))
+            k += n
+        return out
+
+
+def load_model(
+    path: str | Path | None = None, *, device: str = "auto", amp: str = "auto"
+) -> EmotionModel:
+    """Load a fervid checkpoint (default: the bundled FER2013 model) ready for inference."""
+    from fervid.train.models import build_model
+
+    ckpt = Path(path) if path is not None else DEFAULT_MODEL
+    state, meta = load_checkpoint(ckpt)
+    try:
+        module = build_model(meta.arch, len(meta.classes))
+        module.load_state_dict(state)
+    except (RuntimeError, ValueError) as exc:
+        from .checkpoint import CheckpointError
+
+        raise CheckpointError(
+            f"{ckpt}: weights do not fit architecture {meta.arch} "
+            f"({str(exc).splitlines()[0][:120]})"
+        ) from None
+    runtime = Runtime.create(device, amp, channels_last=None)
+    log.debug(
+        "model %s (%s, %d px %s) on %s",
+        ckpt,
+        meta.arch,
+        meta.input_size,
+        meta.channels,
+        runtime.describe(),
+    )
+    return EmotionModel(module, meta, runtime, str(ckpt))

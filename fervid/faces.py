@@ -1,0 +1,99 @@
+"""``Faces``: the one result type for the faces found in one image or frame."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Faces:
+    """Faces in one image, as parallel arrays (N faces; N may be 0: "no face" is empty).
+
+    boxes: float32 (N, 4) x1, y1, x2, y2 in pixels of the original image.
+    scores: float32 (N,) detector confidence.
+    probs: float32 (N, C) class probabilities (rows sum to 1), C = len(classes); (N, 0)
+        until classified.
+    track_ids: int64 (N,) track identity; -1 when not tracked.
+    classes: the class names of the probability columns.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    probs: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    track_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    classes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
+        n = len(self.boxes)
+        self.scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
+        if len(self.scores) != n:
+            raise ValueError(f"Faces: {n} boxes but {len(self.scores)} scores")
+        self.classes = tuple(self.classes)
+        probs = np.asarray(self.probs, dtype=np.float32)
+        if probs.size == 0:
+            probs = np.zeros((n, len(self.classes) if n == 0 else 0), np.float32)
+        if probs.ndim != 2 or probs.shape[0] != n:
+            raise ValueError(f"Faces: probs must be ({n}, C), got {probs.shape}")
+        if probs.shape[1] not in (0, len(self.classes)):
+            raise ValueError(
+                f"Faces: {probs.shape[1]} probability columns for {len(self.classes)} classes"
+            )
+        self.probs = probs
+        tid = np.asarray(self.track_ids, dtype=np.int64).reshape(-1)
+        if tid.size == 0:
+            tid = np.full(n, -1, np.int64)
+        if len(tid) != n:
+            raise ValueError(f"Faces: {n} boxes but {len(tid)} track ids")
+        self.track_ids = tid
+
+    @classmethod
+    def empty(cls, classes: tuple[str, ...] | list[str] = ()) -> Faces:
+        return cls(
+            np.zeros((0, 4), np.float32),
+            np.zeros(0, np.float32),
+            np.zeros((0, len(classes)), np.float32),
+            np.zeros(0, np.int64),
+            tuple(classes),
+        )
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    @property
+    def classified(self) -> bool:
+        return self.probs.shape[1] == len(self.classes) and len(self.classes) > 0
+
+    @property
+    def emotions(self) -> list[str]:
+        """Top class per face ('' for unclassified faces)."""
+        if not self.classified or len(self) == 0:
+            return [""] * len(self)
+        return [self.classes[i] for i in self.probs.argmax(1)]
+
+    @property
+    def confidences(self) -> np.ndarray:
+        if not self.classified or len(self) == 0:
+            return np.zeros(len(self), np.float32)
+        return self.probs.max(1)
+
+    def with_probs(self, probs: np.ndarray, classes: tuple[str, ...] | list[str]) -> Faces:
+        return Faces(self.boxes, self.scores, probs, self.track_ids, tuple(classes))
+
+    def with_track_ids(self, track_ids: np.ndarray) -> Faces:
+        return Faces(self.boxes, self.scores, self.probs, track_ids, self.classes)
+
+    def sorted_left_to_right(self) -> Faces:
+        order = np.argsort(self.boxes[:, 0], kind="stable")
+        return self[order]
+
+    def __getitem__(self, idx) -> Faces:
+        idx = np.asarray(idx)
+        probs = self.probs[idx] if self.probs.shape[0] == len(self) and len(self) else self.probs
+        return Faces(self.boxes[idx], self.scores[idx], probs, self.track_ids[idx], self.classes)
+
+    def scaled(self, factor: float) -> Faces:
+        """Boxes multiplied by ``factor`` (e.g. from detector resolution to full resolution)."""
+        return Faces(self.boxes * factor, self.scores, self.probs, self.track_ids, self.classes)

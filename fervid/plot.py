@@ -1,0 +1,43 @@
+"""The emotion timeline of a video: one panel per track, one line per emotion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .emotions import color_for
+
+
+def plot_timeline(
+    df: pd.DataFrame, classes, path: str | Path, *, max_tracks: int = 8, title: str = ""
+) -> None:
+    """Write a PNG of each track's emotion probabilities against time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    faces = df.dropna(subset=["face"])
+    tracks = faces["face"].value_counts().index[:max_tracks].tolist() if len(faces) else []
+    n = max(1, len(tracks))
+    fig, axes = plt.subplots(n, 1, figsize=(9, 1.8 * n + 0.8), dpi=110, sharex=True, squeeze=False)
+    for ax, tid in zip(axes[:, 0], tracks):
+        g = faces[faces["face"] == tid].sort_values("time_s")
+        for c in classes:
+            rgb = [v / 255 for v in color_for(c)]
+            ax.plot(g["time_s"], g[c], color=rgb, lw=1.2, label=c)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel(f"face {int(tid)}")
+        ax.grid(alpha=0.3)
+    if not tracks:
+        axes[0, 0].text(0.5, 0.5, "no faces found", ha="center", va="center")
+    axes[0, 0].legend(loc="upper right", fontsize=7, ncol=min(7, len(classes)))
+    axes[-1, 0].set_xlabel("time (s)")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    tmp = Path(path).with_name(Path(path).stem + ".partial.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)

@@ -1,0 +1,92 @@
+"""Where a model runs: device choice, mixed precision and channels_last, decided in one place
+for training and inference alike."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .preprocess import normalize
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' -> cuda if available, then mps, else cpu; otherwise the named device."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    if dev.type == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise ValueError(f"device {name!r} requested but MPS is not available")
+    return dev
+
+
+@dataclass
+class Runtime:
+    """Device, autocast dtype and memory format, decided once.
+
+    ``amp``: "auto" (bf16 on CUDA if supported else fp16; off on CPU), "bf16", "fp16" or "off".
+    bf16 on CPU is allowed when asked for (fast on CPUs with AMX).
+    """
+
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+
+    @classmethod
+    def create(
+        cls, device: str = "auto", amp: str = "auto", channels_last: bool | None = None
+    ) -> Runtime:
+        dev = resolve_device(device)
+        if amp == "auto":
+            if dev.type == "cuda":
+                dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            else:
+                dtype = None
+        elif amp == "bf16":
+            dtype = torch.bfloat16
+        elif amp == "fp16":
+            if dev.type == "cpu":
+                raise ValueError("fp16 autocast is for GPUs; use --amp bf16 on CPU")
+            dtype = torch.float16
+        elif amp in ("off", "none", "no"):
+            dtype = None
+        else:
+            raise ValueError(f"unknown amp mode {amp!r} (auto, bf16, fp16, off)")
+        if channels_last is None:
+            channels_last = dev.type == "cuda" or dtype is not None
+        return cls(dev, dtype, channels_last)
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        return torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+
+    def prepare_model(self, model: nn.Module) -> nn.Module:
+        model = model.to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def prepare_input(self, images: torch.Tensor, mean, std) -> torch.Tensor:
+        """uint8 BxCxHxW -> normalised float on the device, in the chosen memory format."""
+        x = normalize(images.to(self.device, non_blocking=True), mean, std)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def describe(self) -> str:
+        amp = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
+        return f"{self.device} {amp}{' channels_last' if self.channels_last else ''}"

@@ -1,0 +1,395 @@
+"""Video I/O with PyAV: :class:`VideoInfo`, a threaded frame reader, and :class:`VideoSink`,
+an H.264 writer that keeps the input's timestamps and audio and appears complete or not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: Audio codecs an MP4 can carry as they are; others are re-encoded to AAC.
+MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
+_END = object()
+
+
+class VideoError(ValueError):
+    """A video file that cannot be read as a video (no stream, not a media file...)."""
+
+
+def _open(path: str | os.PathLike):
+    try:
+        return av.open(str(path), metadata_errors="ignore")
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
+        raise VideoError(f"{path}: not a readable video ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:160]
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video is: display size (after rotation), rate, length, rotation, audio."""
+
+    path: str
+    width: int
+    height: int
+    fps: float
+    frames: int  # from the container; 0 when it does not say
+    duration_s: float
+    rotation: int  # degrees counter-clockwise the frames are turned for display
+    codec: str
+    has_audio: bool
+    time_base: Fraction
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike) -> VideoInfo:
+        with _open(path) as c:
+            if not c.streams.video:
+                raise VideoError(f"{path}: no video stream")
+            s = c.streams.video[0]
+            rate = s.average_rate or s.guessed_rate or s.base_rate or Fraction(25)
+            tb = s.time_base or Fraction(1, 90000)
+            if s.duration is not None:
+                duration = float(s.duration * tb)
+            elif c.duration is not None:
+                duration = c.duration / av.time_base
+            else:
+                duration = 0.0
+            rotation = _stream_rotation(c, s)
+            w, h = s.codec_context.width, s.codec_context.height
+            if rotation % 180:
+                w, h = h, w
+            return cls(
+                str(path),
+                int(w),
+                int(h),
+                float(rate),
+                int(s.frames or 0),
+                duration,
+                rotation,
+                s.codec_context.name,
+                bool(c.streams.audio),
+                Fraction(tb),
+            )
+
+
+def _stream_rotation(container, stream) -> int:
+    # PyAV exposes the display matrix on decoded frames; peek at the first one.
+    try:
+        for frame in container.decode(stream):
+            return int(round(getattr(frame, "rotation", 0) or 0))
+    except av.error.FFmpegError:
+        return 0
+    return 0
+
+
+@dataclass
+class Frame:
+    """One decoded frame: decode index (0-based), presentation time, RGB pixels."""
+
+    index: int
+    time_s: float
+    pts: int | None
+    image: np.ndarray
+
+
+class FrameReader:
+    """Iterate a video's frames (RGB, rotation applied), decoded in a background thread.
+
+    ``start``/``end`` (seconds) select a range; frames before it are decoded but not
+    converted, so that ``index`` stays the decode index from the start of the video. After
+    iteration, ``error`` holds why decoding stopped early (a truncated file), or None.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        queue_size: int = 16,
+        threads: int = 0,
+    ) -> None:
+        self.path = str(path)
+        self.info = VideoInfo.from_path(path)
+        self.start, self.end = start, end
+        self.queue_size = queue_size
+        self.threads = threads
+        self.error: str | None = None
+        self.frames_decoded = 0
+        self._stop = threading.Event()
+
+    def _decode(self, q: queue.Queue) -> None:
+        try:
+            with _open(self.path) as c:
+                s = c.streams.video[0]
+                s.thread_type = "AUTO"
+                if self.threads:
+                    s.codec_context.thread_count = self.threads
+                tb = s.time_base
+                k = round(self.info.rotation / 90) % 4
+                index = -1
+                try:
+                    for f in c.decode(s):
+                        index += 1
+                        self.frames_decoded = index + 1
+                        t = float(f.pts * tb) if f.pts is not None else index / self.info.fps
+                        if self.start is not None and t < self.start - 1e-6:
+                            continue
+                        if self.end is not None and t >= self.end - 1e-6:
+                            break
+                        img = f.to_ndarray(format="rgb24")
+                        if k:
+                            img = np.ascontiguousarray(np.rot90(img, k))
+                        while not self._stop.is_set():
+                            try:
+                                q.put(Frame(index, t, f.pts, img), timeout=0.2)
+                                break
+                            except queue.Full:
+                                continue
+                        if self._stop.is_set():
+                            return
+                except av.error.FFmpegError as exc:
+                    self.error = f"decoding stopped after frame {index}: {_first_line(exc)}"
+        except VideoError as exc:
+            self.error = str(exc)
+        except Exception as exc:  # reported to the consumer, never lost in the thread
+            self.error = f"{type(exc).__name__}: {_first_line(exc)}"
+        finally:
+            while True:
+                try:
+                    q.put(_END, timeout=0.2)
+                    break
+                except queue.Full:
+                    if self._stop.is_set():
+                        break
+
+    def __iter__(self) -> Iterator[Frame]:
+        q: queue.Queue = queue.Queue(maxsize=self.queue_size)
+        self._stop.clear()
+        t = threading.Thread(target=self._decode, args=(q,), daemon=True, name="fervid-decode")
+        t.start()
+        try:
+            while True:
+                item = q.get()
+                if item is _END:
+                    break
+                yield item
+        finally:
+            self._stop.set()
+            while t.is_alive():
+                try:
+                    q.get_nowait()
+                except queue.Empty:
+                    t.join(timeout=0.05)
+
+
+def read_frames(
+    path: str | os.PathLike, *, start: float | None = None, end: float | None = None
+) -> Iterator[Frame]:
+    """Frames of a video as a generator (see :class:`FrameReader` for the details)."""
+    yield from FrameReader(path, start=start, end=end)
+
+
+class VideoSink:
+    """Write RGB frames as H.264 (yuv420p) MP4 with the input's timestamps and audio.
+
+    Use as a context manager. Frames go to a background encoder thread through a bounded
+    queue. The file is written under a temporary name and renamed into place only when the
+    block exits without an exception, so the output is complete or absent.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        info: VideoInfo,
+        *,
+        audio_from: str | os.PathLike | None = None,
+        time_offset: float = 0.0,
+        end: float | None = None,
+        crf: int = 20,
+        preset: str = "veryfast",
+        queue_size: int = 16,
+    ) -> None:
+        self.path = Path(path)
+        self.info = info
+        self.audio_from = audio_from
+        self.time_offset = time_offset
+        self.end = end
+        self.crf, self.preset = crf, preset
+        self.tmp = self.path.with_name(self.path.stem + ".partial" + self.path.suffix)
+        self._q: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self.frames_written = 0
+
+    # -- context manager ---------------------------------------------------------------
+    def __enter__(self) -> VideoSink:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._thread = threading.Thread(target=self._run, daemon=True, name="fervid-encode")
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._put(_END)
+        if self._thread is not None:
+            self._thread.join()
+        if exc_type is None and self._error is None:
+            os.replace(self.tmp, self.path)
+            return
+        self.tmp.unlink(missing_ok=True)
+        if exc_type is None and self._error is not None:
+            raise VideoError(f"{self.path}: encoding failed ({_first_line(self._error)})")
+
+    def write(self, image: np.ndarray, time_s: float) -> None:
+        """Queue one RGB frame shown at ``time_s`` (seconds, the input's clock)."""
+        if self._error is not None:
+            raise VideoError(f"{self.path}: encoding failed ({_first_line(self._error)})")
+        self._put((image, time_s))
+
+    def _put(self, item) -> None:
+        while True:
+            if self._thread is None or not self._thread.is_alive():
+                return
+            try:
+                self._q.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    # -- the encoder thread ------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._encode()
+        except BaseException as exc:  # handed to the writer; the file is then discarded
+            self._error = exc
+            while True:  # drain so the producer never blocks
+                try:
+                    if self._q.get(timeout=0.5) is _END:
+                        break
+                except queue.Empty:
+                    break
+
+    def _encode(self) -> None:
+        info = self.info
+        w, h = info.width + info.width % 2, info.height + info.height % 2
+        tb = (
+            info.time_base
+            if info.time_base and info.time_base.denominator <= 10**6
+            else Fraction(1, 90000)
+        )
+        with av.open(str(self.tmp), mode="w", format="mp4") as out:
+            v = out.add_stream("libx264", rate=Fraction(info.fps).limit_denominator(100000))
+            v.width, v.height, v.pix_fmt = w, h, "yuv420p"
+            v.time_base = tb
+            v.codec_context.time_base = tb
+            v.options = {"crf": str(self.crf), "preset": self.preset}
+            audio = (
+                _AudioCopier(self.audio_from, out, self.time_offset, self.end)
+                if self.audio_from and info.has_audio
+                else None
+            )
+            last_pts = None
+            while True:
+                item = self._q.get()
+                if item is _END:
+                    break
+                image, t = item
+                if image.shape[0] != h or image.shape[1] != w:
+                    image = np.pad(
+                        image,
+                        ((0, h - image.shape[0]), (0, w - image.shape[1]), (0, 0)),
+                        mode="edge",
+                    )
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+                pts = int(round((t - self.time_offset) / tb))
+                if last_pts is not None and pts <= last_pts:
+                    pts = last_pts + 1
+                frame.pts, frame.time_base = pts, tb
+                last_pts = pts
+                for packet in v.encode(frame):
+                    out.mux(packet)
+                self.frames_written += 1
+                if audio is not None:
+                    audio.copy_until(t - self.time_offset)
+            for packet in v.encode(None):
+                out.mux(packet)
+            if audio is not None:
+                audio.copy_until(float("inf"))
+                audio.close()
+
+
+class _AudioCopier:
+    """Carries the input's first audio stream into the output, interleaved with the video:
+    packets copied as they are when MP4 can hold the codec, otherwise re-encoded to AAC."""
+
+    def __init__(self, src, out, offset: float, end: float | None) -> None:
+        self.inp = av.open(str(src))
+        self.ins = self.inp.streams.audio[0]
+        self.offset, self.end = offset, end
+        self.copy = self.ins.codec_context.name in MP4_AUDIO
+        if self.copy:
+            self.outs = out.add_stream_from_template(self.ins)
+        else:
+            rate = self.ins.codec_context.sample_rate or 48000
+            self.outs = out.add_stream("aac", rate=rate)
+            self.resampler = av.AudioResampler(format="fltp", layout="stereo", rate=rate)
+        self.out = out
+        self.packets = self.inp.demux(self.ins)
+        self.done = False
+
+    def copy_until(self, t: float) -> None:
+        while not self.done:
+            try:
+                packet = next(self.packets)
+            except (StopIteration, av.error.FFmpegError):
+                self.done = True
+                break
+            if packet.dts is None:
+                continue
+            pt = float(packet.pts * packet.time_base) if packet.pts is not None else 0.0
+            if pt < self.offset - 1e-6:
+                continue
+            if self.end is not None and pt >= self.end:
+                self.done = True
+                break
+            self._write(packet)
+            if pt - self.offset > t:
+                break
+
+    def _write(self, packet) -> None:
+        shift = int(round(self.offset / packet.time_base))
+        if self.copy:
+            packet.stream = self.outs
+            if packet.pts is not None:
+                packet.pts -= shift
+            packet.dts -= shift
+            self.out.mux(packet)
+            return
+        for frame in packet.decode():
+            frame.pts = None
+            for rf in self.resampler.resample(frame):
+                for p in self.outs.encode(rf):
+                    self.out.mux(p)
+
+    def close(self) -> None:
+        if not self.copy:
+            for rf in self.resampler.resample(None):
+                for p in self.outs.encode(rf):
+                    self.out.mux(p)
+            for p in self.outs.encode(None):
+                self.out.mux(p)
+        self.inp.close()

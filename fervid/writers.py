@@ -1,0 +1,101 @@
+"""Result rows and files: CSV columns, row writers keyed by format, and atomic outputs."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from .faces import Faces
+
+BOX = ["x1", "y1", "x2", "y2"]
+
+
+def video_columns(classes: Sequence[str]) -> list[str]:
+    return ["frame", "time_s", "face", *BOX, "score", *classes, "emotion", "confidence"]
+
+
+def image_columns(classes: Sequence[str]) -> list[str]:
+    return ["path", "face", *BOX, "score", *classes, "emotion", "confidence", "error"]
+
+
+def face_rows(faces: Faces, classes: Sequence[str], *, use_track_ids: bool) -> list[list]:
+    """One row of face fields per face; one row of empty fields when there is none."""
+    if len(faces) == 0:
+        return [[""] * (1 + 4 + 1 + len(classes) + 2)]
+    rows = []
+    emotions, conf = faces.emotions, faces.confidences
+    for k in range(len(faces)):
+        fid = int(faces.track_ids[k]) if use_track_ids else k
+        probs = (
+            [round(float(p), 5) for p in faces.probs[k]]
+            if faces.classified
+            else [""] * len(classes)
+        )
+        rows.append(
+            [
+                fid,
+                *[round(float(v), 1) for v in faces.boxes[k]],
+                round(float(faces.scores[k]), 4),
+                *probs,
+                emotions[k],
+                round(float(conf[k]), 5) if faces.classified else "",
+            ]
+        )
+    return rows
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it into place only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".partial" + path.suffix)
+    try:
+        yield tmp
+        if tmp.exists():
+            os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class CsvRowWriter:
+    """Appends rows to a CSV file as they come, flushing each batch to disk."""
+
+    suffix = ".csv"
+
+    def __init__(self, path: str | os.PathLike, columns: Sequence[str], *, append: bool = False):
+        self.path = Path(path)
+        new = not (append and self.path.exists() and self.path.stat().st_size > 0)
+        self._fh = open(  # noqa: SIM115 (kept open across writes; closed by close())
+            self.path, "a" if not new else "w", newline="", encoding="utf-8"
+        )
+        self._w = csv.writer(self._fh)
+        if new:
+            self._w.writerow(columns)
+            self._fh.flush()
+
+    def write(self, rows: Sequence[Sequence]) -> None:
+        self._w.writerows(rows)
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+
+
+#: Row writers keyed by output format.
+WRITERS = {"csv": CsvRowWriter}
+
+
+def repair_partial_csv(path: Path) -> None:
+    """Cut a CSV killed mid-row back to its last complete line."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        cut = data.rfind(b"\n")
+        with open(path, "r+b") as fh:
+            fh.truncate(cut + 1 if cut >= 0 else 0)

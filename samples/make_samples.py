@@ -1,0 +1,167 @@
+"""Build fervid's sample files from public-domain photos that ship with Python packages.
+
+- scikit-image's ``astronaut.png``: Eileen Collins, NASA photo, public domain.
+- matplotlib's ``grace_hopper.jpg``: Rear Admiral Grace Hopper, US Navy photo, public domain.
+
+Writes ``samples/two_people.mp4`` (1280x720, 25 fps, 6 s, H.264 + AAC stereo tone) and a few
+photos in ``samples/photos/``. Run: ``python samples/make_samples.py``. The tests import the
+same functions to build their fixtures.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+def astronaut() -> np.ndarray:
+    """RGB uint8 512x512."""
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut())
+
+
+def grace_hopper() -> np.ndarray:
+    """RGB uint8 (600x512)."""
+    import matplotlib
+    from PIL import Image
+
+    path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB")).copy()
+
+
+def portraits() -> list[np.ndarray]:
+    return [astronaut(), grace_hopper()]
+
+
+def _resize(img: np.ndarray, height: int) -> np.ndarray:
+    import cv2
+
+    h, w = img.shape[:2]
+    return cv2.resize(img, (max(1, round(w * height / h)), height), interpolation=cv2.INTER_AREA)
+
+
+def background(width: int, height: int) -> np.ndarray:
+    y = np.linspace(0, 1, height)[:, None]
+    x = np.linspace(0, 1, width)[None, :]
+    r = 60 + 40 * x + 0 * y
+    g = 70 + 30 * y + 0 * x
+    b = 90 + 50 * (1 - x) * y
+    return np.stack(np.broadcast_arrays(r, g, b), -1).astype(np.uint8)
+
+
+def scene(
+    t: float, width: int, height: int, faces: list[np.ndarray], motion: float = 1.0
+) -> np.ndarray:
+    """A frame at time ``t``: the portraits side by side, drifting and slowly zooming."""
+    img = background(width, height).copy()
+    n = len(faces)
+    for k, face in enumerate(faces):
+        h = int(height * (0.55 + 0.06 * math.sin(0.7 * t + k)))
+        p = _resize(face, h)
+        ph, pw = p.shape[:2]
+        cx = width * (k + 0.5) / n + motion * width * 0.06 * math.sin(0.9 * t + 1.3 * k)
+        cy = height * 0.5 + motion * height * 0.05 * math.cos(0.6 * t + k)
+        x0, y0 = int(cx - pw / 2), int(cy - ph / 2)
+        xs, ys = max(0, x0), max(0, y0)
+        xe, ye = min(width, x0 + pw), min(height, y0 + ph)
+        if xe > xs and ye > ys:
+            img[ys:ye, xs:xe] = p[ys - y0 : ye - y0, xs - x0 : xe - x0]
+    return img
+
+
+def write_video(
+    path: str | os.PathLike,
+    *,
+    width: int = 1280,
+    height: int = 720,
+    fps: int = 25,
+    seconds: float = 6.0,
+    audio: bool = True,
+    faces: list[np.ndarray] | None = None,
+    frame_times: list[float] | None = None,
+    rotation: int = 0,
+    codec: str = "libx264",
+    motion: float = 1.0,
+) -> Path:
+    """Encode a test video with PyAV. ``frame_times`` gives variable frame times (VFR)."""
+    import av
+
+    faces = portraits() if faces is None else faces
+    path = Path(path)
+    times = frame_times if frame_times is not None else [i / fps for i in range(int(seconds * fps))]
+    tb = Fraction(1, 12800)
+    with av.open(str(path), "w") as out:
+        v = out.add_stream(codec, rate=fps)
+        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
+        v.time_base = tb
+        v.codec_context.time_base = tb
+        if codec == "libx264":
+            v.options = {"crf": "23", "preset": "veryfast"}
+        if rotation:
+            v.set_display_rotation(rotation)
+        a = None
+        if audio:
+            a = out.add_stream("aac", rate=44100)
+            a.layout = "stereo"
+        for t in times:
+            frame = av.VideoFrame.from_ndarray(
+                scene(t, width, height, faces, motion), format="rgb24"
+            )
+            frame.pts = int(round(t / tb))
+            frame.time_base = tb
+            for p in v.encode(frame):
+                out.mux(p)
+        for p in v.encode(None):
+            out.mux(p)
+        if a is not None:
+            total = (times[-1] if times else 0) + 1 / fps
+            sr, chunk = 44100, 1024
+            n = int(total * sr)
+            for s in range(0, n, chunk):
+                tt = np.arange(s, min(n, s + chunk)) / sr
+                tone = 0.2 * np.sin(2 * np.pi * (330 + 110 * np.floor(tt * 2) % 3) * tt)
+                buf = np.stack([tone, tone]).astype(np.float32)
+                af = av.AudioFrame.from_ndarray(buf, format="fltp", layout="stereo")
+                af.sample_rate = sr
+                af.pts = s
+                af.time_base = Fraction(1, sr)
+                for p in a.encode(af):
+                    out.mux(p)
+            for p in a.encode(None):
+                out.mux(p)
+    return path
+
+
+def write_photos(folder: str | os.PathLike) -> list[Path]:
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    a, g = astronaut(), grace_hopper()
+    out = []
+    Image.fromarray(a).save(folder / "astronaut.jpg", quality=90)
+    Image.fromarray(g).save(folder / "grace_hopper.jpg", quality=90)
+    pair = scene(0.0, 1200, 700, [a, g], motion=0)
+    Image.fromarray(pair).save(folder / "two_people.jpg", quality=90)
+    out += [folder / "astronaut.jpg", folder / "grace_hopper.jpg", folder / "two_people.jpg"]
+    return out
+
+
+def main() -> None:
+    write_photos(HERE / "photos")
+    write_video(HERE / "two_people.mp4")
+    for p in sorted(HERE.rglob("*")):
+        if p.is_file() and p.suffix in (".mp4", ".jpg"):
+            print(f"{p.relative_to(HERE)}  {p.stat().st_size / 1024:.0f} KiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""fervid-train: train emotion classifiers and reproduce the five-architecture study.
+
+Installed as ``fervid.train`` (the source folder is ``train/`` at the repository's top).
+"""
+
+from __future__ import annotations
+
+__all__ = ["TrainConfig", "fit", "run_study", "evaluate_checkpoint"]
+
+
+def __getattr__(name: str):
+    if name in ("TrainConfig", "fit"):
+        from . import run
+
+        return getattr(run, name)
+    if name in ("run_study", "evaluate_checkpoint"):
+        from . import study
+
+        return getattr(study, name)
+    raise AttributeError(f"module 'fervid.train' has no attribute {name!r}")

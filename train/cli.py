@@ -1,0 +1,256 @@
+"""``fervid-train``: train one or several architectures (the study), evaluate checkpoints."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import click
+
+from fervid.checkpoint import CheckpointError
+
+from .data import DataError
+from .models import REGISTRY, STUDY_ARCHS, PretrainedUnavailable
+
+log = logging.getLogger(__name__)
+CONTEXT = {"show_default": True, "help_option_names": ["-h", "--help"]}
+ERRORS = (DataError, CheckpointError, PretrainedUnavailable, ValueError, OSError)
+
+
+def _archs(ctx, param, value: tuple[str, ...]) -> list[str]:
+    names: list[str] = []
+    for v in value or STUDY_ARCHS:
+        names += [a.strip() for a in v.split(",") if a.strip()]
+    bad = [a for a in names if a not in REGISTRY]
+    if bad:
+        raise click.BadParameter(
+            f"unknown architecture(s) {', '.join(bad)}; choose from {', '.join(REGISTRY)}"
+        )
+    return names
+
+
+@click.group(invoke_without_command=True, context_settings=CONTEXT)
+@click.option(
+    "--data",
+    type=click.Path(file_okay=False),
+    help="Dataset root: RAF-DB layout or class folders (train/, val/ or test/).",
+)
+@click.option(
+    "--archs",
+    multiple=True,
+    callback=_archs,
+    metavar="NAMES",
+    help=f"Architectures, comma-separated or repeated. Default: the study's five "
+    f"({', '.join(STUDY_ARCHS)}). Registry: {', '.join(REGISTRY)}.",
+)
+@click.option("--epochs", default=20, type=click.IntRange(1), help="Training epochs.")
+@click.option(
+    "--batch-size",
+    default=64,
+    type=click.IntRange(1),
+    help="Images per step (per process under torchrun).",
+)
+@click.option(
+    "--lr", default=1e-3, type=click.FloatRange(min=0, min_open=True), help="Peak learning rate."
+)
+@click.option(
+    "--optimizer", default="adamw", type=click.Choice(["adamw", "sgd"]), help="Optimiser."
+)
+@click.option(
+    "--weight-decay", default=0.05, type=float, help="Weight decay (not on norms and biases)."
+)
+@click.option(
+    "--warmup-epochs", default=1.0, type=float, help="Linear warm-up before the cosine schedule."
+)
+@click.option(
+    "--label-smoothing",
+    default=0.1,
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Label smoothing.",
+)
+@click.option(
+    "--input-size",
+    type=click.IntRange(16, 1024),
+    default=None,
+    help="Input side in pixels. Default: each architecture's own (224, 300 for b3, 600 for b7).",
+)
+@click.option(
+    "--pretrained/--no-pretrained",
+    default=False,
+    help="Start from torchvision's ImageNet weights (needs them online or in TORCH_HOME).",
+)
+@click.option(
+    "--balance",
+    default="sampler",
+    type=click.Choice(["sampler", "loss", "none"]),
+    help="Class balance: inverse-frequency WeightedRandomSampler, class-weighted loss, or none.",
+)
+@click.option(
+    "--balance-power",
+    default=1.0,
+    type=click.FloatRange(0, 1, min_open=True),
+    help="Strength of balancing: class weight = count^-power "
+    "(1: every class equally often; 0.5: square-root).",
+)
+@click.option("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps.")
+@click.option(
+    "--amp",
+    default="auto",
+    type=click.Choice(["auto", "bf16", "fp16", "off"]),
+    help="Mixed precision: auto = bf16/fp16 on CUDA, off on CPU (bf16 on CPU pays with AMX).",
+)
+@click.option("--clip-grad", default=1.0, type=float, help="Gradient norm clip (0: off).")
+@click.option(
+    "--ema/--no-ema",
+    default=False,
+    help="Keep and evaluate an exponential moving average of the weights.",
+)
+@click.option("--ema-decay", default=0.999, type=float, help="EMA decay per step.")
+@click.option("--seed", default=0, type=int, help="Seed: same seed and data, same run.")
+@click.option(
+    "--workers",
+    default=2,
+    type=click.IntRange(0),
+    help="DataLoader workers when streaming from disk.",
+)
+@click.option(
+    "--cache",
+    default="auto",
+    type=click.Choice(["auto", "memory", "stream"]),
+    help="Decode once into memory, or stream from disk. auto: memory when it fits in 3 GB.",
+)
+@click.option(
+    "--select",
+    default="balanced_acc",
+    type=click.Choice(["balanced_acc", "acc", "macro_f1"]),
+    help="Metric that picks the best checkpoint.",
+)
+@click.option(
+    "--channels",
+    default="auto",
+    type=click.Choice(["auto", "grayscale", "rgb"]),
+    help="Colour mode; auto: grayscale when the images are.",
+)
+@click.option(
+    "--aug-scale",
+    default=0.7,
+    type=click.FloatRange(0.05, 1),
+    help="Smallest area kept by the random resized crop.",
+)
+@click.option("--rotate", default=10.0, type=float, help="Max random rotation in degrees.")
+@click.option("--jitter", default=0.3, type=float, help="Brightness/contrast/saturation jitter.")
+@click.option(
+    "--erase", default=0.25, type=click.FloatRange(0, 1), help="Random erasing probability."
+)
+@click.option(
+    "--crop-scale",
+    default=1.0,
+    type=click.FloatRange(0.2, 5),
+    help="Crop policy saved in the checkpoint: crop side = scale x the detector box's long side.",
+)
+@click.option(
+    "--crop-shift",
+    default=0.0,
+    type=click.FloatRange(-1, 1),
+    help="Crop policy: crop centre moved down by this fraction of the box height.",
+)
+@click.option(
+    "--ignore-unknown",
+    is_flag=True,
+    help="Skip class folders that are not one of the seven emotions (e.g. contempt) "
+    "instead of refusing.",
+)
+@click.option(
+    "--out",
+    default="runs",
+    type=click.Path(file_okay=False),
+    help="Output folder: <out>/<arch>/ per run, the comparison report in <out>.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the runs found in --out from their last completed epoch.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@click.pass_context
+def cli(ctx, data, archs, quiet, **opts):
+    """Train emotion classifiers. Without a sub-command: train --archs on --data and write
+    the comparison report (comparison.csv, comparison.md, plots) into --out."""
+    from fervid import logs
+
+    logs.configure(quiet=quiet)
+    if ctx.invoked_subcommand is not None:
+        return
+    if not data:
+        raise click.UsageError("--data is required (a dataset root); see --help")
+    from .run import TrainConfig
+    from .study import run_study
+
+    cfg = TrainConfig(data=data, progress=not quiet and sys.stderr.isatty(), **opts)
+    try:
+        results = run_study(cfg, archs)
+    except ERRORS as exc:
+        raise click.ClickException(str(exc).splitlines()[0]) from None
+    except KeyboardInterrupt:
+        raise click.ClickException("interrupted; --resume continues from the last epoch") from None
+    for r in results:
+        click.echo(
+            f"{r.arch}: acc {r.acc:.4f}  balanced {r.balanced_acc:.4f}  "
+            f"macro-F1 {r.macro_f1:.4f}  fit {r.fit_seconds:.0f} s  -> {r.run_dir}"
+        )
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--data", required=True, type=click.Path(file_okay=False), help="Dataset root.")
+@click.option("--split", default="auto", help="Split to evaluate (auto: val, else test).")
+@click.option("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--batch-size", default=128, type=click.IntRange(1), help="Images per forward pass.")
+@click.option("--ignore-unknown", is_flag=True, help="Skip class folders that are not emotions.")
+@click.option(
+    "--json",
+    "as_json",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write the metrics to this JSON file.",
+)
+def evaluate(checkpoint, data, split, device, batch_size, ignore_unknown, as_json):
+    """Evaluate CHECKPOINT on a dataset split: accuracy, balanced accuracy, macro-F1,
+    per-class recall, confusion matrix."""
+    from .study import evaluate_checkpoint
+
+    try:
+        m = evaluate_checkpoint(
+            checkpoint,
+            data,
+            split=split,
+            device=device,
+            batch_size=batch_size,
+            ignore_unknown=ignore_unknown,
+            progress=sys.stderr.isatty(),
+        )
+    except ERRORS as exc:
+        raise click.ClickException(str(exc).splitlines()[0]) from None
+    click.echo(
+        f"{m['arch']} on {m['split']} ({m['n']} images): accuracy {m['acc']:.4f}  "
+        f"balanced accuracy {m['balanced_acc']:.4f}  macro-F1 {m['macro_f1']:.4f}"
+    )
+    width = max(len(c) for c in m["classes"])
+    click.echo("per-class recall:")
+    for c, r in zip(m["classes"], m["recall"]):
+        click.echo(f"  {c:<{width}}  {r:.4f}")
+    click.echo("confusion (rows true, columns predicted):")
+    for c, row in zip(m["classes"], m["confusion"]):
+        click.echo(f"  {c:<{width}}  " + " ".join(f"{v:5d}" for v in row))
+    if as_json:
+        with open(as_json, "w") as fh:
+            json.dump(m, fh, indent=2)
+
+
+def main() -> None:
+    cli(prog_name="fervid-train")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,378 @@
+"""Datasets for fervid-train: RAF-DB's official layout and class-per-folder trees.
+
+Images are decoded once into uint8 tensors held in memory when they fit (``cache="memory"``),
+or streamed from disk through a DataLoader with workers (``cache="stream"``). Either way a
+batch is ``(uint8 BxCxSxS, int64 labels)``; augmentation happens later, on the batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from fervid.emotions import EMOTIONS, canonical
+from fervid.preprocess import prepare_crop
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+RAFDB_LABEL_FILE = Path("EmoLabel") / "list_patition_label.txt"
+#: Above this many bytes of decoded images, ``cache="auto"`` streams from disk.
+MEMORY_LIMIT_BYTES = 3 * 1024**3
+
+
+class DataError(ValueError):
+    """A dataset problem the user must fix; its message is one line."""
+
+
+@dataclass
+class Split:
+    """One split of a dataset: image paths and integer labels (indices into ``classes``)."""
+
+    paths: list[Path]
+    labels: list[int]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+@dataclass
+class DatasetSpec:
+    """A dataset found on disk: its layout, class names and splits."""
+
+    name: str
+    root: Path
+    layout: str  # "rafdb" or "folders"
+    classes: list[str]
+    splits: dict[str, Split] = field(default_factory=dict)
+
+    def split(self, name: str) -> Split:
+        if name not in self.splits:
+            raise DataError(
+                f"{self.root}: no '{name}' split (has: {', '.join(sorted(self.splits))})"
+            )
+        return self.splits[name]
+
+    @property
+    def eval_split(self) -> str:
+        """The split used for validation: 'val' if present, else 'test'."""
+        for name in ("val", "test"):
+            if name in self.splits:
+                return name
+        raise DataError(f"{self.root}: no 'val' or 'test' split to evaluate on")
+
+
+def open_dataset(root: str | os.PathLike, *, ignore_unknown: bool = False) -> DatasetSpec:
+    """Find and read a dataset at ``root`` (RAF-DB layout or class folders)."""
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"dataset root not found: {root}")
+    if not root.is_dir():
+        raise DataError(f"dataset root is not a folder: {root}")
+    if (root / RAFDB_LABEL_FILE).exists() or (root / "EmoLabel").is_dir():
+        return read_rafdb(root)
+    if (root / "train").is_dir():
+        return read_folders(root, ignore_unknown=ignore_unknown)
+    raise DataError(
+        f"{root}: not a dataset root: expected RAF-DB's {RAFDB_LABEL_FILE} "
+        "or class folders under train/ and val/ (or test/)"
+    )
+
+
+_LABEL_LINE = re.compile(
+    r"^(?P<name>(?P<split>train|test)_\d+)\.(?:jpg|jpeg|png)\s+(?P<label>[1-7])$"
+)
+
+
+def read_rafdb(root: str | os.PathLike) -> DatasetSpec:
+    """RAF-DB basic: ``EmoLabel/list_patition_label.txt`` + ``Image/aligned/<stem>_aligned.jpg``."""
+    root = Path(root)
+    label_file = root / RAFDB_LABEL_FILE
+    if not label_file.is_file():
+        raise DataError(f"{root}: RAF-DB label file missing: {label_file}")
+    image_dir = root / "Image" / "aligned"
+    if not image_dir.is_dir():
+        raise DataError(f"{root}: RAF-DB image folder missing: {image_dir}")
+    splits: dict[str, Split] = {"train": Split([], []), "test": Split([], [])}
+    text = label_file.read_bytes().decode("utf-8", errors="replace")
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        m = _LABEL_LINE.match(line)
+        if not m:
+            raise DataError(
+                f"{label_file}:{lineno}: malformed label line {line[:60]!r} "
+                "(expected e.g. 'train_00001.jpg 5', labels 1..7)"
+            )
+        path = image_dir / f"{m['name']}_aligned.jpg"
+        splits[m["split"]].paths.append(path)
+        splits[m["split"]].labels.append(int(m["label"]) - 1)
+    for name, split in splits.items():
+        missing = [p for p in split.paths if not p.is_file()]
+        if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise DataError(
+                f"{root}: image listed in {RAFDB_LABEL_FILE} but missing: "
+                f"{missing[0]}{more} [{name} split]"
+            )
+    spec = DatasetSpec("rafdb", root, "rafdb", list(EMOTIONS), splits)
+    _check_classes(spec)
+    return spec
+
+
+def read_folders(root: str | os.PathLike, *, ignore_unknown: bool = False) -> DatasetSpec:
+    """Class-per-folder: ``train/<class>/*`` and ``val/<class>/*`` (or ``test/``)."""
+    root = Path(root)
+    split_dirs = {s: root / s for s in ("train", "val", "test") if (root / s).is_dir()}
+    if "train" not in split_dirs:
+        raise DataError(f"{root}: no train/ folder")
+    found: dict[str, dict[str, list[Path]]] = {}
+    for split, d in split_dirs.items():
+        found[split] = {}
+        for sub in sorted(p for p in d.iterdir() if p.is_dir()):
+            name = canonical(sub.name)
+            if name is None:
+                if ignore_unknown:
+                    log.warning("ignoring folder %s: not one of the seven emotions", sub)
+                    continue
+                raise DataError(
+                    f"{sub}: folder name '{sub.name}' is not one of the seven emotions "
+                    f"({', '.join(EMOTIONS)}); rename it or pass --ignore-unknown"
+                )
+            files = sorted(
+                p for p in sub.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file()
+            )
+            found[split].setdefault(name, []).extend(files)
+    names = set()
+    for per in found.values():
+        names.update(per)
+    if not names:
+        raise DataError(f"{root}/train: no class folders found")
+    classes = [e for e in EMOTIONS if e in names]
+    splits = {}
+    for split, per in found.items():
+        paths, labels = [], []
+        for i, c in enumerate(classes):
+            for p in per.get(c, []):
+                paths.append(p)
+                labels.append(i)
+        splits[split] = Split(paths, labels)
+    spec = DatasetSpec(root.name or "folders", root, "folders", classes, splits)
+    _check_classes(spec)
+    return spec
+
+
+def _check_classes(spec: DatasetSpec) -> None:
+    train = spec.splits["train"]
+    if len(train) == 0:
+        raise DataError(f"{spec.root}: the train split has no images")
+    counts = class_counts(train.labels, len(spec.classes))
+    for c, n in zip(spec.classes, counts):
+        if n == 0:
+            raise DataError(f"{spec.root}: class '{c}' has no examples in the train split")
+
+
+def class_counts(labels: Sequence[int], num_classes: int) -> list[int]:
+    """Number of examples per class."""
+    return np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes).tolist()
+
+
+def detect_channels(paths: Sequence[Path], sample: int = 64) -> str:
+    """'grayscale' when the sampled images are all single-channel, else 'rgb'."""
+    step = max(1, len(paths) // sample)
+    for p in list(paths)[::step][:sample]:
+        try:
+            with Image.open(p) as im:
+                if im.mode not in ("L", "I;16", "I", "1", "LA"):
+                    return "rgb"
+        except (OSError, UnidentifiedImageError) as exc:
+            raise DataError(f"{p}: cannot read image ({exc})") from None
+    return "grayscale"
+
+
+def decode_image(path: Path, size: int, channels: str) -> np.ndarray:
+    """Read one image file as the model's uint8 CxSxS input; DataError if unreadable."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode not in ("L", "RGB"):
+                im = im.convert("RGB" if channels == "rgb" else "L")
+            arr = np.array(im)
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+        raise DataError(f"{path}: cannot read image ({str(exc).splitlines()[0][:120]})") from None
+    return prepare_crop(arr, size, channels)
+
+
+def decode_all(
+    paths: Sequence[Path], size: int, channels: str, *, threads: int = 4, progress: bool = False
+) -> torch.Tensor:
+    """Decode images once into a uint8 NxCxSxS tensor."""
+    from tqdm import tqdm
+
+    c = 1 if channels == "grayscale" else 3
+    out = torch.empty((len(paths), c, size, size), dtype=torch.uint8)
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        it = pool.map(lambda p: decode_image(p, size, channels), paths, chunksize=64)
+        for i, arr in enumerate(
+            tqdm(
+                it, total=len(paths), desc="decoding", unit="img", disable=not progress, leave=False
+            )
+        ):
+            out[i] = torch.from_numpy(arr)
+    return out
+
+
+class FileImages(torch.utils.data.Dataset):
+    """Streams images from disk; an unreadable one is reported, not raised in the worker."""
+
+    def __init__(self, split: Split, size: int, channels: str) -> None:
+        self.split, self.size, self.channels = split, size, channels
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, i: int):
+        c = 1 if self.channels == "grayscale" else 3
+        try:
+            arr = torch.from_numpy(decode_image(self.split.paths[i], self.size, self.channels))
+            err = ""
+        except DataError as exc:
+            arr = torch.zeros((c, self.size, self.size), dtype=torch.uint8)
+            err = str(exc)
+        return arr, self.split.labels[i], err
+
+
+def _collate(items):
+    errors = [e for _, _, e in items if e]
+    if errors:
+        return None, None, errors[0]
+    x = torch.stack([a for a, _, _ in items])
+    y = torch.tensor([lab for _, lab, _ in items], dtype=torch.int64)
+    return x, y, ""
+
+
+class SplitData:
+    """A split ready for batching, held in memory or streamed (see module docstring)."""
+
+    def __init__(
+        self,
+        split: Split,
+        size: int,
+        channels: str,
+        *,
+        cache: str = "auto",
+        workers: int = 2,
+        progress: bool = False,
+    ) -> None:
+        self.split, self.size, self.channels, self.workers = split, size, channels, workers
+        self.labels = torch.tensor(split.labels, dtype=torch.int64)
+        c = 1 if channels == "grayscale" else 3
+        nbytes = len(split) * c * size * size
+        if cache == "auto":
+            cache = "memory" if nbytes <= MEMORY_LIMIT_BYTES else "stream"
+        if cache not in ("memory", "stream"):
+            raise DataError(f"unknown cache mode {cache!r}")
+        self.cache = cache
+        self.images = (
+            decode_all(split.paths, size, channels, threads=max(2, workers * 2), progress=progress)
+            if cache == "memory"
+            else None
+        )
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def batches(
+        self, indices: Sequence[int] | torch.Tensor, batch_size: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield ``(uint8 images, labels)`` batches in the order of ``indices``."""
+        idx = torch.as_tensor(indices, dtype=torch.int64)
+        if self.images is not None:
+            for s in range(0, len(idx), batch_size):
+                b = idx[s : s + batch_size]
+                yield self.images[b], self.labels[b]
+            return
+        ds = FileImages(self.split, self.size, self.channels)
+        sampler = torch.utils.data.BatchSampler(idx.tolist(), batch_size, drop_last=False)
+        loader = torch.utils.data.DataLoader(
+            ds,
+            batch_sampler=sampler,
+            num_workers=self.workers,
+            collate_fn=_collate,
+            persistent_workers=False,
+            prefetch_factor=4 if self.workers else None,
+        )
+        for x, y, err in loader:
+            if err:
+                raise DataError(err)
+            yield x, y
+
+
+def balanced_weights(
+    labels: Sequence[int] | torch.Tensor, num_classes: int, power: float = 1.0
+) -> torch.Tensor:
+    """Per-example sampling weights, ``count ** -power`` of the example's class.
+
+    ``power=1`` draws each class equally often (the study's sampler); ``0.5`` halfway.
+    """
+    labels = torch.as_tensor(labels, dtype=torch.int64)
+    counts = torch.bincount(labels, minlength=num_classes).double()
+    per_class = torch.where(counts > 0, counts.clamp(min=1) ** -power, torch.zeros_like(counts))
+    return per_class[labels]
+
+
+def class_loss_weights(labels: Sequence[int], num_classes: int, power: float = 1.0) -> torch.Tensor:
+    """Class weights for the loss, ``count ** -power``, normalised to a mean of 1."""
+    counts = torch.tensor(class_counts(labels, num_classes), dtype=torch.float64).clamp(min=1)
+    w = counts**-power
+    return (w / w.mean()).float()
+
+
+class EpochSampler:
+    """The order of one epoch's examples, derived only from ``(seed, epoch)``.
+
+    ``mode="balanced"`` draws ``num_samples`` indices with replacement, weighted inverse to
+    class frequency (the study's WeightedRandomSampler); ``"shuffle"`` permutes. With
+    ``world_size > 1`` every rank draws the same full list and keeps every ``world_size``-th
+    entry from its rank on: the distributed form of the weighted sampler.
+    """
+
+    def __init__(
+        self,
+        labels: Sequence[int] | torch.Tensor,
+        num_classes: int,
+        *,
+        mode: str,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        power: float = 1.0,
+    ) -> None:
+        if mode not in ("balanced", "shuffle"):
+            raise ValueError(f"sampler mode must be 'balanced' or 'shuffle', got {mode!r}")
+        self.labels = torch.as_tensor(labels, dtype=torch.int64)
+        self.mode, self.seed, self.rank, self.world = mode, seed, rank, world_size
+        self.weights = balanced_weights(self.labels, num_classes, power)
+        self.num_samples = int(math.ceil(len(self.labels) / world_size)) * world_size
+
+    def indices(self, epoch: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        n = len(self.labels)
+        if self.mode == "balanced":
+            idx = torch.multinomial(self.weights, self.num_samples, replacement=True, generator=g)
+        else:
+            idx = torch.randperm(n, generator=g)
+            if self.num_samples > n:
+                idx = torch.cat([idx, idx[: self.num_samples - n]])
+        return idx[self.rank :: self.world]

@@ -1,0 +1,163 @@
+"""The training loop in the manner of torchvision's classification reference:
+free functions :func:`train_one_epoch` and :func:`evaluate`, and :class:`Runtime`, the one
+place where device, mixed precision and channels_last are decided."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from fervid.runtime import Runtime, resolve_device  # noqa: F401 (re-exported)
+
+log = logging.getLogger(__name__)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    *,
+    runtime: Runtime,
+    mean: list[float],
+    std: list[float],
+    augment=None,
+    generator: torch.Generator | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+    clip_grad: float = 0.0,
+    ema=None,
+    progress: Callable[[int, float], None] | None = None,
+) -> dict[str, float]:
+    """One pass over ``batches``; returns mean loss, accuracy, images and images/s."""
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    t0 = time.perf_counter()
+    for images, labels in batches:
+        labels = labels.to(runtime.device, non_blocking=True)
+        if augment is not None:
+            x = images.to(runtime.device, non_blocking=True).float().div_(255)
+            x = augment(x, generator)
+            x = runtime.prepare_input(x, mean, std)
+            x = augment.erase_normalized(x, generator)
+        else:
+            x = runtime.prepare_input(images, mean, std)
+        with runtime.autocast():
+            logits = model(x)
+            loss = criterion(logits.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None and scaler.is_enabled():
+            scaler.scale(loss).backward()
+            if clip_grad > 0:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            if clip_grad > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+            optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        if ema is not None:
+            ema.update_parameters(model)
+        n = labels.numel()
+        total_loss += float(loss.detach()) * n
+        correct += int((logits.detach().argmax(1) == labels).sum())
+        seen += n
+        if progress is not None:
+            progress(n, total_loss / max(seen, 1))
+    dt = time.perf_counter() - t0
+    return {
+        "loss": total_loss / max(seen, 1),
+        "acc": correct / max(seen, 1),
+        "images": seen,
+        "seconds": dt,
+        "images_per_s": seen / dt if dt > 0 else 0.0,
+    }
+
+
+@torch.inference_mode()
+def predict(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    runtime: Runtime,
+    mean: list[float],
+    std: list[float],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Probabilities (float32, on CPU) and labels for every batch."""
+    model.eval()
+    probs, labels = [], []
+    for images, y in batches:
+        x = runtime.prepare_input(images, mean, std)
+        with runtime.autocast():
+            logits = model(x)
+        probs.append(torch.softmax(logits.float(), dim=1).cpu())
+        labels.append(y.cpu())
+    if not probs:
+        return torch.zeros(0, 0), torch.zeros(0, dtype=torch.int64)
+    return torch.cat(probs), torch.cat(labels)
+
+
+def evaluate(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    runtime: Runtime,
+    mean: list[float],
+    std: list[float],
+    num_classes: int,
+    criterion: nn.Module | None = None,
+    reduce_fn=None,
+) -> dict:
+    """Loss, accuracy, balanced accuracy, macro-F1, per-class recall and confusion matrix.
+
+    ``reduce_fn`` (distributed runs) sums the confusion matrix across processes.
+    """
+    probs, labels = predict(model, batches, runtime=runtime, mean=mean, std=std)
+    cm = confusion_matrix(labels, probs.argmax(1) if len(probs) else labels, num_classes)
+    loss_sum = 0.0
+    if criterion is not None and len(probs):
+        loss_sum = float(
+            nn.functional.nll_loss(torch.log(probs.clamp_min(1e-12)), labels, reduction="sum")
+        )
+    if reduce_fn is not None:
+        cm, loss_sum = reduce_fn(cm, loss_sum)
+    metrics = metrics_from_confusion(cm)
+    metrics["loss"] = loss_sum / max(int(cm.sum()), 1)
+    return metrics
+
+
+def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor, num_classes: int) -> np.ndarray:
+    """Rows: true class; columns: predicted class."""
+    idx = labels.long() * num_classes + preds.long()
+    return torch.bincount(idx, minlength=num_classes**2).view(num_classes, num_classes).numpy()
+
+
+def metrics_from_confusion(cm: np.ndarray) -> dict:
+    """Accuracy, balanced accuracy (mean per-class recall), macro-F1, per-class recall."""
+    cm = np.asarray(cm, dtype=np.int64)
+    tp = np.diag(cm).astype(float)
+    support = cm.sum(1).astype(float)
+    predicted = cm.sum(0).astype(float)
+    total = cm.sum()
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    present = support > 0
+    return {
+        "acc": float(tp.sum() / total) if total else 0.0,
+        "balanced_acc": float(recall[present].mean()) if present.any() else 0.0,
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "recall": recall.tolist(),
+        "confusion": cm.tolist(),
+        "n": int(total),
+    }

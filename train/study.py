@@ -1,0 +1,200 @@
+"""The architecture comparison (the study) and its report; evaluating a checkpoint."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from fervid.checkpoint import atomic_replace, load_checkpoint
+
+from .data import DataError, SplitData, open_dataset
+from .engine import Runtime, evaluate
+from .models import build_model
+from .run import RunResult, TrainConfig, dist_info, fit
+
+log = logging.getLogger(__name__)
+
+COLUMNS = [
+    "arch",
+    "params",
+    "input_size",
+    "epochs",
+    "best_epoch",
+    "acc",
+    "balanced_acc",
+    "macro_f1",
+    "fit_seconds",
+    "seconds_per_epoch",
+    "train_images_per_s",
+    "peak_mem_mb",
+    "fit_time_vs_fastest",
+    "device",
+]
+
+
+def run_study(base: TrainConfig, archs: Sequence[str]) -> list[RunResult]:
+    """Train each architecture with the same settings; write the report after each one."""
+    results: list[RunResult] = []
+    for arch in archs:
+        cfg = dataclasses.replace(base, arch=arch)
+        results.append(fit(cfg))
+        if dist_info()[0] == 0:
+            write_report(results, Path(base.out))
+    return results
+
+
+def comparison_rows(results: Sequence[RunResult]) -> list[dict]:
+    fastest = min((r.fit_seconds for r in results if r.fit_seconds > 0), default=0.0)
+    rows = []
+    for r in results:
+        d = dataclasses.asdict(r)
+        row = {k: d[k] for k in COLUMNS if k in d}
+        row["fit_time_vs_fastest"] = round(r.fit_seconds / fastest, 2) if fastest else 0.0
+        for k in ("acc", "balanced_acc", "macro_f1"):
+            row[k] = round(row[k], 4)
+        rows.append(row)
+    return rows
+
+
+def write_report(results: Sequence[RunResult], out: Path) -> None:
+    """``comparison.csv``, ``comparison.md`` and PNG plots in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = comparison_rows(results)
+    tmp = out / "comparison.csv.partial"
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    atomic_replace(tmp, out / "comparison.csv")
+    lines = [
+        "# Architecture comparison",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(row[c]) for c in COLUMNS) + " |")
+    if len(rows) > 1:
+        best = max(rows, key=lambda r: r["acc"])
+        fast = min(rows, key=lambda r: r["fit_seconds"])
+        slow = max(rows, key=lambda r: r["fit_seconds"])
+        spread = max(r["acc"] for r in rows) - min(r["acc"] for r in rows)
+        lines += [
+            "",
+            f"Best accuracy: {best['arch']} ({best['acc']:.4f}); accuracies span "
+            f"{spread:.4f}. Fastest fit: {fast['arch']}; slowest: {slow['arch']} "
+            f"({slow['fit_time_vs_fastest']:.1f}x the fastest's fit time).",
+        ]
+    lines += ["", "Plots: `accuracy_vs_fit_time.png`, `confusion_<arch>.png`.", ""]
+    tmp = out / "comparison.md.partial"
+    tmp.write_text("\n".join(lines))
+    atomic_replace(tmp, out / "comparison.md")
+    _plots(results, out)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}" if v < 10 else f"{v:.1f}"
+    return str(v)
+
+
+def _plots(results: Sequence[RunResult], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for r in results:
+        ax.scatter(r.fit_seconds, r.acc, s=40)
+        ax.annotate(
+            r.arch, (r.fit_seconds, r.acc), textcoords="offset points", xytext=(4, 4), fontsize=8
+        )
+    ax.set_xlabel("fit time (s)")
+    ax.set_ylabel("accuracy (best epoch)")
+    ax.set_title("Accuracy against fit time")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "accuracy_vs_fit_time.png")
+    plt.close(fig)
+    for r in results:
+        if not r.confusion:
+            continue
+        cm = np.asarray(r.confusion, dtype=float)
+        norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+        fig, ax = plt.subplots(figsize=(5.5, 5), dpi=120)
+        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        n = len(r.classes)
+        ax.set_xticks(range(n), r.classes, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(n), r.classes, fontsize=8)
+        for i in range(n):
+            for j in range(n):
+                ax.text(
+                    j,
+                    i,
+                    f"{norm[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black",
+                )
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"{r.arch}: acc {r.acc:.3f}, balanced {r.balanced_acc:.3f}")
+        fig.tight_layout()
+        fig.savefig(out / f"confusion_{r.arch}.png")
+        plt.close(fig)
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    data: str | Path,
+    *,
+    split: str = "auto",
+    device: str = "auto",
+    batch_size: int = 128,
+    amp: str = "auto",
+    ignore_unknown: bool = False,
+    progress: bool = False,
+) -> dict:
+    """Evaluate a fervid checkpoint on a dataset split with the training evaluator."""
+    state, meta = load_checkpoint(checkpoint)
+    spec = open_dataset(data, ignore_unknown=ignore_unknown)
+    name = spec.eval_split if split == "auto" else split
+    sp = spec.split(name)
+    unknown = [c for c in spec.classes if c not in meta.classes]
+    if unknown:
+        raise DataError(
+            f"{data}: classes {', '.join(unknown)} are not among the checkpoint's "
+            f"({', '.join(meta.classes)})"
+        )
+    remap = [meta.classes.index(c) for c in spec.classes]
+    sp = type(sp)(sp.paths, [remap[y] for y in sp.labels])
+    runtime = Runtime.create(device, amp)
+    model = build_model(meta.arch, len(meta.classes))
+    model.load_state_dict(state)
+    model = runtime.prepare_model(model)
+    loaded = SplitData(sp, meta.input_size, meta.channels, progress=progress)
+    metrics = evaluate(
+        model,
+        loaded.batches(torch.arange(len(loaded)), batch_size),
+        runtime=runtime,
+        mean=meta.mean,
+        std=meta.std,
+        num_classes=len(meta.classes),
+    )
+    metrics.update(
+        {
+            "split": name,
+            "classes": list(meta.classes),
+            "checkpoint": str(checkpoint),
+            "arch": meta.arch,
+        }
+    )
+    return metrics
