@@ -104,20 +104,9 @@ def read_rafdb(root: str | os.PathLike) -> DatasetSpec:
     if not image_dir.is_dir():
         raise DataError(f"{root}: RAF-DB image folder missing: {image_dir}")
     splits: dict[str, Split] = {"train": Split([], []), "test": Split([], [])}
-    text = label_file.read_bytes().decode("utf-8", errors="replace")
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line:
-            continue
-        m = _LABEL_LINE.match(line)
-        if not m:
-            raise DataError(
-                f"{label_file}:{lineno}: malformed label line {line[:60]!r} "
-                "(expected e.g. 'train_00001.jpg 5', labels 1..7)"
-            )
-        path = image_dir / f"{m['name']}_aligned.jpg"
-        splits[m["split"]].paths.append(path)
-        splits[m["split"]].labels.append(int(m["label"]) - 1)
+    for split, name, label in _parse_rafdb(label_file):
+        splits[split].paths.append(image_dir / f"{name}_aligned.jpg")
+        splits[split].labels.append(label)
     for name, split in splits.items():
         missing = [p for p in split.paths if not p.is_file()]
         if missing:
@@ -129,6 +118,30 @@ def read_rafdb(root: str | os.PathLike) -> DatasetSpec:
     spec = DatasetSpec("rafdb", root, "rafdb", list(EMOTIONS), splits)
     _check_classes(spec)
     return spec
+
+
+def _parse_rafdb(label_file: Path):
+    """Yield (split, stem, label 0..6) per line of RAF-DB's label file (CRLF or LF)."""
+    text = label_file.read_bytes().decode("utf-8", errors="replace")
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        m = _LABEL_LINE.match(line)
+        if not m:
+            raise DataError(
+                f"{label_file}:{lineno}: malformed label line {line[:60]!r} "
+                "(expected e.g. 'train_00001.jpg 5', labels 1..7)"
+            )
+        yield m["split"], m["name"], int(m["label"]) - 1
+
+
+def read_rafdb_labels(label_file: str | os.PathLike) -> dict[str, list[int]]:
+    """The labels (0..6, RAF-DB order) of each split in a RAF-DB label file."""
+    out: dict[str, list[int]] = {"train": [], "test": []}
+    for split, _, label in _parse_rafdb(Path(label_file)):
+        out[split].append(label)
+    return out
 
 
 def read_folders(root: str | os.PathLike, *, ignore_unknown: bool = False) -> DatasetSpec:
@@ -294,10 +307,16 @@ class SplitData:
         return len(self.split)
 
     def batches(
-        self, indices: Sequence[int] | torch.Tensor, batch_size: int
+        self, indices: Sequence[int] | torch.Tensor, batch_size: int, *, drop_last: bool = False
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield ``(uint8 images, labels)`` batches in the order of ``indices``."""
+        """Yield ``(uint8 images, labels)`` batches in the order of ``indices``.
+
+        ``drop_last`` leaves out a final incomplete batch (training: BatchNorm cannot take a
+        batch of one, and each epoch draws a new order anyway).
+        """
         idx = torch.as_tensor(indices, dtype=torch.int64)
+        if drop_last and len(idx) >= batch_size:
+            idx = idx[: len(idx) - len(idx) % batch_size]
         if self.images is not None:
             for s in range(0, len(idx), batch_size):
                 b = idx[s : s + batch_size]
@@ -367,6 +386,11 @@ class EpochSampler:
         self.num_samples = int(math.ceil(len(self.labels) / world_size)) * world_size
 
     def indices(self, epoch: int) -> torch.Tensor:
+        """This rank's share of the epoch's draw."""
+        return self.full_indices(epoch)[self.rank :: self.world]
+
+    def full_indices(self, epoch: int) -> torch.Tensor:
+        """The whole epoch's draw, the same on every rank."""
         g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         n = len(self.labels)
         if self.mode == "balanced":
@@ -375,4 +399,4 @@ class EpochSampler:
             idx = torch.randperm(n, generator=g)
             if self.num_samples > n:
                 idx = torch.cat([idx, idx[: self.num_samples - n]])
-        return idx[self.rank :: self.world]
+        return idx

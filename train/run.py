@@ -334,7 +334,7 @@ def fit(cfg: TrainConfig) -> RunResult:
         world_size=world,
         power=cfg.balance_power,
     )
-    steps_per_epoch = math.ceil(sampler.num_samples / world / cfg.batch_size)
+    steps_per_epoch = max(1, sampler.num_samples // world // cfg.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
         _cosine_with_warmup(cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch)),
@@ -404,7 +404,7 @@ def fit(cfg: TrainConfig) -> RunResult:
 
         tr = train_one_epoch(
             net,
-            train_data.batches(indices, cfg.batch_size),
+            train_data.batches(indices, cfg.batch_size, drop_last=True),
             criterion,
             optimizer,
             scheduler,
