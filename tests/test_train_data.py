@@ -4,8 +4,6 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import SHARED
-from train_fixtures import make_folder_dataset, make_rafdb
 
 from fervid.emotions import EMOTIONS
 from fervid.train.cli import cli
@@ -18,6 +16,9 @@ from fervid.train.data import (
     open_dataset,
     read_rafdb_labels,
 )
+
+from conftest import SHARED
+from train_fixtures import make_folder_dataset, make_rafdb
 
 
 def test_rafdb_layout_crlf(tmp_path):

@@ -11,13 +11,20 @@ import time
 import pytest
 import torch
 from click.testing import CliRunner
-from train_fixtures import make_folder_dataset, make_rafdb
 
 from fervid.checkpoint import load_checkpoint
 from fervid.train.cli import cli
 from fervid.train.models import REGISTRY, STUDY_ARCHS, build_model, smoke_forward
 from fervid.train.run import RunResult
 from fervid.train.study import COLUMNS, write_report
+
+from train_fixtures import make_folder_dataset, make_rafdb
+
+
+def _rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
 
 FAST = ["--archs", "resnet18", "--input-size", "32", "--batch-size", "32", "--seed", "0", "-q"]
 
@@ -46,7 +53,7 @@ def test_fit_learns_toy_task_and_writes_run(fitted):
         assert (run / name).exists(), name
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["input_size"] == 32 and cfg["channels"] == "grayscale" and cfg["arch"] == "resnet18"
-    rows = list(csv.DictReader(open(run / "history.csv")))
+    rows = _rows(run / "history.csv")
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert {"train_loss", "val_acc", "val_balanced_acc", "val_macro_f1"} <= set(rows[0])
 
@@ -67,7 +74,7 @@ def test_checkpoint_contract(fitted):
 
 
 def test_report_files(fitted):
-    rows = list(csv.DictReader(open(fitted / "comparison.csv")))
+    rows = _rows(fitted / "comparison.csv")
     assert list(rows[0]) == COLUMNS and rows[0]["arch"] == "resnet18"
     assert float(rows[0]["fit_time_vs_fastest"]) == 1.0
     assert (fitted / "comparison.md").read_text().count("| resnet18 |") == 1
@@ -254,7 +261,7 @@ def test_report_compares_architectures(tmp_path):
         )
 
     write_report([res("resnet34", 0.80, 10.0), res("efficientnet_b7", 0.81, 150.0)], tmp_path)
-    rows = list(csv.DictReader(open(tmp_path / "comparison.csv")))
+    rows = _rows(tmp_path / "comparison.csv")
     assert [float(r["fit_time_vs_fastest"]) for r in rows] == [1.0, 15.0]
     md = (tmp_path / "comparison.md").read_text()
     assert "efficientnet_b7 (15.0x the fastest's fit time)" in md
