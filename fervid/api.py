@@ -166,8 +166,10 @@ def analyze_images(
 def _frame(rows: list[list], columns: list[str], int_cols: Sequence[str] = ()) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=columns)
     for c in columns:
-        if c in ("path", "emotion", "error"):
+        if c == "path":
             df[c] = df[c].astype(str)
+        elif c in ("emotion", "error"):  # empty -> NaN, as pandas reads the CSV back
+            df[c] = df[c].replace("", np.nan).astype(object)
         else:
             df[c] = pd.to_numeric(df[c].replace("", np.nan))
             if c in int_cols:

@@ -218,11 +218,9 @@ def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], ModelMeta]:
 
 
 def _load_training_state(path: Path) -> tuple[dict[str, torch.Tensor], ModelMeta]:
-    import pickle
-
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to parse means a corrupt/foreign file
         raise CheckpointError(f"{path}: corrupt or not a checkpoint ({_short(exc)})") from None
     if not isinstance(obj, dict) or "model" not in obj or "meta" not in obj:
         raise CheckpointError(f"{path}: a torch file, but not a fervid checkpoint")

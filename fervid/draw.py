@@ -23,7 +23,7 @@ def annotate(scene: np.ndarray, faces: Faces, *, copy: bool = True) -> np.ndarra
         x1, y1, x2, y2 = (int(round(v)) for v in faces.boxes[k])
         emo = emotions[k]
         color = color_for(emo) if emo else (255, 255, 255)
-        cv2.rectangle(img, (x1, y1), (x2, y2), color, thick, cv2.LINE_AA)
+        cv2.rectangle(img, (x1, y1), (x2, y2), color, thick, cv2.LINE_8)
         parts = []
         if faces.track_ids[k] >= 0:
             parts.append(f"#{faces.track_ids[k]}")
