@@ -206,6 +206,7 @@ def analyze_video(
     model: EmotionModel | str | os.PathLike | None = None,
     device: str = "auto",
     every: int = 1,
+    detect_every: int = 5,
     start: float | None = None,
     end: float | None = None,
     batch_size: int = 16,
@@ -220,13 +221,18 @@ def analyze_video(
     Returns one row per face per analysed frame (``frame``, ``time_s``, ``face`` = track id,
     box, ``score``, one probability column per class, ``emotion``, ``confidence``); an
     analysed frame without faces has one row with empty face fields. ``every=N`` analyses
-    every Nth frame. With ``annotated=PATH`` every frame in the range is also written, boxes
-    drawn (carried over between analysed frames), as H.264 with the input's audio.
+    every Nth frame. ``detect_every=K``: the whole frame is searched for faces at least every
+    K frames; analysed frames in between look for faces only near those found (tracking
+    between detections; 1 searches every analysed frame in full). With ``annotated=PATH``
+    every frame in the range is also written, boxes drawn (carried over between analysed
+    frames), as H.264 with the input's audio.
     ``DataFrame.attrs['fervid']`` holds a :class:`VideoReport` (with ``error`` set when the
     file was truncated and decoding stopped early).
     """
     if every < 1:
         raise ValueError("every must be >= 1")
+    if detect_every < 1:
+        raise ValueError("detect_every must be >= 1")
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     if start is not None and end is not None and end <= start:
@@ -248,10 +254,35 @@ def analyze_video(
         else None
     )
 
+    last_key: int | None = None
+    key_boxes = np.zeros((0, 4), np.float32)
+
     def flush(batch):
-        nonlocal carried
+        nonlocal carried, last_key, key_boxes
         chosen = [f for f in batch if (f.index - first_index) % every == 0]
-        detections = detector.detect([f.image for f in chosen]) if chosen else []
+        # keyframes get a full-frame detection; the frames between them are searched only
+        # near the faces of the latest keyframe (much cheaper)
+        is_key, near = [], []
+        for f in chosen:
+            key = last_key is None or f.index - last_key >= detect_every
+            if key:
+                last_key = f.index
+            is_key.append(key)
+        keys = [f.image for f, k in zip(chosen, is_key) if k]
+        full = iter(detector.detect(keys)) if keys else iter(())
+        detections: list[Faces | None] = []
+        for f, k in zip(chosen, is_key):
+            if k:
+                d = next(full)
+                key_boxes = d.boxes
+                detections.append(d)
+            else:
+                detections.append(None)
+                near.append((len(detections) - 1, f.image, key_boxes))
+        if near:
+            found = detector.detect_near([img for _, img, _ in near], [b for _, _, b in near])
+            for (i, _, _), d in zip(near, found):
+                detections[i] = d
         classified = iter(emo.classify([f.image for f in chosen], detections, batch_size=256))
         for f in batch:
             if (f.index - first_index) % every == 0:

@@ -92,6 +92,13 @@ def _video_inputs(inputs: tuple[str, ...]) -> list[Path]:
     type=click.IntRange(1),
     help="Analyse every Nth frame (the video still gets every frame).",
 )
+@click.option(
+    "--detect-every",
+    default=5,
+    type=click.IntRange(1),
+    help="Search whole frames for faces every K frames; in between, only near known faces "
+    "(1: whole frame every time, finds new faces soonest).",
+)
 @click.option("--start", type=click.FloatRange(0), default=None, help="Start time (s).")
 @click.option("--end", type=click.FloatRange(0, min_open=True), default=None, help="End time (s).")
 @click.option(
@@ -124,6 +131,7 @@ def annotate(
     device,
     batch_size,
     every,
+    detect_every,
     start,
     end,
     min_face_size,
@@ -145,20 +153,24 @@ def annotate(
         raise click.UsageError("no video files found in the given inputs")
     model = _load(model_path, device)
     quiet = ctx.obj["quiet"]
+    opts = {
+        "batch_size": batch_size,
+        "every": every,
+        "detect_every": detect_every,
+        "start": start,
+        "end": end,
+        "min_face_size": min_face_size,
+        "detect_size": detect_size,
+        "smooth": smooth,
+    }
     failed: list[str] = []
     for video in videos:
         try:
             ok = _annotate_one(
                 video,
                 model,
+                opts,
                 out_dir=out_dir,
-                batch_size=batch_size,
-                every=every,
-                start=start,
-                end=end,
-                min_face_size=min_face_size,
-                detect_size=detect_size,
-                smooth=smooth,
                 no_video=no_video,
                 plot=plot,
                 overwrite=overwrite,
@@ -187,21 +199,7 @@ def _outputs(video: Path, out_dir: str | None) -> dict[str, Path]:
 
 
 def _annotate_one(
-    video: Path,
-    model,
-    *,
-    out_dir,
-    batch_size,
-    every,
-    start,
-    end,
-    min_face_size,
-    detect_size,
-    smooth,
-    no_video,
-    plot,
-    overwrite,
-    quiet,
+    video: Path, model, opts: dict, *, out_dir, no_video, plot, overwrite, quiet
 ) -> bool:
     from tqdm import tqdm
 
@@ -227,22 +225,16 @@ def _annotate_one(
     except VideoError as exc:
         click.echo(f"{video}: {_tail(exc, video)}", err=True)
         return False
-    total_s = (end or info.duration_s or 0) - (start or 0)
+    total_s = (opts["end"] or info.duration_s or 0) - (opts["start"] or 0)
     total = int(total_s * info.fps) if total_s > 0 else None
     bar = tqdm(total=total, desc=video.name, unit="frame", disable=quiet or None, leave=False)
     try:
         df = analyze_video(
             video,
             model=model,
-            every=every,
-            start=start,
-            end=end,
-            batch_size=batch_size,
-            min_face_size=min_face_size,
-            detect_size=detect_size,
-            smooth=smooth,
             annotated=None if no_video else outs["mp4"],
             progress=bar.update,
+            **opts,
         )
     except VideoError as exc:
         bar.close()

@@ -81,6 +81,13 @@ def _archs(ctx, param, value: tuple[str, ...]) -> list[str]:
     help="Start from torchvision's ImageNet weights (needs them online or in TORCH_HOME).",
 )
 @click.option(
+    "--init",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Start from this fervid checkpoint's weights (fine-tuning; e.g. the bundled model). "
+    "A head for other classes starts fresh.",
+)
+@click.option(
     "--balance",
     default="sampler",
     type=click.Choice(["sampler", "loss", "none"]),

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from fervid import __version__
-from fervid.checkpoint import ModelMeta, atomic_replace, save_checkpoint
+from fervid.checkpoint import ModelMeta, atomic_replace, load_checkpoint, save_checkpoint
 
 from .augment import BatchAugment
 from .data import (
@@ -60,6 +60,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     input_size: int | None = None
     pretrained: bool = False
+    init: str | None = None
     balance: str = "sampler"
     balance_power: float = 1.0
     device: str = "auto"
@@ -291,6 +292,8 @@ def fit(cfg: TrainConfig) -> RunResult:
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.arch, num_classes, pretrained=cfg.pretrained)
+    if cfg.init and state is None:
+        _init_from(model, cfg.init, cfg.arch, spec.classes)
     model = runtime.prepare_model(model)
     params = count_parameters(model)
     mean, std = (IMAGENET_MEAN, IMAGENET_STD)
@@ -530,6 +533,20 @@ def fit(cfg: TrainConfig) -> RunResult:
             run_dir / "metrics.json", json.dumps(dataclasses.asdict(result), indent=2) + "\n"
         )
     return result
+
+
+def _init_from(model: nn.Module, path: str, arch: str, classes: list[str]) -> None:
+    """Start from a fervid checkpoint's weights; a head for other classes is left fresh."""
+    state, meta = load_checkpoint(path)
+    if meta.arch != arch:
+        raise DataError(f"--init {path}: a {meta.arch} checkpoint, but training {arch}")
+    if list(meta.classes) != list(classes):
+        own = model.state_dict()
+        state = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        log.info("--init: classes differ from the checkpoint's; the head starts fresh")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or len(missing) > 2:
+        raise DataError(f"--init {path}: weights do not fit {arch}")
 
 
 def _metrics_meta(ev: dict, split: str, epoch: int) -> dict:
