@@ -57,6 +57,7 @@ class ModelMeta:
     mean: list[float]
     std: list[float]
     crop: CropPolicy = field(default_factory=CropPolicy)
+    tta: str = "none"  # test-time augmentation: "none" or "hflip" (mean with the mirror image)
     dataset: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
@@ -86,6 +87,8 @@ class ModelMeta:
                 raise CheckpointError(f"checkpoint metadata: '{key}' must be 3 numbers")
         if any(s <= 0 for s in self.std):
             raise CheckpointError("checkpoint metadata: 'std' must be positive")
+        if self.tta not in ("none", "hflip"):
+            raise CheckpointError("checkpoint metadata: 'tta' must be 'none' or 'hflip'")
         if isinstance(self.crop, dict):
             self.crop = CropPolicy(**self.crop)
 
@@ -100,6 +103,7 @@ class ModelMeta:
             "mean": list(self.mean),
             "std": list(self.std),
             "crop": {"scale": self.crop.scale, "shift_y": self.crop.shift_y},
+            "tta": self.tta,
             "dataset": self.dataset,
             "metrics": self.metrics,
             "config": self.config,
@@ -132,6 +136,7 @@ class ModelMeta:
                 mean=[float(x) for x in d["mean"]],
                 std=[float(x) for x in d["std"]],
                 crop=CropPolicy(float(crop.get("scale", 1.0)), float(crop.get("shift_y", 0.0))),
+                tta=str(d.get("tta", "none")),
                 dataset=str(d.get("dataset", "")),
                 metrics=dict(d.get("metrics") or {}),
                 config=dict(d.get("config") or {}),

@@ -86,9 +86,7 @@ class EmotionModel:
         out = []
         for s in range(0, len(x_all), batch_size):
             x = self.runtime.prepare_input(x_all[s : s + batch_size], self.meta.mean, self.meta.std)
-            with self.runtime.autocast():
-                logits = self.module(x)
-            out.append(torch.softmax(logits.float(), 1).cpu().numpy())
+            out.append(self.runtime.probabilities(self.module, x, self.meta.tta).cpu().numpy())
         return np.concatenate(out).astype(np.float32)
 
     def classify(

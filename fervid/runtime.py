@@ -90,3 +90,17 @@ class Runtime:
     def describe(self) -> str:
         amp = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
         return f"{self.device} {amp}{' channels_last' if self.channels_last else ''}"
+
+    def probabilities(self, module: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
+        """Softmax probabilities (float32) of a prepared batch; ``tta="hflip"`` averages them
+        with those of the mirrored batch. Training's evaluator and inference both use this."""
+        with self.autocast():
+            logits = module(x)
+        probs = torch.softmax(logits.float(), dim=1)
+        if tta == "hflip":
+            with self.autocast():
+                flipped = module(torch.flip(x, dims=[3]))
+            probs = (probs + torch.softmax(flipped.float(), dim=1)) / 2
+        elif tta != "none":
+            raise ValueError(f"unknown test-time augmentation {tta!r} (none, hflip)")
+        return probs

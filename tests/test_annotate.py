@@ -182,3 +182,15 @@ def test_sink_leaves_nothing_on_error(tmp_path, videos):
 def test_video_error_type():
     with pytest.raises(VideoError):
         VideoInfo.from_path(__file__)
+
+
+def test_tracking_between_detections_matches_full_detection(videos, model):
+    from fervid.track import iou_matrix
+
+    fast = fervid.analyze_video(videos["two"], model=model, detect_every=5)
+    full = fervid.analyze_video(videos["two"], model=model, detect_every=1)
+    assert len(fast) == len(full) == 24
+    for (_, a), (_, b) in zip(fast.groupby("frame"), full.groupby("frame")):
+        boxes_a = a[["x1", "y1", "x2", "y2"]].to_numpy(np.float32)
+        boxes_b = b[["x1", "y1", "x2", "y2"]].to_numpy(np.float32)
+        assert (iou_matrix(boxes_b, boxes_a).max(1) >= 0.5).all()

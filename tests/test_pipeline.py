@@ -14,6 +14,8 @@ from fervid.faces import Faces
 from fervid.images import ImageError, load_image, walk_images
 from fervid.track import IoUTracker, ProbSmoother, iou_matrix
 
+from conftest import samples
+
 
 @pytest.fixture(scope="module")
 def detector():
@@ -171,3 +173,12 @@ def test_annotate_draws_and_keeps_input():
     out = annotate(scene, faces)
     assert scene.sum() == 0 and out.sum() > 0
     assert tuple(out[55, 20]) == (255, 215, 0)  # the box edge in happiness's colour
+
+
+def test_detect_near_follows_known_faces(detector, portraits):
+    frame = samples.scene(0.0, 960, 540, portraits)
+    moved = samples.scene(0.2, 960, 540, portraits)
+    full = detector.detect([frame, moved])
+    near = detector.detect_near([moved, moved], [full[0].boxes, np.zeros((0, 4))])
+    assert len(near[0]) == 2 and len(near[1]) == 0
+    assert (iou_matrix(near[0].boxes, full[1].boxes).max(1) > 0.7).all()

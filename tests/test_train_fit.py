@@ -266,3 +266,61 @@ def test_report_compares_architectures(tmp_path):
     md = (tmp_path / "comparison.md").read_text()
     assert "efficientnet_b7 (15.0x the fastest's fit time)" in md
     assert (tmp_path / "confusion_efficientnet_b7.png").exists()
+
+
+def test_init_fine_tunes_from_a_checkpoint(fitted, toy, tmp_path):
+    ckpt = fitted / "resnet18" / "best.safetensors"
+    r = CliRunner().invoke(
+        cli,
+        [
+            "--data",
+            str(toy),
+            "--epochs",
+            "1",
+            "--init",
+            str(ckpt),
+            "--lr",
+            "1e-4",
+            "--out",
+            str(tmp_path / "ft"),
+            *FAST,
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "ft" / "resnet18" / "metrics.json").read_text())
+    assert m["acc"] > 0.6
+    two = make_folder_dataset(
+        tmp_path / "two", per_class=(20, 20), val_per_class=5, names=("angry", "neutral")
+    )
+    r = CliRunner().invoke(
+        cli,
+        [
+            "--data",
+            str(two),
+            "--epochs",
+            "1",
+            "--init",
+            str(ckpt),
+            "--out",
+            str(tmp_path / "ft2"),
+            *FAST,
+        ],
+    )
+    assert r.exit_code == 0, r.output  # other classes: the head starts fresh
+    r = CliRunner().invoke(
+        cli,
+        [
+            "--data",
+            str(toy),
+            "--epochs",
+            "1",
+            "--init",
+            str(ckpt),
+            "--archs",
+            "mobilenet_v3_large",
+            "--out",
+            str(tmp_path / "x"),
+            "-q",
+        ],
+    )
+    assert r.exit_code == 1 and "a resnet18 checkpoint" in r.output

@@ -163,6 +163,13 @@ def _archs(ctx, param, value: tuple[str, ...]) -> list[str]:
     help="Crop policy: crop centre moved down by this fraction of the box height.",
 )
 @click.option(
+    "--tta",
+    default="none",
+    type=click.Choice(["none", "hflip"]),
+    help="Test-time augmentation for evaluation, saved in the checkpoint so that inference "
+    "does the same: hflip averages each face with its mirror image.",
+)
+@click.option(
     "--ignore-unknown",
     is_flag=True,
     help="Skip class folders that are not one of the seven emotions (e.g. contempt) "

@@ -91,15 +91,14 @@ def predict(
     runtime: Runtime,
     mean: list[float],
     std: list[float],
+    tta: str = "none",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Probabilities (float32, on CPU) and labels for every batch."""
     model.eval()
     probs, labels = [], []
     for images, y in batches:
         x = runtime.prepare_input(images, mean, std)
-        with runtime.autocast():
-            logits = model(x)
-        probs.append(torch.softmax(logits.float(), dim=1).cpu())
+        probs.append(runtime.probabilities(model, x, tta).cpu())
         labels.append(y.cpu())
     if not probs:
         return torch.zeros(0, 0), torch.zeros(0, dtype=torch.int64)
@@ -116,12 +115,13 @@ def evaluate(
     num_classes: int,
     criterion: nn.Module | None = None,
     reduce_fn=None,
+    tta: str = "none",
 ) -> dict:
     """Loss, accuracy, balanced accuracy, macro-F1, per-class recall and confusion matrix.
 
     ``reduce_fn`` (distributed runs) sums the confusion matrix across processes.
     """
-    probs, labels = predict(model, batches, runtime=runtime, mean=mean, std=std)
+    probs, labels = predict(model, batches, runtime=runtime, mean=mean, std=std, tta=tta)
     cm = confusion_matrix(labels, probs.argmax(1) if len(probs) else labels, num_classes)
     loss_sum = 0.0
     if criterion is not None and len(probs):

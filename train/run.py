@@ -81,6 +81,7 @@ class TrainConfig:
     erase: float = 0.25
     crop_scale: float = 1.0
     crop_shift: float = 0.0
+    tta: str = "none"
     ignore_unknown: bool = False
     dataset_name: str = ""
     progress: bool = True
@@ -106,6 +107,7 @@ class TrainConfig:
                 self.channels in ("auto", "grayscale", "rgb"),
                 "--channels must be auto, grayscale or rgb",
             ),
+            (self.tta in ("none", "hflip"), "--tta must be none or hflip"),
             (0 < self.aug_scale <= 1, "--aug-scale must be in (0, 1]"),
             (0 <= self.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
         ]
@@ -375,6 +377,7 @@ def fit(cfg: TrainConfig) -> RunResult:
         "mean": mean,
         "std": std,
         "crop": {"scale": cfg.crop_scale, "shift_y": cfg.crop_shift},
+        "tta": cfg.tta,
         "dataset": cfg.dataset_name or spec.name,
         "config": resolved,
         "fervid_version": __version__,
@@ -433,6 +436,7 @@ def fit(cfg: TrainConfig) -> RunResult:
             num_classes=num_classes,
             criterion=criterion,
             reduce_fn=reduce_fn,
+            tta=cfg.tta,
         )
         dt = time.perf_counter() - t0
         fit_seconds += dt

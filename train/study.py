@@ -188,6 +188,7 @@ def evaluate_checkpoint(
         mean=meta.mean,
         std=meta.std,
         num_classes=len(meta.classes),
+        tta=meta.tta,
     )
     metrics.update(
         {
