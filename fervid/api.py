@@ -113,34 +113,64 @@ def iter_images(
         else FaceDetector(device=emo.device, min_face_size=min_face_size, detect_size=detect_size)
     )
 
-    def decode(p: Path):
-        try:
-            return load_image(p), ""
-        except ImageError as exc:
-            return None, str(exc)
-        except OSError as exc:
-            return None, f"cannot read file: {exc.strerror or exc}"
+    chunk = 64 if crops else 4  # crops: one forward pass per 64; photos: MTCNN batches
+    for batch in _chunks(_decode_ahead(todo, prefetch=max(prefetch, chunk)), chunk):
+        ok = [item for item in batch if item[2] is not None]
+        images = [item[2] for item in ok]
+        if crops:
+            probs = emo.predict(np.stack([emo.prepare(img) for img in images])) if ok else []
+            found = [
+                Faces(
+                    [[0, 0, img.shape[1], img.shape[0]]],
+                    [1.0],
+                    probs[k : k + 1],
+                    classes=emo.classes,
+                )
+                for k, img in enumerate(images)
+            ]
+        else:
+            found = emo.classify(images, detector.detect(images)) if ok else []
+        faces = iter(found)
+        for p, r, image, err in batch:
+            if image is None:
+                yield ImageResult(p, r, Faces.empty(emo.classes), err)
+            else:
+                yield ImageResult(p, r, next(faces))
 
+
+def _decode(p: Path) -> tuple[np.ndarray | None, str]:
+    try:
+        return load_image(p), ""
+    except ImageError as exc:
+        return None, str(exc)
+    except OSError as exc:
+        return None, f"cannot read file: {exc.strerror or exc}"
+
+
+def _decode_ahead(todo: list[tuple[Path, str]], prefetch: int):
+    """(path, relpath, image or None, error) in order, decoded by two threads ahead of use;
+    the read-ahead is bounded so memory does not grow with the folder."""
     with ThreadPoolExecutor(max_workers=2) as pool:
-        # bounded read-ahead: decoding overlaps detection without holding every image
-        pending = [pool.submit(decode, p) for p, _ in todo[:prefetch]]
+        pending = [pool.submit(_decode, p) for p, _ in todo[:prefetch]]
         nxt = len(pending)
         for i, (p, r) in enumerate(todo):
             image, err = pending[i].result()
             pending[i] = None
             if nxt < len(todo):
-                pending.append(pool.submit(decode, todo[nxt][0]))
+                pending.append(pool.submit(_decode, todo[nxt][0]))
                 nxt += 1
-            if image is None:
-                yield ImageResult(p, r, Faces.empty(emo.classes), err)
-                continue
-            if crops:
-                probs = emo.predict(emo.prepare(image)[None])
-                h, w = image.shape[:2]
-                faces = Faces([[0, 0, w, h]], [1.0], probs, classes=emo.classes)
-            else:
-                faces = emo.classify([image], detector.detect([image]))[0]
-            yield ImageResult(p, r, faces)
+            yield p, r, image, err
+
+
+def _chunks(items, n: int):
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def analyze_images(

@@ -179,6 +179,7 @@ def save_checkpoint(
         tensors[k] = v.contiguous()
     tmp = path.with_name(path.name + ".partial")
     save_file(tensors, str(tmp), metadata={"fervid": json.dumps(meta.to_dict())})
+    os.chmod(tmp, 0o644)
     atomic_replace(tmp, path)
     return path
 

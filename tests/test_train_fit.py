@@ -167,6 +167,10 @@ def test_rafdb_fit_with_loss_balance(tmp_path):
             "--balance",
             "loss",
             "--ema",
+            "--cache",
+            "stream",
+            "--workers",
+            "1",
             "--out",
             str(tmp_path / "o"),
             *FAST,
@@ -324,3 +328,19 @@ def test_init_fine_tunes_from_a_checkpoint(fitted, toy, tmp_path):
         ],
     )
     assert r.exit_code == 1 and "a resnet18 checkpoint" in r.output
+
+
+def test_export_packages_a_checkpoint(fitted, tmp_path):
+    src = fitted / "resnet18" / "last.pt"
+    out = tmp_path / "model.safetensors"
+    r = CliRunner().invoke(
+        cli,
+        ["export", str(src), str(out), "--crop-scale", "1.3", "--tta", "hflip", "--dataset", "toy"],
+    )
+    assert r.exit_code == 0, r.output
+    state, meta = load_checkpoint(out)
+    assert meta.crop.scale == 1.3 and meta.tta == "hflip" and meta.dataset == "toy"
+    assert out.stat().st_size < (fitted / "resnet18" / "best.safetensors").stat().st_size * 0.6
+    ref, _ = load_checkpoint(src)
+    for k in ref:
+        assert torch.allclose(ref[k].float(), state[k], atol=1e-2, rtol=1e-2), k

@@ -262,6 +262,53 @@ def evaluate(checkpoint, data, split, device, batch_size, ignore_unknown, as_jso
             json.dump(m, fh, indent=2)
 
 
+@cli.command(context_settings=CONTEXT)
+@click.argument("checkpoint", type=click.Path(dir_okay=False, exists=True))
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.option("--half/--no-half", default=True, help="Store the weights as fp16 (half size).")
+@click.option(
+    "--crop-scale",
+    type=click.FloatRange(0.2, 5),
+    default=None,
+    help="Set the crop policy's scale (crop side / detector box long side).",
+)
+@click.option(
+    "--crop-shift",
+    type=click.FloatRange(-1, 1),
+    default=None,
+    help="Set the crop policy's vertical shift (box heights).",
+)
+@click.option(
+    "--tta",
+    type=click.Choice(["none", "hflip"]),
+    default=None,
+    help="Set the test-time augmentation inference applies.",
+)
+@click.option("--dataset", default=None, help="Set the dataset name recorded in the metadata.")
+def export(checkpoint, output, half, crop_scale, crop_shift, tta, dataset):
+    """Package CHECKPOINT (best.safetensors or last.pt) as one inference file OUTPUT,
+    optionally fp16 and with its crop policy / test-time augmentation set."""
+    from dataclasses import replace
+
+    from fervid.checkpoint import CropPolicy, load_checkpoint, save_checkpoint
+
+    try:
+        state, meta = load_checkpoint(checkpoint)
+        crop = CropPolicy(
+            meta.crop.scale if crop_scale is None else crop_scale,
+            meta.crop.shift_y if crop_shift is None else crop_shift,
+        )
+        meta = replace(meta, crop=crop, tta=tta or meta.tta, dataset=dataset or meta.dataset)
+        path = save_checkpoint(output, state, meta, half=half)
+    except ERRORS as exc:
+        raise click.ClickException(str(exc).splitlines()[0]) from None
+    click.echo(
+        f"{path}: {meta.arch}, {len(meta.classes)} classes, {meta.input_size} px "
+        f"{meta.channels}, crop x{meta.crop.scale} shift {meta.crop.shift_y}, "
+        f"tta {meta.tta}, {path.stat().st_size / 2**20:.1f} MiB"
+    )
+
+
 def main() -> None:
     cli(prog_name="fervid-train")
 
