@@ -111,7 +111,8 @@ def _video_inputs(inputs: tuple[str, ...]) -> list[Path]:
     "--detect-size",
     default=960,
     type=click.IntRange(0),
-    help="Long side (px) the detector sees; boxes map back to full resolution. 0: full.",
+    help="Long side (px) the detector sees on keyframes; boxes map back to full "
+    "resolution; faces under 12 px at that size are not sought. 0: full resolution.",
 )
 @click.option(
     "--smooth",

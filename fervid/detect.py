@@ -102,8 +102,9 @@ class FaceDetector:
                 )
                 for i in idx
             ]
-            # MTCNN's own min size is in detector pixels
-            self._mtcnn.min_face_size = max(4, int(self.min_face_size * s))
+            # MTCNN's own min size is in detector pixels; below 12 its pyramid would upscale
+            # the downscaled frame again, so at a reduced size faces under 12 px are not sought
+            self._mtcnn.min_face_size = max(12 if s < 1 else 4, int(self.min_face_size * s))
             arr = np.stack(batch)
             with _fast_resample():
                 boxes, probs = self._mtcnn.detect(arr)
@@ -173,8 +174,10 @@ class FaceDetector:
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
         probs = probs[keep]
-        size = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-        ok = size >= 2
+        # MTCNN's min_face_size only sets where its image pyramid starts; smaller boxes can
+        # still come out (mostly false positives): hold them to the user's minimum
+        size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+        ok = size >= self.min_face_size
         return Faces(boxes[ok], probs[ok]).sorted_left_to_right()
 
 

@@ -343,4 +343,4 @@ def test_export_packages_a_checkpoint(fitted, tmp_path):
     assert out.stat().st_size < (fitted / "resnet18" / "best.safetensors").stat().st_size * 0.6
     ref, _ = load_checkpoint(src)
     for k in ref:
-        assert torch.allclose(ref[k].float(), state[k], atol=1e-2, rtol=1e-2), k
+        assert torch.allclose(ref[k].float(), state[k].float(), atol=1e-2, rtol=1e-2), k
