@@ -83,7 +83,7 @@ def iter_images(
     device: str = "auto",
     crops: bool = False,
     min_face_size: int = 20,
-    detect_size: int = 1600,
+    detect_size: int = 1024,
     skip: Callable[[str], bool] | None = None,
     prefetch: int = 8,
 ) -> Iterator[ImageResult]:
@@ -180,7 +180,7 @@ def analyze_images(
     device: str = "auto",
     crops: bool = False,
     min_face_size: int = 20,
-    detect_size: int = 1600,
+    detect_size: int = 1024,
 ) -> pd.DataFrame:
     """One row per face (faces numbered left to right), one row for an image with no face,
     and one row with ``error`` set for an image that could not be read."""

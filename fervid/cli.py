@@ -301,7 +301,7 @@ def _tail(exc: BaseException, video: Path) -> str:
 )
 @click.option(
     "--detect-size",
-    default=1600,
+    default=1024,
     type=click.IntRange(0),
     help="Larger images are downscaled to this long side for detection. 0: never.",
 )
