@@ -66,7 +66,9 @@ class ImageResult:
         ]
 
 
-def _resolve_inputs(inputs) -> tuple[list[Path], Path | None]:
+def resolve_inputs(inputs) -> tuple[list[Path], Path | None]:
+    """Image paths and the folder they are relative to: a folder is walked recursively, a
+    file is itself, a list is taken as it is (no common folder)."""
     if isinstance(inputs, (str, os.PathLike)):
         root = Path(inputs)
         if root.is_dir():
@@ -74,6 +76,16 @@ def _resolve_inputs(inputs) -> tuple[list[Path], Path | None]:
         return [root], root.parent
     paths = [Path(p) for p in inputs]
     return paths, None
+
+
+def relpath(p: Path, root: Path | None) -> str:
+    """``p`` relative to ``root`` in POSIX form, or as given when outside it."""
+    if root is not None:
+        try:
+            return p.relative_to(root).as_posix()
+        except ValueError:
+            pass
+    return str(p)
 
 
 def iter_images(
@@ -86,25 +98,20 @@ def iter_images(
     detect_size: int = 1024,
     skip: Callable[[str], bool] | None = None,
     prefetch: int = 8,
+    relative_to: str | os.PathLike | None = None,
 ) -> Iterator[ImageResult]:
     """Yield an :class:`ImageResult` per image, in order, as each is done.
 
     ``inputs``: a folder (walked recursively), one file, or a list of files. ``crops=True``
     takes every image as an already-cropped face (no detection). ``skip(relpath)`` leaves out
-    images already processed (resuming).
+    images already processed (resuming). ``relative_to`` names the folder that ``relpath``
+    is relative to when ``inputs`` is a list.
     """
     emo = _model(model, device)
-    paths, root = _resolve_inputs(inputs)
-
-    def rel(p: Path) -> str:
-        if root is not None:
-            try:
-                return p.relative_to(root).as_posix()
-            except ValueError:
-                pass
-        return str(p)
-
-    todo = [(p, rel(p)) for p in paths]
+    paths, root = resolve_inputs(inputs)
+    if relative_to is not None:
+        root = Path(relative_to)
+    todo = [(p, relpath(p, root)) for p in paths]
     if skip is not None:
         todo = [(p, r) for p, r in todo if not skip(r)]
     detector = (

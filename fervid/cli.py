@@ -314,8 +314,7 @@ def scan(
     """Scan a folder of photos (recursively): one CSV row per face."""
     from tqdm import tqdm
 
-    from .api import iter_images
-    from .images import walk_images
+    from .api import iter_images, relpath, resolve_inputs
     from .writers import WRITERS, image_columns, repair_partial_csv
 
     if resume and overwrite:
@@ -351,19 +350,20 @@ def scan(
     elif partial.exists():
         partial.unlink()
     final.parent.mkdir(parents=True, exist_ok=True)
-    paths = [root] if root.is_file() else list(walk_images(root))
+    paths, base = resolve_inputs(root)
     writer = WRITERS["csv"](partial, columns, append=resume)
     failed: list[str] = []
     n_faces = n_images = 0
     bar = tqdm(
-        total=len(paths) - len(done & _rels(paths, root)),
+        total=len(paths) - len(done & {relpath(p, base) for p in paths}),
         unit="img",
         disable=ctx.obj["quiet"] or None,
         leave=False,
     )
     try:
         for res in iter_images(
-            paths if root.is_file() else root,
+            paths,
+            relative_to=base,
             model=model,
             crops=crops,
             min_face_size=min_face_size,
@@ -399,16 +399,6 @@ def scan(
         if len(failed) > 20:
             click.echo(f"  ... and {len(failed) - 20} more (see the error column)", err=True)
         sys.exit(1)
-
-
-def _rels(paths, root: Path) -> set[str]:
-    out = set()
-    for p in paths:
-        try:
-            out.add(p.relative_to(root).as_posix())
-        except ValueError:
-            out.add(str(p))
-    return out
 
 
 def main() -> None:

@@ -157,7 +157,7 @@ def _init_distributed(cfg: TrainConfig) -> tuple[int, int, str]:
     if world > 1:
         import torch.distributed as dist
 
-        use_cuda = torch.cuda.is_available() and device in ("auto",) or device.startswith("cuda")
+        use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
         if use_cuda:
             torch.cuda.set_device(local)
             device = f"cuda:{local}"
@@ -475,7 +475,7 @@ def fit(cfg: TrainConfig) -> RunResult:
                 row["train_images_per_s"],
                 " *" if improved else "",
             )
-            weights = {k: v for k, v in eval_model.state_dict().items()}
+            weights = eval_model.state_dict()
             if improved:
                 meta = ModelMeta.from_dict(
                     meta_base
