@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -230,7 +230,6 @@ class VideoReport:
     width: int = 0
     height: int = 0
     fps: float = 0.0
-    extra: dict = field(default_factory=dict)
 
     @property
     def frames_per_s(self) -> float:
