@@ -142,11 +142,13 @@ class FrameReader:
                 tb = s.time_base
                 k = round(self.info.rotation / 90) % 4
                 index = -1
+                last_t = None
                 try:
                     for f in c.decode(s):
                         index += 1
                         self.frames_decoded = index + 1
                         t = float(f.pts * tb) if f.pts is not None else index / self.info.fps
+                        last_t = t
                         if self.start is not None and t < self.start - 1e-6:
                             continue
                         if self.end is not None and t >= self.end - 1e-6:
@@ -164,6 +166,8 @@ class FrameReader:
                             return
                 except av.error.FFmpegError as exc:
                     self.error = f"decoding stopped after frame {index}: {_first_line(exc)}"
+                else:
+                    self._check_complete(last_t)
         except VideoError as exc:
             self.error = str(exc)
         except Exception as exc:  # reported to the consumer, never lost in the thread
@@ -176,6 +180,19 @@ class FrameReader:
                 except queue.Full:
                     if self._stop.is_set():
                         break
+
+    def _check_complete(self, last_t: float | None) -> None:
+        """Decoding reached the end of the data: does that match the declared duration?
+        (A truncated file often just ends, without a decoding error.)"""
+        if self.end is not None or self.info.duration_s <= 0:
+            return
+        frame = 1 / self.info.fps if self.info.fps > 0 else 0.04
+        reached = (last_t if last_t is not None else 0.0) + frame
+        if self.info.duration_s - reached > max(0.5, 2 * frame):
+            self.error = (
+                f"truncated: frames end at {reached:.2f} s of the "
+                f"{self.info.duration_s:.2f} s the file declares"
+            )
 
     def __iter__(self) -> Iterator[Frame]:
         q: queue.Queue = queue.Queue(maxsize=self.queue_size)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import av
 import numpy as np
 import pandas as pd
@@ -158,16 +160,30 @@ def test_file_without_video_is_refused(tmp_path, bad):
     assert not (tmp_path / "o" / "x.fervid.csv").exists()
 
 
-def test_truncated_video_processed_as_far_as_it_decodes(videos, tmp_path):
-    data = videos["two"].read_bytes()
-    cut = tmp_path / "cut.mp4"
-    cut.write_bytes(data[: int(len(data) * 0.6)])
-    r = _annotate(cut, "--out-dir", tmp_path, "--no-video")
-    out = tmp_path / "cut.fervid.csv"
+def test_truncated_video_processed_as_far_as_it_decodes(tmp_path):
+    from conftest import samples
+
+    full = samples.write_video(tmp_path / "full.mkv", width=320, height=240, fps=10, seconds=2.0)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(full.read_bytes()[: int(full.stat().st_size * 0.6)])
+    r = _annotate(cut, "--out-dir", tmp_path / "o")
     assert r.exit_code == 1, r.output
-    assert "truncated" in r.output or "failed" in r.output
-    if out.exists():  # whatever decoded is kept and reported
-        assert len(pd.read_csv(out)) >= 1
+    assert re.search(
+        r"truncated: frames end at 1\.\d+ s of the 2\.0\d s the file declares", r.output
+    ), r.output
+    df = pd.read_csv(tmp_path / "o" / "cut.fervid.csv")  # what decoded is kept
+    n = df["frame"].nunique()
+    assert 3 <= n < 20 and list(sorted(df["frame"].unique())) == list(range(n))
+    pts, _, _, _ = _frames(tmp_path / "o" / "cut.fervid.mp4")
+    assert len(pts) == n
+
+
+def test_truncated_mp4_without_index_is_refused(videos, tmp_path):
+    cut = tmp_path / "cut.mp4"  # the MP4 index sits at the end: cut, nothing can be read
+    data = videos["two"].read_bytes()
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    r = _annotate(cut, "--out-dir", tmp_path)
+    assert r.exit_code == 1 and "failed" in r.output and "Traceback" not in r.output
 
 
 def test_sink_leaves_nothing_on_error(tmp_path, videos):
