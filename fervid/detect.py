@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 import torch
+from torchvision.ops import nms
 
 from .faces import Faces
 
@@ -82,8 +83,9 @@ class FaceDetector:
             ]
             # MTCNN's own min size is in detector pixels; below 12 its pyramid would upscale
             # the downscaled frame again, so at a reduced size faces under 12 px are not sought
-            self._mtcnn.min_face_size = max(12 if s < 1 else 4, int(self.min_face_size * s))
-            boxes, probs = self._run(np.stack(batch))
+            boxes, probs = self._run(
+                np.stack(batch), max(12 if s < 1 else 4, int(self.min_face_size * s))
+            )
             for j, i in enumerate(idx):
                 out[i] = self._to_faces(boxes[j], probs[j], 1.0 / s, (h, w))
         return [f if f is not None else Faces.empty() for f in out]
@@ -118,8 +120,7 @@ class FaceDetector:
         out_scores = [[] for _ in frames]
         if rois:
             # a face fills about 1/region_scale of the region; look for faces down to half that
-            self._mtcnn.min_face_size = max(12, int(r / self.region_scale / 2))
-            boxes, probs = self._run(np.stack(rois))
+            boxes, probs = self._run(np.stack(rois), max(12, int(r / self.region_scale / 2)))
             for k, (bx, pr) in enumerate(zip(boxes, probs)):
                 if bx is None:
                     continue
@@ -134,18 +135,18 @@ class FaceDetector:
                 continue
             b = np.stack(out_boxes[i])
             sc = np.asarray(out_scores[i], np.float32)
-            keep = _nms(b, sc, 0.4)
+            keep = np.sort(nms(torch.from_numpy(b), torch.from_numpy(sc), 0.4).numpy())
             result.append(self._to_faces(b[keep], sc[keep], 1.0, img.shape[:2]))
         return result
 
-    def _run(self, batch: np.ndarray) -> tuple[list, list]:
+    def _run(self, batch: np.ndarray, min_size: int) -> tuple[list, list]:
         """MTCNN's cascade on a uint8 (N, H, W, 3) batch: per image, boxes (K, 4) and scores
         (K,), or None where nothing was found (facenet-pytorch's conventions)."""
         from ._mtcnn import detect_face
 
         m = self._mtcnn
         batch_boxes, _ = detect_face(
-            batch, m.min_face_size, m.pnet, m.rnet, m.onet, m.thresholds, m.factor, self.device
+            batch, min_size, m.pnet, m.rnet, m.onet, m.thresholds, m.factor, self.device
         )
         boxes, probs = [], []
         for b in batch_boxes:
@@ -180,14 +181,3 @@ def _cut(img: np.ndarray, x0: int, y0: int, s: int) -> np.ndarray:
     if xe > xs and ye > ys:
         out[ys - y0 : ye - y0, xs - x0 : xe - x0] = img[ys:ye, xs:xe]
     return out
-
-
-def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
-    from .track import iou_matrix
-
-    order = np.argsort(-scores)
-    keep: list[int] = []
-    for i in order:
-        if all(iou_matrix(boxes[i : i + 1], boxes[j : j + 1])[0, 0] < iou for j in keep):
-            keep.append(int(i))
-    return np.asarray(sorted(keep), np.int64)

@@ -21,11 +21,11 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from fervid.emotions import EMOTIONS, canonical
+from fervid.images import IMAGE_EXTS
 from fervid.preprocess import prepare_crop
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 RAFDB_LABEL_FILE = Path("EmoLabel") / "list_patition_label.txt"
 #: Above this many bytes of decoded images, ``cache="auto"`` streams from disk.
 MEMORY_LIMIT_BYTES = 3 * 1024**3
