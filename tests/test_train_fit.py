@@ -26,6 +26,11 @@ def _rows(path):
         return list(csv.DictReader(fh))
 
 
+def _train(*args):
+    """Run fervid-train's CLI in-process with the given arguments."""
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
 FAST = ["--archs", "resnet18", "--input-size", "32", "--batch-size", "32", "--seed", "0", "-q"]
 
 
@@ -229,17 +234,18 @@ def test_study_archs_are_registered():
     assert {"resnet50", "efficientnet_b0"} <= set(REGISTRY)
 
 
-def test_pretrained_unavailable_is_clear(monkeypatch, tmp_path):
+def test_pretrained_unavailable_is_clear(monkeypatch, toy, tmp_path):
     import torchvision
 
-    def offline(self, *a, **k):
+    def offline(self, *a, **k):  # stands in for the download: no network is touched
         raise OSError("Name or service not known")
 
     monkeypatch.setattr(torchvision.models._api.WeightsEnum, "get_state_dict", offline)
-    from fervid.train.models import PretrainedUnavailable
-
-    with pytest.raises(PretrainedUnavailable, match="--no-pretrained"):
-        build_model("resnet18", 7, pretrained=True)
+    r = _train("--data", toy, "--epochs", 1, "--pretrained", "--out", tmp_path, *FAST)
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and "ImageNet weights for resnet18 could not be loaded" in lines[0]
+    assert "--no-pretrained" in lines[0]
 
 
 def test_report_compares_architectures(tmp_path):
@@ -274,21 +280,18 @@ def test_report_compares_architectures(tmp_path):
 
 def test_init_fine_tunes_from_a_checkpoint(fitted, toy, tmp_path):
     ckpt = fitted / "resnet18" / "best.safetensors"
-    r = CliRunner().invoke(
-        cli,
-        [
-            "--data",
-            str(toy),
-            "--epochs",
-            "1",
-            "--init",
-            str(ckpt),
-            "--lr",
-            "1e-4",
-            "--out",
-            str(tmp_path / "ft"),
-            *FAST,
-        ],
+    r = _train(
+        "--data",
+        toy,
+        "--epochs",
+        1,
+        "--init",
+        ckpt,
+        "--lr",
+        "1e-4",
+        "--out",
+        tmp_path / "ft",
+        *FAST,
     )
     assert r.exit_code == 0, r.output
     m = json.loads((tmp_path / "ft" / "resnet18" / "metrics.json").read_text())
@@ -296,36 +299,20 @@ def test_init_fine_tunes_from_a_checkpoint(fitted, toy, tmp_path):
     two = make_folder_dataset(
         tmp_path / "two", per_class=(20, 20), val_per_class=5, names=("angry", "neutral")
     )
-    r = CliRunner().invoke(
-        cli,
-        [
-            "--data",
-            str(two),
-            "--epochs",
-            "1",
-            "--init",
-            str(ckpt),
-            "--out",
-            str(tmp_path / "ft2"),
-            *FAST,
-        ],
-    )
+    r = _train("--data", two, "--epochs", 1, "--init", ckpt, "--out", tmp_path / "ft2", *FAST)
     assert r.exit_code == 0, r.output  # other classes: the head starts fresh
-    r = CliRunner().invoke(
-        cli,
-        [
-            "--data",
-            str(toy),
-            "--epochs",
-            "1",
-            "--init",
-            str(ckpt),
-            "--archs",
-            "mobilenet_v3_large",
-            "--out",
-            str(tmp_path / "x"),
-            "-q",
-        ],
+    r = _train(
+        "--data",
+        toy,
+        "--epochs",
+        1,
+        "--init",
+        ckpt,
+        "--archs",
+        "mobilenet_v3_large",
+        "--out",
+        tmp_path / "x",
+        "-q",
     )
     assert r.exit_code == 1 and "a resnet18 checkpoint" in r.output
 
