@@ -33,7 +33,7 @@ from facenet_pytorch.models.utils.detect_face import (
 def _resample(img, sz):
     return torch.nn.functional.interpolate(
         img, size=sz, mode="bilinear", align_corners=False, antialias=True
-    )
+    ).contiguous(memory_format=torch.channels_last)
 
 
 def _crops(imgs, image_inds, y, ey, x, ex, size):
@@ -54,7 +54,7 @@ def _crops(imgs, image_inds, y, ey, x, ex, size):
     )
     return roi_align(
         imgs, rois, output_size=(size, size), spatial_scale=1.0, sampling_ratio=2, aligned=True
-    )
+    ).contiguous(memory_format=torch.channels_last)
 
 
 def detect_face(imgs, minsize, pnet, rnet, onet, threshold, factor, device):
@@ -85,9 +85,11 @@ def detect_face(imgs, minsize, pnet, rnet, onet, threshold, factor, device):
 
     all_i = 0
     offset = 0
+    level = imgs
     for scale in scales:
-        im_data = _resample(imgs, (int(h * scale + 1), int(w * scale + 1)))
-        im_data = (im_data - 127.5) * 0.0078125
+        # each level from the one above it (cheaper than from the full image every time)
+        level = _resample(level, (int(h * scale + 1), int(w * scale + 1)))
+        im_data = (level - 127.5) * 0.0078125
         reg, probs = pnet(im_data)
 
         boxes_scale, image_inds_scale = generateBoundingBox(reg, probs[:, 1], scale, threshold[0])

@@ -96,8 +96,8 @@ def _video_inputs(inputs: tuple[str, ...]) -> list[Path]:
     "--detect-every",
     default=5,
     type=click.IntRange(1),
-    help="Search whole frames for faces every K frames; in between, only near known faces "
-    "(1: whole frame every time, finds new faces soonest).",
+    help="Search the whole frame for faces on every Kth analysed frame; in between, only near "
+    "known faces (1: whole frame every time, finds new faces soonest).",
 )
 @click.option("--start", type=click.FloatRange(0), default=None, help="Start time (s).")
 @click.option("--end", type=click.FloatRange(0, min_open=True), default=None, help="End time (s).")

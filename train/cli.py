@@ -105,7 +105,7 @@ def _archs(ctx, param, value: tuple[str, ...]) -> list[str]:
     "--amp",
     default="auto",
     type=click.Choice(["auto", "bf16", "fp16", "off"]),
-    help="Mixed precision: auto = bf16/fp16 on CUDA, off on CPU (bf16 on CPU pays with AMX).",
+    help="Mixed precision: auto = bf16/fp16 on CUDA, bf16 on CPUs with AMX, else off.",
 )
 @click.option("--clip-grad", default=1.0, type=float, help="Gradient norm clip (0: off).")
 @click.option(
