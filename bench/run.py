@@ -230,6 +230,26 @@ def bench_images(folder: Path) -> dict:
 
 
 def bench_train(archs: list[str], out: Path, steps: int) -> list[dict]:
+    """Each architecture in a fresh process: EfficientNet-b7 at 600 px needs several GB, and
+    what earlier sections left in this process (or an out-of-memory kill) must not count."""
+    rows = []
+    for arch in archs:
+        log(f"[train] {arch}")
+        cmd = [sys.executable, __file__, "--train-arch", arch, "--steps", str(steps)]
+        proc = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True)
+        lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+        if proc.returncode != 0 or not lines:
+            tail = (proc.stderr.strip().splitlines() or ["killed (out of memory?)"])[-1]
+            log(f"[train] {arch} failed: {tail}")
+            rows.append({"arch": arch, "error": tail[:200]})
+            continue
+        rows.append(json.loads(lines[-1][len("RESULT ") :]))
+        log(json.dumps(rows[-1]))
+    return rows
+
+
+def train_one(arch: str, out: Path, steps: int) -> dict:
+    """fervid-train's loop against a naive loop for one architecture at its input size."""
     import torch
     import torchvision.transforms as T
     from PIL import Image
@@ -252,61 +272,55 @@ def bench_train(archs: list[str], out: Path, steps: int) -> list[dict]:
                     )
     spec = open_dataset(data)
     split = spec.split("train")
-    rows = []
-    for arch in archs:
-        size = arch_spec(arch).input_size
-        bs = 4 if size >= 600 else 16
-        n_img = bs * steps
-        res = {"arch": arch, "input_size": size, "batch_size": bs}
-        # fervid: decoded once, batch augmentation, bf16 autocast + channels_last (AMX)
-        for label, amp in (("fervid_fp32", "off"), ("fervid_bf16", "bf16")):
-            rt = Runtime.create("cpu", amp)
-            torch.manual_seed(0)
-            model = rt.prepare_model(build_model(arch, 4))
-            opt = torch.optim.AdamW(model.parameters(), 1e-4)
-            sd = SplitData(split, size, "rgb", cache="memory")
-            idx = torch.randint(0, len(sd), (n_img + bs,))
-            g = torch.Generator().manual_seed(0)
-            kw = dict(
-                runtime=rt, mean=[0.5] * 3, std=[0.25] * 3, augment=BatchAugment(), generator=g
-            )
-            crit = torch.nn.CrossEntropyLoss()
-            train_one_epoch(model, sd.batches(idx[:bs], bs), crit, opt, None, **kw)  # warm-up
-            r = train_one_epoch(model, sd.batches(idx[bs:], bs), crit, opt, None, **kw)
-            res[f"{label}_images_per_s"] = round(r["images_per_s"], 2)
-        # naive: PIL decode + torchvision transforms per image in a DataLoader, fp32, NCHW
-        tf = T.Compose(
-            [
-                T.RandomResizedCrop(size, scale=(0.7, 1.0)),
-                T.RandomHorizontalFlip(),
-                T.ColorJitter(0.3, 0.3, 0.3),
-                T.ToTensor(),
-                T.Normalize([0.5] * 3, [0.25] * 3),
-            ]
-        )
-
-        loader = torch.utils.data.DataLoader(
-            _Files(split, tf, n_img + bs), batch_size=bs, num_workers=2, shuffle=True
-        )
+    size = arch_spec(arch).input_size
+    bs = 2 if size >= 600 else 16  # b7 at 600 px: batch 4 ran out of 24 GB (naive loop)
+    n_img = bs * steps
+    res = {"arch": arch, "input_size": size, "batch_size": bs}
+    # fervid: decoded once, batch augmentation, bf16 autocast + channels_last (AMX)
+    for label, amp in (("fervid_fp32", "off"), ("fervid_bf16", "bf16")):
+        rt = Runtime.create("cpu", amp)
         torch.manual_seed(0)
-        model = build_model(arch, 4)
+        model = rt.prepare_model(build_model(arch, 4))
         opt = torch.optim.AdamW(model.parameters(), 1e-4)
-        model.train()
-        seen, t0 = 0, None
-        for k, (x, y) in enumerate(loader):
-            if k == 1:
-                t0 = time.perf_counter()
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if k >= 1:
-                seen += len(y)
-        res["naive_images_per_s"] = round(seen / (time.perf_counter() - t0), 2)
-        res["speedup"] = round(res["fervid_bf16_images_per_s"] / res["naive_images_per_s"], 2)
-        rows.append(res)
-        log(json.dumps(res))
-    return rows
+        sd = SplitData(split, size, "rgb", cache="memory")
+        idx = torch.randint(0, len(sd), (n_img + bs,))
+        g = torch.Generator().manual_seed(0)
+        kw = dict(runtime=rt, mean=[0.5] * 3, std=[0.25] * 3, augment=BatchAugment(), generator=g)
+        crit = torch.nn.CrossEntropyLoss()
+        train_one_epoch(model, sd.batches(idx[:bs], bs), crit, opt, None, **kw)  # warm-up
+        r = train_one_epoch(model, sd.batches(idx[bs:], bs), crit, opt, None, **kw)
+        res[f"{label}_images_per_s"] = round(r["images_per_s"], 2)
+    # naive: PIL decode + torchvision transforms per image in a DataLoader, fp32, NCHW
+    tf = T.Compose(
+        [
+            T.RandomResizedCrop(size, scale=(0.7, 1.0)),
+            T.RandomHorizontalFlip(),
+            T.ColorJitter(0.3, 0.3, 0.3),
+            T.ToTensor(),
+            T.Normalize([0.5] * 3, [0.25] * 3),
+        ]
+    )
+
+    loader = torch.utils.data.DataLoader(
+        _Files(split, tf, n_img + bs), batch_size=bs, num_workers=2, shuffle=True
+    )
+    torch.manual_seed(0)
+    model = build_model(arch, 4)
+    opt = torch.optim.AdamW(model.parameters(), 1e-4)
+    model.train()
+    seen, t0 = 0, None
+    for k, (x, y) in enumerate(loader):
+        if k == 1:
+            t0 = time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if k >= 1:
+            seen += len(y)
+    res["naive_images_per_s"] = round(seen / (time.perf_counter() - t0), 2)
+    res["speedup"] = round(res["fervid_bf16_images_per_s"] / res["naive_images_per_s"], 2)
+    return res
 
 
 class _Files:
@@ -415,7 +429,7 @@ def render(results: dict, command: str) -> str:
         f"(Python {m['python']}, torch {m['torch']}, torchvision {m['torchvision']}, "
         f"PyAV {m['av']}, {m['torch_threads']} torch threads).",
         "",
-        f"Command: `{command}`" + (" (quick mode: smaller inputs)" if results["quick"] else ""),
+        f"Command: {command}" + (" (quick mode: smaller inputs)" if results["quick"] else ""),
         "",
     ]
     if "video" in results:
@@ -485,7 +499,8 @@ def render(results: dict, command: str) -> str:
                 "fervid_fp32_images_per_s",
                 "fervid_bf16_images_per_s",
                 "speedup",
-            ],
+            ]
+            + (["error"] if any("error" in r for r in results["train"]) else []),
         )
         lines.append("")
     if "memory" in results:
@@ -502,28 +517,52 @@ def main() -> None:
     ap.add_argument("--only", default="video,images,train,memory")
     ap.add_argument("--out", default=str(HERE / "out"))
     ap.add_argument("--record", action="store_true", help="write bench/RESULTS.md's tables")
+    ap.add_argument(
+        "--merge", action="store_true", help="add to bench/out/results.json instead of replacing it"
+    )
+    ap.add_argument("--train-arch", help=argparse.SUPPRESS)
+    ap.add_argument("--steps", type=int, default=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.train_arch:
+        print("RESULT " + json.dumps(train_one(args.train_arch, out, args.steps)), flush=True)
+        return
     only = set(args.only.split(","))
-    results = {"machine": machine(), "quick": args.quick}
+    store = out / "results.json"
+    results = {"machine": machine(), "quick": args.quick, "commands": []}
+    if args.merge and store.exists():
+        results = {**json.loads(store.read_text()), "machine": results["machine"]}
+    command = "python bench/run.py" + (" --quick" if args.quick else "")
+    if args.only != "video,images,train,memory":
+        command += f" --only {args.only}"
+    if args.merge:
+        command += " --merge"
+    results.setdefault("commands", []).append(command)
     log(json.dumps(results["machine"]))
+
+    def save() -> None:  # after every section: a later failure loses nothing measured
+        tmp = store.with_suffix(".partial")
+        tmp.write_text(json.dumps(results, indent=2))
+        os.replace(tmp, store)
+
     if "video" in only:
         results["video"] = bench_video(make_videos(out, args.quick), out)
+        save()
     if "images" in only:
         results["images"] = bench_images(make_images(out, 100 if args.quick else 500))
+        save()
     if "train" in only:
         from fervid.train.models import STUDY_ARCHS
 
         archs = ["resnet18", "resnet34"] if args.quick else list(STUDY_ARCHS)
         results["train"] = bench_train(archs, out, steps=3 if args.quick else 4)
+        save()
     if "memory" in only:
         results["memory"] = bench_memory(out, args.quick)
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    log(f"results: {out / 'results.json'}")
-    command = "python bench/run.py" + (" --quick" if args.quick else "")
-    if args.only != "video,images,train,memory":
-        command += f" --only {args.only}"
+        save()
+    log(f"results: {store}")
+    command = " and ".join(f"`{c}`" for c in results["commands"])
     text = render(results, command)
     print(text)
     if args.record:

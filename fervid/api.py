@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._malloc import release_free_memory
 from .classify import EmotionModel, load_model
 from .detect import FaceDetector
 from .draw import annotate
@@ -27,6 +28,9 @@ from .images import ImageError, load_image, walk_images
 from .track import IoUTracker, ProbSmoother
 from .video import FrameReader, VideoSink
 from .writers import face_rows, image_columns, video_columns
+
+#: frames (videos) or images (folders) between returns of freed heap memory to the OS
+TRIM_EVERY = 32
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +126,7 @@ def iter_images(
 
     # crops: one forward pass per 64; photos: MTCNN in pairs (larger batches are slower on CPU)
     chunk = 64 if crops else 2
+    done = 0
     for batch in _chunks(_decode_ahead(todo, prefetch=max(prefetch, chunk)), chunk):
         ok = [item for item in batch if item[2] is not None]
         images = [item[2] for item in ok]
@@ -139,6 +144,9 @@ def iter_images(
         else:
             found = emo.classify(images, detector.detect(images)) if ok else []
         faces = iter(found)
+        done += len(batch)
+        if done % TRIM_EVERY < len(batch):
+            release_free_memory()
         for p, r, image, err in batch:
             if image is None:
                 yield ImageResult(p, r, Faces.empty(emo.classes), err)
@@ -337,6 +345,8 @@ def analyze_video(
             report.frames += 1
         if progress is not None:
             progress(len(batch))
+        if report.frames // TRIM_EVERY != (report.frames - len(batch)) // TRIM_EVERY:
+            release_free_memory()  # resident memory stays flat over hours of video
 
     with sink if sink is not None else contextlib.nullcontext():
         batch = []

@@ -49,8 +49,10 @@ def _load(model_path, device):
 def cli(ctx, quiet):
     """Facial emotion recognition for videos (annotate) and photo folders (scan)."""
     from . import logs
+    from ._malloc import limit_arenas
 
     logs.configure(quiet=quiet)
+    limit_arenas()  # memory stays flat over long videos (measured, fervid/_malloc.py)
     ctx.obj = {"quiet": quiet}
 
 

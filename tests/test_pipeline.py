@@ -182,3 +182,25 @@ def test_detect_near_follows_known_faces(detector, portraits):
     near = detector.detect_near([moved, moved], [full[0].boxes, np.zeros((0, 4))])
     assert len(near[0]) == 2 and len(near[1]) == 0
     assert (iou_matrix(near[0].boxes, full[1].boxes).max(1) > 0.7).all()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="Linux only")
+def test_release_free_memory_returns_freed_heap():
+    from fervid._malloc import _libc, release_free_memory
+
+    if _libc is None:
+        pytest.skip("no glibc")
+
+    def rss_mb():
+        with open("/proc/self/status") as fh:
+            return next(int(x.split()[1]) for x in fh if x.startswith("VmRSS")) / 1024
+
+    # many small blocks live on the heap (not mmap); keep the last one so the heap's top
+    # cannot shrink by itself, free the rest
+    blocks = [np.ones(64 * 1024, np.uint8) for _ in range(4000)]
+    keep = blocks[-1]
+    del blocks
+    before = rss_mb()
+    release_free_memory()
+    assert rss_mb() < before - 100, (before, rss_mb())
+    assert keep[0] == 1
