@@ -538,7 +538,8 @@ def main() -> None:
         command += f" --only {args.only}"
     if args.merge:
         command += " --merge"
-    results.setdefault("commands", []).append(command)
+    if command not in results.setdefault("commands", []):
+        results["commands"].append(command)
     log(json.dumps(results["machine"]))
 
     def save() -> None:  # after every section: a later failure loses nothing measured
