@@ -124,8 +124,7 @@ def iter_images(
         else FaceDetector(device=emo.device, min_face_size=min_face_size, detect_size=detect_size)
     )
 
-    # crops: one forward pass per 64; photos: MTCNN in pairs (larger batches are slower on CPU)
-    chunk = 64 if crops else 2
+    chunk = 64 if crops else 4  # crops: one forward pass per 64; photos: MTCNN batches
     done = 0
     for batch in _chunks(_decode_ahead(todo, prefetch=max(prefetch, chunk)), chunk):
         ok = [item for item in batch if item[2] is not None]
@@ -144,9 +143,8 @@ def iter_images(
         else:
             found = emo.classify(images, detector.detect(images)) if ok else []
         faces = iter(found)
+        _release_every(done, done + len(batch))
         done += len(batch)
-        if done % TRIM_EVERY < len(batch):
-            release_free_memory()
         for p, r, image, err in batch:
             if image is None:
                 yield ImageResult(p, r, Faces.empty(emo.classes), err)
@@ -176,6 +174,13 @@ def _decode_ahead(todo: list[tuple[Path, str]], prefetch: int):
                 pending.append(pool.submit(_decode, todo[nxt][0]))
                 nxt += 1
             yield p, r, image, err
+
+
+def _release_every(before: int, after: int) -> None:
+    """Return freed heap to the OS each time the count of frames or images done passes a
+    multiple of TRIM_EVERY: resident memory then stays flat over hours of video."""
+    if before // TRIM_EVERY != after // TRIM_EVERY:
+        release_free_memory()
 
 
 def _chunks(items, n: int):
@@ -315,8 +320,7 @@ def analyze_video(
                 last_key = f.index
             is_key.append(key)
         keys = [f.image for f, k in zip(chosen, is_key) if k]
-        # keyframes in pairs: MTCNN gains nothing from larger batches on CPU (measured)
-        full = iter([d for s in range(0, len(keys), 2) for d in detector.detect(keys[s : s + 2])])
+        full = iter(detector.detect(keys))
         detections: list[Faces | None] = []
         for f, k in zip(chosen, is_key):
             if k:
@@ -345,8 +349,7 @@ def analyze_video(
             report.frames += 1
         if progress is not None:
             progress(len(batch))
-        if report.frames // TRIM_EVERY != (report.frames - len(batch)) // TRIM_EVERY:
-            release_free_memory()  # resident memory stays flat over hours of video
+        _release_every(report.frames - len(batch), report.frames)
 
     with sink if sink is not None else contextlib.nullcontext():
         batch = []
