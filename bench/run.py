@@ -273,7 +273,9 @@ def train_one(arch: str, out: Path, steps: int) -> dict:
     spec = open_dataset(data)
     split = spec.split("train")
     size = arch_spec(arch).input_size
-    bs = 2 if size >= 600 else 16  # b7 at 600 px: batch 4 ran out of 24 GB (naive loop)
+    # b7 at 600 px: batch 4 was OOM-killed on this 24 GB machine (in one process with the
+    # earlier sections, during the naive loop); batch 2 in a fresh process fits
+    bs = 2 if size >= 600 else 16
     n_img = bs * steps
     res = {"arch": arch, "input_size": size, "batch_size": bs}
     # fervid: decoded once, batch augmentation, bf16 autocast + channels_last (AMX)
