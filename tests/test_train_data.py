@@ -185,3 +185,26 @@ def test_distributed_sampler_shards_the_same_draw():
 def test_loss_weights_inverse_frequency():
     w = class_loss_weights([0] * 8 + [1] * 2, 2)
     assert torch.allclose(w, torch.tensor([0.4, 1.6]))
+
+
+def test_training_decodes_like_inference(tmp_path):
+    """EXIF-rotated and transparent images reach training as inference sees them."""
+    from PIL import Image
+
+    from fervid.preprocess import prepare_crop
+    from fervid.train.data import decode_image
+
+    upright = np.zeros((40, 20, 3), np.uint8)  # tall: top half white, bottom half black
+    upright[:20] = 255
+    # stored rotated 90 degrees, with EXIF orientation 8 ("rotate 90 CW to display")
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_270)
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    stored.save(tmp_path / "rotated.jpg", exif=exif.tobytes(), quality=100)
+    got = decode_image(tmp_path / "rotated.jpg", 16, "grayscale")[0].astype(int)
+    want = prepare_crop(upright, 16, "grayscale")[0].astype(int)
+    assert np.abs(got - want).max() <= 8  # JPEG error only; unrotated would differ by ~255
+
+    rgba = np.zeros((16, 16, 4), np.uint8)  # fully transparent black: white once composited
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "clear.png")
+    assert decode_image(tmp_path / "clear.png", 16, "rgb").min() == 255

@@ -21,7 +21,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from fervid.emotions import EMOTIONS, canonical
-from fervid.images import IMAGE_EXTS
+from fervid.images import IMAGE_EXTS, ImageError, load_image
 from fervid.preprocess import prepare_crop
 
 log = logging.getLogger(__name__)
@@ -215,16 +215,17 @@ def detect_channels(paths: Sequence[Path], sample: int = 64) -> str:
 
 
 def decode_image(path: Path, size: int, channels: str) -> np.ndarray:
-    """Read one image file as the model's uint8 CxSxS input; DataError if unreadable."""
+    """Read one image file as the model's uint8 CxSxS input; DataError if unreadable.
+
+    Decoded by :func:`fervid.images.load_image`, the decoder inference uses (EXIF orientation
+    applied, transparency composited on white, 16-bit and palette images converted), then
+    :func:`fervid.preprocess.prepare_crop`: training sees the pixels inference will see.
+    """
     try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode not in ("L", "RGB"):
-                im = im.convert("RGB" if channels == "rgb" else "L")
-            arr = np.array(im)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-        raise DataError(f"{path}: cannot read image ({str(exc).splitlines()[0][:120]})") from None
-    return prepare_crop(arr, size, channels)
+        image = load_image(path)
+    except ImageError as exc:
+        raise DataError(f"{path}: {exc}") from None
+    return prepare_crop(image, size, channels)
 
 
 def decode_all(
