@@ -14,9 +14,7 @@ import numpy as np
 
 import fervid
 from fervid.classify import DEFAULT_MODEL
-from fervid.emotions import canonical
-from fervid.train.engine import confusion_matrix, metrics_from_confusion
-from fervid.train.study import evaluate_checkpoint
+from fervid.train.study import evaluate_checkpoint, scan_metrics
 
 
 def main() -> None:
@@ -27,12 +25,7 @@ def main() -> None:
     trainer = evaluate_checkpoint(args.model, args.data, split="val", device="cpu")
     model = fervid.load_model(args.model, device="cpu")
     df = fervid.analyze_images(f"{args.data}/val", model=model, crops=True)
-    truth = [model.classes.index(canonical(p.split("/")[0])) for p in df["path"]]
-    pred = [model.classes.index(e) for e in df["emotion"]]
-    import torch
-
-    cm = confusion_matrix(torch.tensor(truth), torch.tensor(pred), len(model.classes))
-    inference = metrics_from_confusion(cm)
+    inference = scan_metrics(df, model.classes)
     out = {
         "images": int(len(df)),
         "trainer": {k: round(trainer[k], 4) for k in ("acc", "balanced_acc", "macro_f1")},

@@ -5,12 +5,9 @@ from __future__ import annotations
 import os
 
 import pytest
-import torch
 
 import fervid
-from fervid.emotions import canonical
-from fervid.train.engine import confusion_matrix, metrics_from_confusion
-from fervid.train.study import evaluate_checkpoint
+from fervid.train.study import evaluate_checkpoint, scan_metrics
 
 from conftest import SHARED
 
@@ -28,9 +25,7 @@ def test_evaluator_and_inference_path_agree(tmp_path, model):
                 os.symlink(FER / split / cls / name, d / name)
     trainer = evaluate_checkpoint(model.source, tmp_path, split="val", device="cpu")
     df = fervid.analyze_images(tmp_path / "val", model=model, crops=True)
-    truth = torch.tensor([model.classes.index(canonical(p.split("/")[0])) for p in df["path"]])
-    pred = torch.tensor([model.classes.index(e) for e in df["emotion"]])
-    inference = metrics_from_confusion(confusion_matrix(truth, pred, len(model.classes)))
+    inference = scan_metrics(df, model.classes)
     assert trainer["n"] == len(df) == 6 * 60 + 56
     assert abs(trainer["acc"] - inference["acc"]) <= 0.005
     assert abs(trainer["balanced_acc"] - inference["balanced_acc"]) <= 0.005

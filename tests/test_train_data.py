@@ -208,3 +208,22 @@ def test_training_decodes_like_inference(tmp_path):
     rgba = np.zeros((16, 16, 4), np.uint8)  # fully transparent black: white once composited
     Image.fromarray(rgba, "RGBA").save(tmp_path / "clear.png")
     assert decode_image(tmp_path / "clear.png", 16, "rgb").min() == 255
+
+
+def test_scan_metrics_labels_rows_by_their_class_folder():
+    import pandas as pd
+
+    from fervid.train.study import scan_metrics
+
+    classes = ("happiness", "anger", "neutral")
+    df = pd.DataFrame(
+        {
+            "path": ["happy/a.png", "happy/b.png", "Angry/c.png", "neutral/d.png", "anger/e.png"],
+            "emotion": ["happiness", "anger", "anger", "neutral", None],
+        }
+    )
+    m = scan_metrics(df, classes)
+    assert m["confusion"] == [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
+    assert m["n"] == 4 and m["unread"] == 1
+    assert m["acc"] == pytest.approx(0.75)
+    assert m["balanced_acc"] == pytest.approx((0.5 + 1 + 1) / 3)

@@ -8,12 +8,14 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from fervid.checkpoint import atomic_replace, load_checkpoint
+from fervid.emotions import canonical
 
 from .data import DataError, SplitData, open_dataset
-from .engine import Runtime, evaluate
+from .engine import Runtime, confusion_matrix, evaluate, metrics_from_confusion
 from .models import build_model
 from .run import RunResult, TrainConfig, dist_info, fit
 
@@ -199,3 +201,16 @@ def evaluate_checkpoint(
         }
     )
     return metrics
+
+
+def scan_metrics(df: pd.DataFrame, classes: Sequence[str]) -> dict:
+    """Metrics of fervid's inference path on a labelled folder: ``df`` is what
+    ``fervid.analyze_images(split_dir, crops=True)`` returns for a split laid out as
+    ``<class>/<image>``; each row's true class is the first folder of its ``path``. Rows
+    without an emotion (unreadable images) are left out and counted in ``unread``."""
+    read = df[df["emotion"].notna()]
+    folders = read["path"].str.replace("\\", "/").str.split("/").str[0]
+    truth = [classes.index(canonical(f)) for f in folders]
+    pred = [classes.index(e) for e in read["emotion"]]
+    cm = confusion_matrix(torch.tensor(truth), torch.tensor(pred), len(classes))
+    return {**metrics_from_confusion(cm), "unread": int(len(df) - len(read))}
