@@ -7,8 +7,8 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import torch
 
 from fervid.checkpoint import atomic_replace, load_checkpoint
@@ -18,6 +18,9 @@ from .data import DataError, SplitData, open_dataset
 from .engine import Runtime, confusion_matrix, evaluate, metrics_from_confusion
 from .models import build_model
 from .run import RunResult, TrainConfig, dist_info, fit
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
