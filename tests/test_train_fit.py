@@ -184,7 +184,13 @@ def test_rafdb_fit_with_loss_balance(tmp_path):
     assert r.exit_code == 0, r.output
     _, meta = load_checkpoint(tmp_path / "o" / "resnet18" / "best.safetensors")
     assert meta.channels == "rgb" and meta.dataset == "rafdb" and len(meta.classes) == 7
-    assert meta.metrics["split"] == "test"
+    # RAF-DB has no val split: a stratified part of train selects, the test split reports
+    assert meta.metrics["split"] == "holdout"
+    m = json.loads((tmp_path / "o" / "resnet18" / "metrics.json").read_text())
+    assert m["split"] == "test" and sum(map(sum, m["confusion"])) == 21
+    assert m["sources"]["rafdb"]["val"]["n"] == 7  # one of each class (at least one)
+    cfg = json.loads((tmp_path / "o" / "resnet18" / "config.json").read_text())
+    assert cfg["sources"][0]["val_split"] == "holdout" and cfg["sources"][0]["test"] == 21
 
 
 def test_ddp_two_gloo_processes(toy, tmp_path):

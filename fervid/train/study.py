@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,9 +16,10 @@ from fervid.checkpoint import atomic_replace, load_checkpoint
 from fervid.emotions import canonical
 
 from .data import DataError, SplitData, open_dataset
+from .distributed import dist_info
 from .engine import Runtime, confusion_matrix, evaluate, metrics_from_confusion
 from .models import build_model
-from .run import RunResult, TrainConfig, dist_info, fit
+from .run import RunResult, TrainConfig, fit
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,6 +35,9 @@ COLUMNS = [
     "acc",
     "balanced_acc",
     "macro_f1",
+    "split",
+    "val_acc",
+    "val_balanced_acc",
     "fit_seconds",
     "seconds_per_epoch",
     "train_images_per_s",
@@ -43,14 +48,40 @@ COLUMNS = [
 
 
 def run_study(base: TrainConfig, archs: Sequence[str]) -> list[RunResult]:
-    """Train each architecture with the same settings; write the report after each one."""
+    """Train each architecture with the same settings; write the report after each one.
+
+    With ``resume``, an architecture whose run finished (its ``metrics.json`` written after
+    its last epoch) is not trained again: its result is read back.
+    """
     results: list[RunResult] = []
     for arch in archs:
         cfg = dataclasses.replace(base, arch=arch)
-        results.append(fit(cfg))
+        done = finished_result(Path(base.out) / arch, cfg) if base.resume else None
+        if done is not None:
+            log.info("%s: finished earlier (%d epochs); not trained again", arch, done.epochs)
+        results.append(done or fit(cfg))
         if dist_info()[0] == 0:
             write_report(results, Path(base.out))
     return results
+
+
+def finished_result(run_dir: Path, cfg: TrainConfig) -> RunResult | None:
+    """The result of a finished run in ``run_dir``, or None if it has not finished (or
+    ``cfg`` asks for more epochs than it trained, with no time budget)."""
+    metrics, state = run_dir / "metrics.json", run_dir / "last.pt"
+    if not metrics.exists() or not state.exists():
+        return None
+    if metrics.stat().st_mtime < state.stat().st_mtime:
+        return None  # trained further since the metrics were written
+    try:
+        d = json.loads(metrics.read_text())
+        names = {f.name for f in dataclasses.fields(RunResult)}
+        result = RunResult(**{k: v for k, v in d.items() if k in names})
+    except (ValueError, TypeError):
+        return None
+    if cfg.epochs > result.epochs and not cfg.time_budget:
+        return None
+    return result
 
 
 def comparison_rows(results: Sequence[RunResult]) -> list[dict]:

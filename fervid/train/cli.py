@@ -33,8 +33,10 @@ def _archs(ctx, param, value: tuple[str, ...]) -> list[str]:
 @click.group(invoke_without_command=True, context_settings=CONTEXT)
 @click.option(
     "--data",
+    multiple=True,
     type=click.Path(file_okay=False),
-    help="Dataset root: RAF-DB layout or class folders (train/, val/ or test/).",
+    help="Dataset root: RAF-DB layout or class folders (train/, val/, test/). Repeat for "
+    "several datasets in one run: their classes are mapped onto the seven emotions.",
 )
 @click.option(
     "--archs",
@@ -46,6 +48,14 @@ def _archs(ctx, param, value: tuple[str, ...]) -> list[str]:
 )
 @click.option("--epochs", default=20, type=click.IntRange(1), help="Training epochs.")
 @click.option(
+    "--time-budget",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    metavar="MINUTES",
+    help="Per architecture: after the first epoch, train only as many epochs (at most "
+    "--epochs) as fit in this many minutes; the schedule is planned to end there.",
+)
+@click.option(
     "--batch-size",
     default=64,
     type=click.IntRange(1),
@@ -56,6 +66,25 @@ def _archs(ctx, param, value: tuple[str, ...]) -> list[str]:
 )
 @click.option(
     "--optimizer", default="adamw", type=click.Choice(["adamw", "sgd"]), help="Optimiser."
+)
+@click.option(
+    "--schedule",
+    default="cosine",
+    type=click.Choice(["cosine", "plateau"]),
+    help="After the warm-up: cosine decay to zero, or reduce-on-plateau of the selection "
+    "metric.",
+)
+@click.option(
+    "--plateau-patience",
+    default=5,
+    type=click.IntRange(0),
+    help="plateau: epochs without improvement before the learning rate is cut.",
+)
+@click.option(
+    "--plateau-factor",
+    default=0.1,
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="plateau: the cut's factor.",
 )
 @click.option(
     "--weight-decay", default=0.05, type=float, help="Weight decay (not on norms and biases)."
@@ -100,6 +129,13 @@ def _archs(ctx, param, value: tuple[str, ...]) -> list[str]:
     help="Strength of balancing: class weight = count^-power "
     "(1: every class equally often; 0.5: square-root).",
 )
+@click.option(
+    "--source-power",
+    default=0.0,
+    type=click.FloatRange(0, 1),
+    help="Several --data: also balance the datasets, draw weight x count(dataset)^-power "
+    "(1: each dataset equally often; 0: in proportion to its size).",
+)
 @click.option("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps.")
 @click.option(
     "--amp",
@@ -134,6 +170,66 @@ def _archs(ctx, param, value: tuple[str, ...]) -> list[str]:
     help="Metric that picks the best checkpoint.",
 )
 @click.option(
+    "--select-source",
+    default="mean",
+    metavar="mean|NAME",
+    help="Several --data: select on the mean of --select over the datasets, or on one "
+    "dataset's (its folder name, or rafdb).",
+)
+@click.option(
+    "--eval-split",
+    default="auto",
+    type=click.Choice(["auto", "val", "holdout", "test"]),
+    help="What selects the best epoch: auto = the dataset's val/ split, else a part of "
+    "train held out (--holdout). 'test' selects on the test split (optimistic figures).",
+)
+@click.option(
+    "--holdout",
+    default=0.1,
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Fraction of train held out (stratified, fixed seed) where a dataset has no val.",
+)
+@click.option(
+    "--test/--no-test",
+    default=True,
+    help="Evaluate the best epoch once on each dataset's test split, if it has one "
+    "(reported, never used for selection).",
+)
+@click.option(
+    "--exclude",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="A file listing training images to leave out (one path per line, relative to "
+    "the file's folder), e.g. copies of another set's test images. Repeatable.",
+)
+@click.option(
+    "--labels",
+    default="dataset",
+    type=click.Choice(["dataset", "ferplus"]),
+    help="ferplus: train on FER+ crowd votes (ferplus.csv at a --data root) instead of the "
+    "folder labels.",
+)
+@click.option(
+    "--soft-labels",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="A vote table (CSV: a path column relative to the file, one column per class) "
+    "whose distributions are the training targets of the images it lists. Repeatable.",
+)
+@click.option(
+    "--soft-min-valid",
+    default=0.5,
+    type=click.FloatRange(0, 1, min_open=True),
+    help="Soft labels: skip an image whose votes for the classes (not contempt, unknown, "
+    "not-a-face) are under this share of its votes.",
+)
+@click.option(
+    "--eval-labels",
+    default="dataset",
+    type=click.Choice(["dataset", "majority"]),
+    help="Soft labels: evaluate against the dataset's labels, or the votes' majority.",
+)
+@click.option(
     "--channels",
     default="auto",
     type=click.Choice(["auto", "grayscale", "rgb"]),
@@ -149,6 +245,24 @@ def _archs(ctx, param, value: tuple[str, ...]) -> list[str]:
 @click.option("--jitter", default=0.3, type=float, help="Brightness/contrast/saturation jitter.")
 @click.option(
     "--erase", default=0.25, type=click.FloatRange(0, 1), help="Random erasing probability."
+)
+@click.option(
+    "--random-gray",
+    default=0.0,
+    type=click.FloatRange(0, 1),
+    help="Colour models: probability of turning a training image grayscale.",
+)
+@click.option(
+    "--mixup", default=0.0, type=click.FloatRange(0), help="Mixup Beta alpha (0: off)."
+)
+@click.option(
+    "--cutmix", default=0.0, type=click.FloatRange(0), help="CutMix Beta alpha (0: off)."
+)
+@click.option(
+    "--mix-prob",
+    default=1.0,
+    type=click.FloatRange(0, 1),
+    help="Probability of mixing a batch (mixup or CutMix, chosen at random if both).",
 )
 @click.option(
     "--crop-scale",
@@ -201,7 +315,7 @@ def cli(ctx, data, archs, quiet, **opts):
     from .run import TrainConfig
     from .study import run_study
 
-    cfg = TrainConfig(data=data, progress=not quiet and sys.stderr.isatty(), **opts)
+    cfg = TrainConfig(data=list(data), progress=not quiet and sys.stderr.isatty(), **opts)
     try:
         results = run_study(cfg, archs)
     except ERRORS as exc:

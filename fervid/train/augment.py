@@ -1,18 +1,22 @@
 """Batch augmentation on tensors: one random affine (resized crop, flip, rotation) per image,
-colour jitter and random erasing, all vectorised so they run on the training device."""
+colour jitter, random grayscale and random erasing, all vectorised so they run on the training
+device; and :class:`BatchMix`, mixup and CutMix of images and their targets."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 
 @dataclass
 class BatchAugment:
-    """Random resized crop + horizontal flip + small rotation, colour jitter, random erasing.
+    """Random resized crop + horizontal flip + small rotation, colour jitter, random
+    grayscale (``gray``: the probability that a colour image is turned to its luma, so that
+    a colour model also reads grayscale footage), random erasing.
 
     Works on float images in [0, 1], BxCxHxW, with an explicit generator so that an epoch's
     augmentation depends only on its seed.
@@ -24,6 +28,7 @@ class BatchAugment:
     rotate: float = 10.0
     jitter: float = 0.3
     erase: float = 0.25
+    gray: float = 0.0
 
     def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         b, c, h, w = x.shape
@@ -65,6 +70,10 @@ class BatchAugment:
                 gray = x.mean(dim=1, keepdim=True)
                 x = (x - gray) * sat + gray
             x = x.clamp(0, 1)
+        if self.gray > 0 and c == 3:
+            luma = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]).expand(-1, 3, -1, -1)
+            on = (rand(b) < self.gray).view(b, 1, 1, 1)
+            x = torch.where(on, luma, x)
         return x
 
     def erase_normalized(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -93,3 +102,49 @@ class BatchAugment:
             & on.view(b, 1, 1)
         )
         return x.masked_fill(mask.unsqueeze(1), 0.0)
+
+
+@dataclass
+class BatchMix:
+    """Mixup (``mixup`` = Beta alpha) and CutMix (``cutmix`` = Beta alpha) of a batch with a
+    shuffled copy of itself, one mixing ratio per batch; applied with probability ``prob``,
+    choosing between the two at random when both are on. Returns the images and the mixed
+    target distributions (class indices are turned into one-hot targets first)."""
+
+    num_classes: int
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    prob: float = 1.0
+
+    @property
+    def enabled(self) -> bool:
+        return (self.mixup > 0 or self.cutmix > 0) and self.prob > 0
+
+    def __call__(
+        self, x: torch.Tensor, targets: torch.Tensor, g: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        t = (
+            F.one_hot(targets, self.num_classes).to(x.dtype)
+            if not targets.is_floating_point()
+            else targets.to(x.dtype)
+        )
+        u = torch.rand(3, generator=g).tolist()
+        if not self.enabled or u[0] >= self.prob:
+            return x, t
+        use_cutmix = self.cutmix > 0 and (self.mixup <= 0 or u[1] < 0.5)
+        alpha = self.cutmix if use_cutmix else self.mixup
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+        lam = float(np.random.default_rng(seed).beta(alpha, alpha))
+        perm = torch.randperm(x.shape[0], generator=g).to(x.device)
+        if use_cutmix:
+            h, w = x.shape[2:]
+            ch, cw = int(h * math.sqrt(1 - lam)), int(w * math.sqrt(1 - lam))
+            cy, cx = (torch.rand(2, generator=g) * torch.tensor([h, w])).long().tolist()
+            y0, y1 = max(cy - ch // 2, 0), min(cy + ch // 2, h)
+            x0, x1 = max(cx - cw // 2, 0), min(cx + cw // 2, w)
+            x = x.clone()
+            x[:, :, y0:y1, x0:x1] = x[perm][:, :, y0:y1, x0:x1]
+            lam = 1 - (y1 - y0) * (x1 - x0) / (h * w)
+        else:
+            x = lam * x + (1 - lam) * x[perm]
+        return x, lam * t + (1 - lam) * t[perm]

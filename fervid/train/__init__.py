@@ -1,6 +1,6 @@
 """fervid-train: train emotion classifiers and reproduce the five-architecture study.
 
-Installed as ``fervid.train`` (the source folder is ``train/`` at the repository's top).
+The package ``fervid.train`` (``fervid/train/``).
 """
 
 from __future__ import annotations

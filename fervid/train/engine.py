@@ -28,21 +28,30 @@ def train_one_epoch(
     mean: list[float],
     std: list[float],
     augment=None,
+    mix=None,
     generator: torch.Generator | None = None,
     scaler: torch.amp.GradScaler | None = None,
     clip_grad: float = 0.0,
     ema=None,
     progress: Callable[[int, float], None] | None = None,
 ) -> dict[str, float]:
-    """One pass over ``batches``; returns mean loss, accuracy, images and images/s."""
+    """One pass over ``batches``; returns mean loss, accuracy, images and images/s.
+
+    A batch's labels are class indices or target distributions (soft labels); ``mix``
+    (:class:`~fervid.train.augment.BatchMix`) mixes images and targets after augmentation.
+    Accuracy counts the prediction against the label's (or distribution's) top class.
+    """
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     t0 = time.perf_counter()
     for images, labels in batches:
         labels = labels.to(runtime.device, non_blocking=True)
+        hard = labels.argmax(1) if labels.is_floating_point() else labels
         if augment is not None:
             x = images.to(runtime.device, non_blocking=True).float().div_(255)
             x = augment(x, generator)
+            if mix is not None and mix.enabled:
+                x, labels = mix(x, labels, generator)
             x = runtime.prepare_input(x, mean, std)
             x = augment.erase_normalized(x, generator)
         else:
@@ -67,9 +76,9 @@ def train_one_epoch(
             scheduler.step()
         if ema is not None:
             ema.update_parameters(model)
-        n = labels.numel()
+        n = hard.numel()
         total_loss += float(loss.detach()) * n
-        correct += int((logits.detach().argmax(1) == labels).sum())
+        correct += int((logits.detach().argmax(1) == hard).sum())
         seen += n
         if progress is not None:
             progress(n, total_loss / max(seen, 1))

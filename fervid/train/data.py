@@ -37,13 +37,27 @@ class DataError(ValueError):
 
 @dataclass
 class Split:
-    """One split of a dataset: image paths and integer labels (indices into ``classes``)."""
+    """One split of a dataset: image paths and integer labels (indices into ``classes``).
+
+    ``soft``, when set, holds one target distribution per image (N x classes, rows summing
+    to 1): crowd votes to train on instead of the one-hot ``labels``.
+    """
 
     paths: list[Path]
     labels: list[int]
+    soft: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def subset(self, keep: Sequence[int]) -> Split:
+        """The images at positions ``keep``, in that order."""
+        keep = list(keep)
+        return Split(
+            [self.paths[i] for i in keep],
+            [self.labels[i] for i in keep],
+            None if self.soft is None else self.soft[keep],
+        )
 
 
 @dataclass
@@ -264,7 +278,8 @@ class FileImages(torch.utils.data.Dataset):
         except DataError as exc:
             arr = torch.zeros((c, self.size, self.size), dtype=torch.uint8)
             err = str(exc)
-        return arr, self.split.labels[i], err
+        label = self.split.labels[i] if self.split.soft is None else i  # soft: row looked up
+        return arr, label, err
 
 
 def _collate(items):
@@ -290,7 +305,12 @@ class SplitData:
         progress: bool = False,
     ) -> None:
         self.split, self.size, self.channels, self.workers = split, size, channels, workers
-        self.labels = torch.tensor(split.labels, dtype=torch.int64)
+        # what a batch carries besides the images: class indices, or target distributions
+        self.labels = (
+            torch.tensor(split.labels, dtype=torch.int64)
+            if split.soft is None
+            else torch.as_tensor(split.soft, dtype=torch.float32)
+        )
         c = 1 if channels == "grayscale" else 3
         nbytes = len(split) * c * size * size
         if cache == "auto":
@@ -307,6 +327,13 @@ class SplitData:
     def __len__(self) -> int:
         return len(self.split)
 
+    def to(self, device: torch.device) -> SplitData:
+        """Hold the decoded images (and labels) on ``device``: no copy per batch on a GPU."""
+        if self.images is not None:
+            self.images = self.images.to(device)
+            self.labels = self.labels.to(device)
+        return self
+
     def batches(
         self, indices: Sequence[int] | torch.Tensor, batch_size: int, *, drop_last: bool = False
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -319,6 +346,7 @@ class SplitData:
         if drop_last and len(idx) >= batch_size:
             idx = idx[: len(idx) - len(idx) % batch_size]
         if self.images is not None:
+            idx = idx.to(self.images.device)
             for s in range(0, len(idx), batch_size):
                 b = idx[s : s + batch_size]
                 yield self.images[b], self.labels[b]
@@ -336,7 +364,7 @@ class SplitData:
         for x, y, err in loader:
             if err:
                 raise DataError(err)
-            yield x, y
+            yield x, (y if self.split.soft is None else self.labels[y])
 
 
 def balanced_weights(
@@ -363,7 +391,8 @@ class EpochSampler:
     """The order of one epoch's examples, derived only from ``(seed, epoch)``.
 
     ``mode="balanced"`` draws ``num_samples`` indices with replacement, weighted inverse to
-    class frequency (the study's WeightedRandomSampler); ``"shuffle"`` permutes. With
+    class frequency (the study's WeightedRandomSampler) unless ``weights`` are given;
+    ``"shuffle"`` permutes. With
     ``world_size > 1`` every rank draws the same full list and keeps every ``world_size``-th
     entry from its rank on: the distributed form of the weighted sampler.
     """
@@ -378,12 +407,17 @@ class EpochSampler:
         rank: int = 0,
         world_size: int = 1,
         power: float = 1.0,
+        weights: torch.Tensor | None = None,
     ) -> None:
         if mode not in ("balanced", "shuffle"):
             raise ValueError(f"sampler mode must be 'balanced' or 'shuffle', got {mode!r}")
         self.labels = torch.as_tensor(labels, dtype=torch.int64)
         self.mode, self.seed, self.rank, self.world = mode, seed, rank, world_size
-        self.weights = balanced_weights(self.labels, num_classes, power)
+        self.weights = (
+            balanced_weights(self.labels, num_classes, power)
+            if weights is None
+            else torch.as_tensor(weights, dtype=torch.float64)
+        )
         self.num_samples = int(math.ceil(len(self.labels) / world_size)) * world_size
 
     def indices(self, epoch: int) -> torch.Tensor:

@@ -1,0 +1,230 @@
+"""Several datasets in one run, held-out validation, exclusions, soft labels, the new
+regularisers and schedules, time budgets and resumable studies (tiny generated data)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from fervid.checkpoint import load_checkpoint
+from fervid.train.augment import BatchAugment, BatchMix
+from fervid.train.cli import cli
+from fervid.train.data import DataError, Split
+from fervid.train.schedule import LRSchedule
+from fervid.train.sources import holdout_split, open_sources, sampling_weights
+
+from train_fixtures import make_folder_dataset, make_rafdb
+
+FAST = ["--archs", "resnet18", "--input-size", "32", "--batch-size", "32", "--seed", "0", "-q"]
+
+
+def _train(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def two_sets(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sets")
+    folders = make_folder_dataset(d / "toyfer", per_class=(40, 40, 40), val_per_class=10)
+    raf = make_rafdb(d / "raf", counts_train=[12] * 7, counts_test=[3] * 7)
+    return folders, raf
+
+
+def _votes_csv(root, rows, header=("path", "neutral", "happiness", "surprise", "sadness",
+                                   "anger", "disgust", "fear", "contempt", "unknown", "NF")):
+    path = root / "votes.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def test_sources_map_classes_and_hold_out_validation(two_sets):
+    folders, raf = two_sets
+    classes, sources = open_sources([folders, raf])
+    assert classes == ["surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral"]
+    toy, rafdb = sources
+    assert (toy.name, toy.val_split, toy.test) == ("toyfer", "val", None)
+    # folder names happy/sad land on the seven classes' indices
+    assert sorted(set(toy.train.labels)) == [0, 3, 4]
+    assert rafdb.val_split == "holdout" and len(rafdb.val) == 7 and len(rafdb.test) == 21
+    assert len(rafdb.train) == 77
+    train_paths = {str(p) for p in rafdb.train.paths}
+    assert not train_paths & {str(p) for p in rafdb.val.paths}
+    assert not train_paths & {str(p) for p in rafdb.test.paths}
+
+
+def test_holdout_is_stratified_and_fixed():
+    split = Split([f"{i}.jpg" for i in range(100)], [i % 4 for i in range(100)])
+    rest, held = holdout_split(split, 0.2, 4)
+    assert len(held) == 20 and np.bincount(held.labels).tolist() == [5, 5, 5, 5]
+    rest2, held2 = holdout_split(split, 0.2, 4)
+    assert held.paths == held2.paths and len(rest) == 80
+
+
+def test_exclusion_file_leaves_training_images_out(two_sets, tmp_path):
+    folders, raf = two_sets
+    listed = sorted((folders / "train" / "happy").iterdir())[:5]
+    ex = tmp_path / "dups.txt"
+    ex.write_text("# copies\n" + "\n".join(os.path.relpath(p, tmp_path) for p in listed) + "\n")
+    _, sources = open_sources([folders, raf], exclude=[ex])
+    assert sources[0].info["excluded"] == 5 and len(sources[0].train) == 115
+    assert not {str(p) for p in listed} & {str(p) for p in sources[0].train.paths}
+
+
+def test_sampling_weights_balance_classes_and_sources():
+    labels = [0] * 30 + [1] * 10 + [0] * 5 + [1] * 5
+    ids = torch.tensor([0] * 40 + [1] * 10)
+    w = sampling_weights(labels, ids, 2, power=1.0, source_power=0.0)
+    share = lambda mask: float(w[mask].sum() / w.sum())  # noqa: E731
+    lab = torch.tensor(labels)
+    assert share(lab == 0) == pytest.approx(0.5)
+    w = sampling_weights(labels, ids, 2, power=0.0, source_power=1.0)
+    assert float(w[ids == 1].sum() / w.sum()) == pytest.approx(0.5)
+
+
+def test_soft_labels_votes_become_targets(two_sets, tmp_path):
+    folders, _ = two_sets
+    files = sorted((folders / "train").rglob("*.png"))
+    rel = [os.path.relpath(p, tmp_path) for p in files]
+    rows = [[r, 1, 8, 1, 0, 0, 0, 0, 0, 0, 0] for r in rel[:50]]
+    rows += [[r, 0, 0, 0, 0, 0, 0, 0, 1, 4, 5] for r in rel[50:53]]  # mostly unknown / NF
+    rows += [[r, "", "", "", "", "", "", "", "", "", ""] for r in rel[53:55]]  # no votes
+    votes = _votes_csv(tmp_path, rows)
+    classes, (src,) = open_sources([folders], soft_labels=[votes])
+    assert src.info["soft_labelled"] == 50 and src.info["soft_skipped"] == 5
+    assert len(src.train) == 115 and src.train.soft.shape == (115, 3)
+    row = src.train.soft[src.train.paths.index(files[0])]
+    # classes here: surprise, happiness, sadness; neutral is not a class of this run: dropped
+    assert row.tolist() == pytest.approx([0.1 / 0.9 * 1, 8 / 9, 0.0])
+    assert src.train.labels[src.train.paths.index(files[0])] == 1  # the votes' majority
+    assert np.allclose(src.train.soft.sum(1), 1)
+
+
+def test_soft_label_errors_are_one_line(two_sets, tmp_path):
+    folders, _ = two_sets
+    first = os.path.relpath(next((folders / "train").rglob("*.png")), tmp_path)
+    cases = {
+        "missing": ([["nope/x.png", 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]], "votes.csv:2: image not found"),
+        "badnum": ([[first, "x", 0, 0, 0, 0, 0, 0, 0, 0, 0]], "votes.csv:2: not a number: 'x'"),
+        "short": ([[first, 1, 2]], "votes.csv:2: 3 fields, expected 11"),
+        "twice": ([[first] + [1] * 10, [first] + [1] * 10], "votes.csv:3: "),
+    }
+    for rows, msg in cases.values():
+        path = _votes_csv(tmp_path, rows)
+        with pytest.raises(DataError, match=msg.replace("(", r"\(")):
+            open_sources([folders], soft_labels=[path])
+    bad = _votes_csv(tmp_path, [[first, 1]], header=("file", "happy"))
+    r = _train("--data", folders, "--soft-labels", bad, "--out", tmp_path / "o", *FAST)
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1 and "no 'path' column" in r.output
+
+
+def test_batch_mix_mixes_targets():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(8, 3, 16, 16)
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    for mix in (BatchMix(3, mixup=0.4), BatchMix(3, cutmix=1.0)):
+        xm, t = mix(x, y, g)
+        assert xm.shape == x.shape and t.shape == (8, 3)
+        assert torch.allclose(t.sum(1), torch.ones(8))
+        assert not torch.equal(xm, x)
+    xm, t = BatchMix(3)(x, y, g)  # off: one-hot targets, images untouched
+    assert torch.equal(xm, x) and torch.equal(t.argmax(1), y)
+
+
+def test_random_gray_turns_colour_to_luma():
+    aug = BatchAugment(scale=(1, 1), rotate=0, jitter=0, erase=0, gray=1.0, hflip=0)
+    x = torch.rand(4, 3, 8, 8)
+    out = aug(x, torch.Generator().manual_seed(0))
+    assert torch.allclose(out[:, 0], out[:, 1]) and torch.allclose(out[:, 1], out[:, 2])
+
+
+def test_plateau_schedule_cuts_the_rate_and_cosine_replans():
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=0.1)
+    s = LRSchedule(opt, kind="plateau", total_steps=100, warmup_steps=0, patience=1)
+    for metric in (0.5, 0.6, 0.6, 0.6):
+        s.epoch_end(metric)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.01)
+    opt = torch.optim.SGD([p], lr=0.1)
+    c = LRSchedule(opt, kind="cosine", total_steps=10, warmup_steps=0)
+    for _ in range(5):
+        c.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5 * (1 + np.cos(np.pi * 0.5)))
+    c.set_total(20)
+    assert opt.param_groups[0]["lr"] > 0.08
+    d = LRSchedule(opt, kind="cosine", total_steps=20)
+    d.load_state_dict(c.state_dict())
+    assert d.state_dict() == c.state_dict()
+
+
+def test_multi_source_run_with_soft_labels_and_mixing(two_sets, tmp_path):
+    folders, raf = two_sets
+    files = sorted((folders / "train").rglob("*.png"))
+    votes = _votes_csv(
+        tmp_path, [[os.path.relpath(p, tmp_path), 0, 5, 5, 0, 0, 0, 0, 0, 0, 0] for p in files]
+    )
+    out = tmp_path / "o"
+    r = _train(
+        "--data", folders, "--data", raf, "--soft-labels", votes, "--eval-labels", "majority",
+        "--epochs", 2, "--mixup", 0.2, "--cutmix", 1.0, "--random-gray", 0.2,
+        "--source-power", 0.5, "--schedule", "plateau", "--out", out, *FAST,
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    run = out / "resnet18"
+    cfg = json.loads((run / "config.json").read_text())
+    assert [s["name"] for s in cfg["sources"]] == ["toyfer", "rafdb"]
+    assert cfg["sources"][0]["soft_labelled"] == 120
+    assert cfg["sources"][0]["val_labels"] == "soft-label majority"
+    with open(run / "history.csv") as fh:
+        head = next(csv.reader(fh))
+    assert {"toyfer_acc", "rafdb_balanced_acc", "val_acc"} <= set(head)
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["split"] == "val"  # toyfer has no test split: headline is validation
+    assert "test" in m["sources"]["rafdb"] and "test" not in m["sources"]["toyfer"]
+    _, meta = load_checkpoint(run / "best.safetensors")
+    assert meta.dataset == "toyfer+rafdb" and len(meta.classes) == 7
+    assert set(meta.metrics["sources"]) == {"toyfer", "rafdb"}
+
+
+def test_time_budget_plans_epochs(two_sets, tmp_path):
+    folders, _ = two_sets
+    r = _train("--data", folders, "--epochs", 5, "--time-budget", 0.0001, "--out", tmp_path, *FAST)
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "resnet18" / "metrics.json").read_text())
+    assert m["epochs"] == 1
+
+
+def test_resume_refuses_changed_settings_before_touching_the_run(two_sets, tmp_path):
+    folders, _ = two_sets
+    r = _train("--data", folders, "--epochs", 1, "--out", tmp_path, *FAST)
+    assert r.exit_code == 0, r.output
+    before = (tmp_path / "resnet18" / "config.json").read_text()
+    args = ["--data", folders, "--epochs", 2, "--out", tmp_path, "--resume", *FAST]
+    args[args.index("32")] = "40"  # --input-size 40
+    r = _train(*args)
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert "input_size = 32, not 40" in r.output
+    assert (tmp_path / "resnet18" / "config.json").read_text() == before
+
+
+def test_study_resume_skips_finished_architectures(two_sets, tmp_path):
+    folders, _ = two_sets
+    args = ["--data", folders, "--epochs", 1, "--out", tmp_path, *FAST]
+    assert _train(*args).exit_code == 0
+    last = tmp_path / "resnet18" / "last.pt"
+    stamp = last.stat().st_mtime_ns
+    r = _train(*args, "--resume")
+    assert r.exit_code == 0, r.output
+    assert last.stat().st_mtime_ns == stamp  # not trained again
+    with open(tmp_path / "comparison.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows[0]["arch"] == "resnet18" and rows[0]["split"] == "val"
