@@ -63,7 +63,7 @@ def candidate_args(d: Path, a) -> dict[str, list[str]]:
         *("--archs", "resnet18", "--input-size", str(a.cand_size), "--batch-size", "256"),
         *("--lr", "2e-3", "--warmup-epochs", "2", "--labels", "ferplus"),
         *("--eval-labels", "majority", "--exclude", str(d / "test-duplicates.txt")),
-        *("--balance", "sampler", "--balance-power", "0.5", "--source-power", "0.5"),
+        *("--balance", "sampler", "--balance-power", "0.5", "--source-power", a.source_power),
         *("--select", "acc", "--aug-scale", "0.6", "--rotate", "15", "--erase", "0.25"),
         *("--mixup", "0.2", "--cutmix", "1.0", "--mix-prob", "0.5"),
         *("--ema", "--tta", "hflip", "--workers", "4", "--device", a.device, "--seed", "1"),
@@ -126,6 +126,13 @@ def main() -> None:
     ap.add_argument("--study-size", type=int, default=112)
     ap.add_argument("--study-share", type=float, default=0.4)
     ap.add_argument("--min-study-epochs", type=int, default=20)
+    ap.add_argument(
+        "--final",
+        type=int,
+        metavar="EPOCHS",
+        help="only the colour candidate, alone, for up to EPOCHS epochs in the time left",
+    )
+    ap.add_argument("--source-power", default="0.5")
     a = ap.parse_args()
     if a.small:
         a.cand_size = a.study_size = 32
@@ -148,8 +155,11 @@ def main() -> None:
     if r.returncode != 0:
         sys.exit(3)
 
-    # 1. smoke: every feature the real runs use, tiny
     cands = candidate_args(data, a)
+    if a.final:
+        final(a, cands["cand-rgb"], work, out, deadline)
+        return
+    # 1. smoke: every feature the real runs use, tiny
     smoke = cands["cand-rgb"] + [
         "--input-size",
         "32",
@@ -212,6 +222,52 @@ def main() -> None:
     finish(runs, out, work)
 
 
+def final(a, args: list[str], work: Path, out: Path, deadline: float) -> None:
+    """The chosen candidate's recipe, alone on the GPU, for as many epochs as fit."""
+    runs = work / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    budget_min = f"{(deadline - time.time() - 45) / 60:.2f}"  # decoding comes first
+    cmd = train_cmd(*args, "--epochs", str(a.final), "--time-budget", budget_min,
+                    "--workers", "8", "--out", str(runs / "final-rgb"))  # fmt: skip
+    log(f"start final-rgb: {' '.join(cmd)}")
+    with open(runs / "final-rgb.log", "w") as fh:
+        p = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+        while time.time() < deadline and p.poll() is None:
+            time.sleep(2)
+        if p.poll() is None:
+            log("final-rgb: still running at the deadline; stopped")
+            p.kill()
+        p.wait()
+    log(f"final-rgb: exit {p.returncode}")
+    acc, epoch = best_val_acc(runs / "final-rgb" / "resnet18")
+    log(f"final-rgb: best val acc {acc:.4f} at epoch {epoch}")
+    src = runs / "final-rgb" / "resnet18" / "best.safetensors"
+    if src.exists():
+        export(src, work, out, "final-rgb")
+    pack_runs(runs, out)
+
+
+def export(src: Path, work: Path, out: Path, name: str) -> None:
+    """fp16 export of ``src``, split into parts that fit the way back (16 MiB a file)."""
+    model = work / "model.safetensors"
+    r = run(train_cmd("export", str(src), str(model), "--tta", "hflip"), env=os.environ)
+    log(f"selected {name}: " + (r.stdout + r.stderr).strip()[-500:])
+    if model.exists():
+        blob = model.read_bytes()
+        step = 15 * 2**20
+        for k in range(0, len(blob), step):
+            (out / f"model.part{k // step}").write_bytes(blob[k : k + step])
+        (out / "selected.txt").write_text(name + "\n")
+
+
+def pack_runs(runs: Path, out: Path) -> None:
+    with tarfile.open(out / "runs.tar.gz", "w:gz") as tar:
+        for p in sorted(runs.rglob("*")):
+            if p.is_file() and p.suffix not in (".pt", ".safetensors", ".partial"):
+                tar.add(p, arcname=str(p.relative_to(runs)))
+    log(f"done in {time.time() - T0:.0f} s")
+
+
 def best_val_acc(run: Path) -> tuple[float, int]:
     """The best validation accuracy in a run's history (finished or stopped) and its epoch."""
     import csv
@@ -244,21 +300,8 @@ def finish(runs: Path, out: Path, work: Path) -> None:
         if acc > best_acc and (runs / name / "resnet18" / "best.safetensors").exists():
             best, best_acc = name, acc
     if best is not None:
-        src = runs / best / "resnet18" / "best.safetensors"
-        model = work / "model.safetensors"
-        r = run(train_cmd("export", str(src), str(model), "--tta", "hflip"), env=os.environ)
-        log(f"selected {best}: " + (r.stdout + r.stderr).strip()[-500:])
-        if model.exists():
-            blob = model.read_bytes()
-            step = 15 * 2**20
-            for k in range(0, len(blob), step):
-                (out / f"model.part{k // step}").write_bytes(blob[k : k + step])
-            (out / "selected.txt").write_text(best + "\n")
-    with tarfile.open(out / "runs.tar.gz", "w:gz") as tar:
-        for p in sorted(runs.rglob("*")):
-            if p.is_file() and p.suffix not in (".pt", ".safetensors", ".partial"):
-                tar.add(p, arcname=str(p.relative_to(runs)))
-    log(f"done in {time.time() - T0:.0f} s")
+        export(runs / best / "resnet18" / "best.safetensors", work, out, best)
+    pack_runs(runs, out)
 
 
 _ENV_CHECK = """

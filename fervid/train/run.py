@@ -472,26 +472,29 @@ def _np(x):
 
 
 def _keep_to_budget(cfg, state, parts, data, world, epoch_seconds, main) -> None:
-    """After epoch 1: as many epochs as the time budget allows at this pace (at most
-    ``--epochs``), the cosine schedule re-planned to end there. After any epoch: stop when
-    the next one would overrun the budget (the machine got slower)."""
+    """After epochs 1 and 2 (the first one pays for warm-up): as many epochs as the rest of
+    the time budget allows at this pace (at most ``--epochs``), the cosine schedule
+    re-planned to end there. After any later epoch: stop when the next one would overrun
+    the budget (the machine got slower)."""
     budget = cfg.time_budget * 60
-    if state.epoch > 1:
-        if state.epoch < state.planned and state.fit_seconds + epoch_seconds > budget:
+    left = budget - state.fit_seconds
+    if state.epoch > 2:
+        if state.epoch < state.planned and left < epoch_seconds:
             state.planned = state.epoch
             if main:
                 log.info("%s: time budget reached after epoch %d", cfg.arch, state.epoch)
         return
-    planned = int(max(1, min(cfg.epochs, math.floor(budget / max(epoch_seconds, 1e-6)))))
-    state.planned = planned
-    parts.schedule.set_total(planned * steps_per_epoch(data, cfg, world))
+    more = math.floor(max(left, 0.0) / max(epoch_seconds, 1e-6))
+    planned = int(min(cfg.epochs, state.epoch + more))
+    state.planned = max(planned, state.epoch)
+    parts.schedule.set_total(state.planned * steps_per_epoch(data, cfg, world))
     if main:
         log.info(
-            "%s: %.0f s per epoch; the time budget of %.1f min allows %d epoch(s)",
+            "%s: %.1f s per epoch; the time budget of %.1f min allows %d epoch(s)",
             cfg.arch,
             epoch_seconds,
             cfg.time_budget,
-            planned,
+            state.planned,
         )
 
 
