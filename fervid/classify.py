@@ -17,7 +17,8 @@ from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-#: The model fervid uses when none is given (trained with fervid-train on FER2013).
+#: The model fervid uses when none is given (trained with fervid-train on FER2013 with FER+
+#: votes, RAF-DB and AffectNet; docs/default-model.md).
 DEFAULT_MODEL = Path(__file__).parent / "models" / "default.safetensors"
 
 
@@ -111,7 +112,7 @@ class EmotionModel:
 def load_model(
     path: str | Path | None = None, *, device: str = "auto", amp: str = "auto"
 ) -> EmotionModel:
-    """Load a fervid checkpoint (default: the bundled FER2013 model) ready for inference."""
+    """Load a fervid checkpoint (default: the bundled model) ready for inference."""
     from fervid.train.models import build_model
 
     ckpt = Path(path) if path is not None else DEFAULT_MODEL

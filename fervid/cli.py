@@ -28,7 +28,7 @@ def _model_option(f):
         "model_path",
         type=click.Path(dir_okay=False),
         default=None,
-        help="A fervid checkpoint (from fervid-train). Default: the bundled FER2013 model.",
+        help="A fervid checkpoint (from fervid-train). Default: the bundled model.",
     )(f)
 
 
