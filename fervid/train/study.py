@@ -91,7 +91,7 @@ def comparison_rows(results: Sequence[RunResult]) -> list[dict]:
         d = dataclasses.asdict(r)
         row = {k: d[k] for k in COLUMNS if k in d}
         row["fit_time_vs_fastest"] = round(r.fit_seconds / fastest, 2) if fastest else 0.0
-        for k in ("acc", "balanced_acc", "macro_f1"):
+        for k in ("acc", "balanced_acc", "macro_f1", "val_acc", "val_balanced_acc"):
             row[k] = round(row[k], 4)
         rows.append(row)
     return rows
@@ -114,7 +114,7 @@ def write_report(results: Sequence[RunResult], out: Path) -> None:
         "|" + "---|" * len(COLUMNS),
     ]
     for row in rows:
-        lines.append("| " + " | ".join(_fmt(row[c]) for c in COLUMNS) + " |")
+        lines.append("| " + " | ".join(_fmt(c, row[c]) for c in COLUMNS) + " |")
     if len(rows) > 1:
         best = max(rows, key=lambda r: r["acc"])
         fast = min(rows, key=lambda r: r["fit_seconds"])
@@ -133,10 +133,12 @@ def write_report(results: Sequence[RunResult], out: Path) -> None:
     _plots(results, out)
 
 
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4f}" if v < 10 else f"{v:.1f}"
-    return str(v)
+def _fmt(column: str, v) -> str:
+    if not isinstance(v, float):
+        return str(v)
+    if column in ("acc", "balanced_acc", "macro_f1", "val_acc", "val_balanced_acc"):
+        return f"{v:.4f}"
+    return f"{v:.2f}" if v < 100 else f"{v:.1f}"
 
 
 def _plots(results: Sequence[RunResult], out: Path) -> None:
@@ -153,7 +155,8 @@ def _plots(results: Sequence[RunResult], out: Path) -> None:
             r.arch, (r.fit_seconds, r.acc), textcoords="offset points", xytext=(4, 4), fontsize=8
         )
     ax.set_xlabel("fit time (s)")
-    ax.set_ylabel("accuracy (best epoch)")
+    split = results[0].split if results and results[0].split else "validation"
+    ax.set_ylabel(f"{split} accuracy (best epoch)")
     ax.set_title("Accuracy against fit time")
     ax.grid(alpha=0.3)
     fig.tight_layout()
