@@ -119,11 +119,34 @@ def detect_face(imgs, minsize, pnet, rnet, onet, threshold, factor, device):
     qq3 = boxes[:, 2] + boxes[:, 7] * regw
     qq4 = boxes[:, 3] + boxes[:, 8] * regh
     boxes = torch.stack([qq1, qq2, qq3, qq4, boxes[:, 4]]).permute(1, 0)
+    return _stages_2_3(imgs, boxes, image_inds, rnet, onet, threshold, device, batch_size)
+
+
+def refine_faces(imgs, candidates, image_inds, rnet, onet, threshold, device, skip_rnet=False):
+    """R-Net and O-Net only, on given candidate boxes (x1, y1, x2, y2 per row; ``image_inds``
+    says which image each is in): finding a face near where it is expected, without P-Net's
+    image pyramid (``skip_rnet``: O-Net alone). Returns what :func:`detect_face` returns."""
+    imgs = torch.as_tensor(np.ascontiguousarray(imgs), device=device)
+    model_dtype = next(rnet.parameters()).dtype
+    imgs = imgs.permute(0, 3, 1, 2).type(model_dtype)
+    cand = torch.as_tensor(np.asarray(candidates, np.float32), device=device).reshape(-1, 4)
+    boxes = torch.cat([cand, torch.ones(len(cand), 1, device=device)], dim=1)
+    inds = torch.as_tensor(np.asarray(image_inds, np.int64), device=device)
+    return _stages_2_3(
+        imgs, boxes, inds, None if skip_rnet else rnet, onet, threshold, device, len(imgs), top=1
+    )
+
+
+def _stages_2_3(imgs, boxes, image_inds, rnet, onet, threshold, device, batch_size, top=None):
+    """R-Net then O-Net on candidate boxes (x1, y1, x2, y2, score); per image, the faces.
+    ``top``: only the best ``top`` R-Net boxes per image go on to O-Net (candidates placed
+    around one expected face: R-Net's regression brings them onto it, and O-Net, the
+    costly stage, needs to see only the best)."""
+    h, w = imgs.shape[2:4]
     boxes = rerec(boxes)
     y, ey, x, ex = pad(boxes, w, h)
-
     # Second stage
-    if len(boxes) > 0:
+    if len(boxes) > 0 and rnet is not None:
         im_data = _crops(imgs, image_inds, y, ey, x, ex, 24)
         im_data = (im_data - 127.5) * 0.0078125
 
@@ -143,6 +166,10 @@ def detect_face(imgs, minsize, pnet, rnet, onet, threshold, factor, device):
         boxes, image_inds, mv = boxes[pick], image_inds[pick], mv[pick]
         boxes = bbreg(boxes, mv)
         boxes = rerec(boxes)
+        if top is not None and len(boxes):
+            pick = batched_nms(boxes[:, :4], boxes[:, 4], image_inds, 0.5)
+            pick = torch.cat([pick[image_inds[pick] == i][:top] for i in image_inds.unique()])
+            boxes, image_inds = boxes[pick], image_inds[pick]
 
     # Third stage
     points = torch.zeros(0, 5, 2, device=device)

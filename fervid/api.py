@@ -8,9 +8,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,12 +22,17 @@ import pandas as pd
 from ._malloc import release_free_memory
 from .classify import EmotionModel, load_model
 from .detect import FaceDetector
-from .draw import annotate
 from .faces import Faces
 from .images import ImageError, load_image, walk_images
-from .track import IoUTracker, ProbSmoother
-from .video import FrameReader, VideoSink
-from .writers import face_rows, image_columns, video_columns
+from .pipeline import (
+    VideoOptions,
+    VideoPipeline,
+    VideoReport,
+    render_from_rows,
+    truncate_rows_after,
+)
+from .video import VideoSink
+from .writers import CsvRowWriter, face_rows, image_columns, video_columns, write_text_atomic
 
 #: frames (videos) or images (folders) between returns of freed heap memory to the OS
 TRIM_EVERY = 32
@@ -37,6 +42,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "analyze_images",
     "analyze_video",
+    "annotate_video",
     "iter_images",
     "load_model",
     "ImageResult",
@@ -231,23 +237,10 @@ def _frame(rows: list[list], columns: list[str], int_cols: Sequence[str] = ()) -
 # -- video -----------------------------------------------------------------------------
 
 
-@dataclass
-class VideoReport:
-    """How a video run went (kept in ``DataFrame.attrs['fervid']``)."""
-
-    path: str
-    frames: int = 0
-    analysed: int = 0
-    seconds: float = 0.0
-    error: str | None = None
-    annotated: str | None = None
-    width: int = 0
-    height: int = 0
-    fps: float = 0.0
-
-    @property
-    def frames_per_s(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
+def _video_options(**kw) -> VideoOptions:
+    opts = VideoOptions(**kw)
+    opts.validate()
+    return opts
 
 
 def analyze_video(
@@ -256,118 +249,131 @@ def analyze_video(
     model: EmotionModel | str | os.PathLike | None = None,
     device: str = "auto",
     every: int = 1,
-    detect_every: int = 5,
+    detect_interval: float = 1.0,
     start: float | None = None,
     end: float | None = None,
     batch_size: int = 16,
-    min_face_size: int = 20,
+    min_face_size: int = 32,
     detect_size: int = 960,
-    smooth: float = 0.0,
+    smooth: float = 0.2,
     annotated: str | os.PathLike | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
-    """Detect, track and classify the faces of a video.
+    """Detect, track and classify the faces of a video; the rows as a DataFrame.
 
     Returns one row per face per analysed frame (``frame``, ``time_s``, ``face`` = track id,
     box, ``score``, one probability column per class, ``emotion``, ``confidence``); an
     analysed frame without faces has one row with empty face fields. ``every=N`` analyses
-    every Nth frame. ``detect_every=K``: the whole frame is searched for faces on every Kth
-    analysed frame; analysed frames in between look for faces only near those found
-    (tracking between detections; 1 searches every analysed frame in full). With ``annotated=PATH``
-    every frame in the range is also written, boxes drawn (carried over between analysed
-    frames), as H.264 with the input's audio.
-    ``DataFrame.attrs['fervid']`` holds a :class:`VideoReport` (with ``error`` set when the
-    file was truncated and decoding stopped early).
+    every Nth frame. The whole frame is searched for faces at least every
+    ``detect_interval`` seconds, on scene cuts and whenever a tracked face is not found near
+    its predicted place; in between, faces are looked for only near where each is expected
+    (0 searches every analysed frame in full). With ``annotated=PATH`` every frame in the
+    range is also written, boxes drawn (carried over between analysed frames), as H.264 with
+    the input's audio. ``DataFrame.attrs['fervid']`` holds a :class:`VideoReport` (with
+    ``error`` set when the file was truncated and decoding stopped early).
+
+    The rows are held in memory; for long recordings :func:`annotate_video` streams them to
+    a CSV file instead.
     """
-    if every < 1:
-        raise ValueError("every must be >= 1")
-    if detect_every < 1:
-        raise ValueError("detect_every must be >= 1")
-    if batch_size < 1:
-        raise ValueError("batch_size must be >= 1")
-    if start is not None and end is not None and end <= start:
-        raise ValueError("end must be after start")
     emo = _model(model, device)
-    reader = FrameReader(path, start=start, end=end)
-    info = reader.info
-    detector = FaceDetector(device=emo.device, min_face_size=min_face_size, detect_size=detect_size)
-    tracker = IoUTracker(max_age=max(2, int(round(info.fps / every))))
-    smoother = ProbSmoother(tau=smooth)
-    report = VideoReport(str(path), width=info.width, height=info.height, fps=info.fps)
+    opts = _video_options(
+        every=every, detect_interval=detect_interval, start=start, end=end,
+        batch_size=batch_size, min_face_size=min_face_size, detect_size=detect_size,
+        smooth=smooth,
+    )  # fmt: skip
+    pipe = VideoPipeline(path, emo, opts)
     rows: list[list] = []
-    carried = Faces.empty(emo.classes)
-    first_index: int | None = None
-    t0 = time.perf_counter()
     sink = (
-        VideoSink(annotated, info, audio_from=path, time_offset=start or 0.0, end=end)
+        VideoSink(annotated, pipe.info, audio_from=path, time_offset=start or 0.0, end=end)
         if annotated
         else None
     )
-
-    last_key: int | None = None
-    key_boxes = np.zeros((0, 4), np.float32)
-
-    def flush(batch):
-        nonlocal carried, last_key, key_boxes
-        chosen = [f for f in batch if (f.index - first_index) % every == 0]
-        # keyframes get a full-frame detection; the frames between them are searched only
-        # near the faces of the latest keyframe (much cheaper)
-        is_key, near = [], []
-        for f in chosen:
-            # detect_every counts analysed frames (with every=3, detect_every=5: 15 frames)
-            key = last_key is None or (f.index - last_key) // every >= detect_every
-            if key:
-                last_key = f.index
-            is_key.append(key)
-        keys = [f.image for f, k in zip(chosen, is_key) if k]
-        full = iter(detector.detect(keys))
-        detections: list[Faces | None] = []
-        for f, k in zip(chosen, is_key):
-            if k:
-                d = next(full)
-                key_boxes = d.boxes
-                detections.append(d)
-            else:
-                detections.append(None)
-                near.append((len(detections) - 1, f.image, key_boxes))
-        if near:
-            found = detector.detect_near([img for _, img, _ in near], [b for _, _, b in near])
-            for (i, _, _), d in zip(near, found):
-                detections[i] = d
-        classified = iter(emo.classify([f.image for f in chosen], detections, batch_size=256))
-        for f in batch:
-            if (f.index - first_index) % every == 0:
-                faces = smoother.update(tracker.update(next(classified)), f.time_s)
-                rows.extend(
-                    [f.index, round(f.time_s, 6), *r]
-                    for r in face_rows(faces, emo.classes, use_track_ids=True)
-                )
-                report.analysed += 1
-                carried = faces
-            if sink is not None:
-                sink.write(annotate(f.image, carried, copy=False), f.time_s)
-            report.frames += 1
-        if progress is not None:
-            progress(len(batch))
-        _release_every(report.frames - len(batch), report.frames)
-
     with sink if sink is not None else contextlib.nullcontext():
-        batch = []
-        for frame in reader:
-            if first_index is None:
-                first_index = frame.index
-            batch.append(frame)
-            if len(batch) >= batch_size:
-                flush(batch)
-                batch = []
-        if batch:
-            flush(batch)
-    report.seconds = time.perf_counter() - t0
-    report.error = reader.error
+        report = pipe.run(rows.extend, sink=sink, progress=progress)
     report.annotated = str(annotated) if annotated else None
     df = _frame(rows, video_columns(emo.classes), int_cols=("frame", "face"))
     df.attrs["fervid"] = report
     return df
+
+
+def annotate_video(
+    path: str | os.PathLike,
+    csv_path: str | os.PathLike,
+    *,
+    model: EmotionModel | str | os.PathLike | None = None,
+    device: str = "auto",
+    annotated: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: Callable[[int], None] | None = None,
+    **options,
+) -> VideoReport:
+    """Analyse a video straight to a CSV file (rows written as they come, memory flat for
+    any length), and optionally draw it to ``annotated``.
+
+    Both outputs are written under temporary names (``NAME.partial.csv`` and
+    ``NAME.partial.mp4``, with ``NAME.state.json`` beside the CSV) and renamed when
+    complete. With ``resume=True`` an interrupted run continues from its last complete chunk
+    of frames: the same rows as an uninterrupted run; the annotated video is then drawn from
+    the rows (no detection). ``options`` are :func:`analyze_video`'s.
+    """
+    emo = _model(model, device)
+    opts = _video_options(**options)
+    csv_path = Path(csv_path)
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = csv_path.with_name(csv_path.stem + ".partial" + csv_path.suffix)
+    state_path = csv_path.with_name(csv_path.stem + ".state.json")
+    pipe = VideoPipeline(path, emo, opts)
+    resumed = False
+    if resume and partial.exists() and state_path.exists():
+        pipe.load_state_dict(json.loads(state_path.read_text()))
+        truncate_rows_after(partial, pipe.last_frame)
+        resumed = True
+    else:
+        partial.unlink(missing_ok=True)
+        state_path.unlink(missing_ok=True)
+    writer = CsvRowWriter(partial, video_columns(emo.classes), append=resumed)
+
+    def checkpoint(state: dict) -> None:
+        write_text_atomic(state_path, json.dumps(state))
+
+    live = annotated is not None and not resumed
+    sink = VideoSink(annotated, pipe.info, audio_from=path, time_offset=opts.start or 0.0,
+                     end=opts.end) if annotated is not None else None  # fmt: skip
+    try:
+        with sink if live else contextlib.nullcontext():
+            report = pipe.run(
+                writer.write, sink=sink if live else None, progress=progress,
+                checkpoint=checkpoint,
+            )  # fmt: skip
+    finally:
+        writer.close()
+    if annotated is not None and resumed:
+        with sink:
+            render_from_rows(path, partial, sink, emo.classes, start=opts.start, end=opts.end)
+    os.replace(partial, csv_path)
+    state_path.unlink(missing_ok=True)
+    report.annotated = str(annotated) if annotated else None
+    return report
+
+
+def summarize_csv(csv_path: str | os.PathLike, chunk_rows: int = 200_000) -> dict:
+    """:func:`summarize` of a video CSV, read in chunks (memory flat for any length)."""
+    counts: dict[int, dict[str, int]] = {}
+    rows = faces = 0
+    for part in pd.read_csv(csv_path, usecols=["face", "emotion"], chunksize=chunk_rows):
+        rows += len(part)
+        part = part.dropna(subset=["face"])
+        faces += len(part)
+        for (tid, emo), n in part.groupby(["face", "emotion"]).size().items():
+            per = counts.setdefault(int(tid), {})
+            per[emo] = per.get(emo, 0) + int(n)
+    tracks = []
+    for tid, per in counts.items():
+        total = sum(per.values())
+        emo = max(per, key=per.get)
+        tracks.append({"face": tid, "frames": total, "emotion": emo, "share": per[emo] / total})
+    tracks.sort(key=lambda t: -t["frames"])
+    return {"rows": rows, "faces": faces, "tracks": tracks}
 
 
 def summarize(df: pd.DataFrame) -> dict:

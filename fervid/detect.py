@@ -97,19 +97,31 @@ class FaceDetector:
         return [f if f is not None else Faces.empty() for f in out]
 
     @torch.inference_mode()
-    def detect_near(self, frames: Sequence[np.ndarray], near: Sequence[np.ndarray]) -> list[Faces]:
-        """Re-detect faces close to known boxes (tracking between full detections).
+    def detect_near(
+        self,
+        frames: Sequence[np.ndarray],
+        near: Sequence[np.ndarray],
+        scales: Sequence[np.ndarray] | None = None,
+    ) -> list[Faces]:
+        """Re-detect faces close to expected boxes (tracking between full detections).
 
-        For each frame, each box in ``near[i]`` (N, 4) defines a square region ``region_scale``
-        times its size, resized to ``region_size`` pixels; all regions of all frames go through
-        MTCNN in one batch and the boxes are mapped back to the frame. Much cheaper than a
-        full-frame pass; faces away from the known boxes are not looked for.
+        For each frame, each box in ``near[i]`` (N, 4) defines a square region ``scales[i][k]``
+        (default ``region_scale``) times its size, resized to ``region_size`` pixels; all
+        regions of all frames go through MTCNN in one batch and the boxes are mapped back to
+        the frame. Much cheaper than a full-frame pass; faces away from the boxes are not
+        looked for.
         """
         rois, owners, origins = [], [], []
         r = self.region_size
         for i, (img, boxes) in enumerate(zip(frames, near)):
-            for b in np.asarray(boxes, np.float32).reshape(-1, 4):
-                side = self.region_scale * max(b[2] - b[0], b[3] - b[1], 8.0)
+            boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+            sc = (
+                np.full(len(boxes), self.region_scale)
+                if scales is None
+                else np.asarray(scales[i], np.float64).reshape(-1)
+            )
+            for b, scale in zip(boxes, sc):
+                side = scale * max(b[2] - b[0], b[3] - b[1], 8.0)
                 cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
                 x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
                 s = int(round(side))
@@ -121,16 +133,15 @@ class FaceDetector:
                     )
                 )
                 owners.append(i)
-                origins.append((x0, y0, s / r))
+                origins.append((x0, y0, s / r, float(scale)))
         out_boxes = [[] for _ in frames]
         out_scores = [[] for _ in frames]
         if rois:
-            # a face fills about 1/region_scale of the region; look for faces down to half that
-            boxes, probs = self._run(np.stack(rois), max(12, int(r / self.region_scale / 2)))
+            boxes, probs = self._refine(np.stack(rois), [r / o[3] for o in origins])
             for k, (bx, pr) in enumerate(zip(boxes, probs)):
                 if bx is None:
                     continue
-                x0, y0, f = origins[k]
+                x0, y0, f, _ = origins[k]
                 for bb, pp in zip(np.asarray(bx, np.float32), np.asarray(pr, np.float32)):
                     out_boxes[owners[k]].append(bb * f + np.array([x0, y0, x0, y0], np.float32))
                     out_scores[owners[k]].append(pp)
@@ -144,6 +155,53 @@ class FaceDetector:
             keep = np.sort(nms(torch.from_numpy(b), torch.from_numpy(sc), 0.4).numpy())
             result.append(self._to_faces(b[keep], sc[keep], 1.0, img.shape[:2]))
         return result
+
+    #: where a face may be in its region, relative to the expected place. First O-Net alone
+    #: on the expected box at a few sizes (cheap; enough when the prediction was good);
+    #: where that finds nothing, a grid of centre offsets (face sizes) at the expected size
+    #: and other sizes at the centre, refined by R-Net, then O-Net
+    NEAR_FIRST = (0.9, 1.0, 1.15)
+    NEAR_OFFSETS = (-0.2, 0.0, 0.2)
+    NEAR_SIZES = (0.8, 1.25)
+
+    def _refine(self, regions: np.ndarray, face_sizes: list[float]) -> tuple[list, list]:
+        """Find the face of size ``face_sizes[k]`` (region pixels) expected at each region's
+        centre, without an image pyramid: per region, boxes and scores, or None."""
+        first = [(0.0, 0.0, f) for f in self.NEAR_FIRST]
+        boxes, probs = self._candidates(regions, face_sizes, range(len(regions)), first, True)
+        retry = [k for k, b in enumerate(boxes) if b is None]
+        if retry:
+            grid = [(dx, dy, 1.0) for dy in self.NEAR_OFFSETS for dx in self.NEAR_OFFSETS]
+            grid += [(0.0, 0.0, f) for f in self.NEAR_SIZES]
+            b2, p2 = self._candidates(regions, face_sizes, retry, grid, False)
+            for k, bb, pp in zip(retry, b2, p2):
+                boxes[k], probs[k] = bb, pp
+        return boxes, probs
+
+    def _candidates(self, regions, face_sizes, which, grid, onet_only):
+        from ._mtcnn import refine_faces
+
+        r = regions.shape[1]
+        cands, inds = [], []
+        for j, k in enumerate(which):
+            size = face_sizes[k]
+            for dx, dy, f in grid:
+                half = size * f / 2
+                cx, cy = r / 2 + dx * size, r / 2 + dy * size
+                cands.append([cx - half, cy - half, cx + half, cy + half])
+                inds.append(j)
+        m = self._mtcnn
+        sub = regions[list(which)]
+        batch_boxes, _ = refine_faces(
+            sub, cands, inds, m.rnet, m.onet, m.thresholds, self.device, skip_rnet=onet_only
+        )
+        boxes, probs = [], []
+        for b in batch_boxes:
+            b = np.asarray(b, np.float32).reshape(-1, 5)
+            b = b[b[:, 4] >= self.threshold] if onet_only else b
+            boxes.append(b[:, :4] if len(b) else None)
+            probs.append(b[:, 4] if len(b) else None)
+        return boxes, probs
 
     def _run(self, batch: np.ndarray, min_size: int) -> tuple[list, list]:
         """MTCNN's cascade on a uint8 (N, H, W, 3) batch: per image, boxes (K, 4) and scores

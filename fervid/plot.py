@@ -9,16 +9,35 @@ import pandas as pd
 from .emotions import color_for
 
 
+def _face_rows(data, classes, max_points: int) -> pd.DataFrame:
+    if isinstance(data, pd.DataFrame):
+        return data.dropna(subset=["face"])
+    parts: list[pd.DataFrame] = []
+    for part in pd.read_csv(data, usecols=["time_s", "face", *classes], chunksize=200_000):
+        parts.append(part.dropna(subset=["face"]))
+        rows = sum(len(p) for p in parts)
+        if rows > 4 * max_points:  # thin what was read so far: memory stays bounded
+            parts = [pd.concat(parts).iloc[::2]]
+    return pd.concat(parts) if parts else pd.DataFrame(columns=["time_s", "face", *classes])
+
+
 def plot_timeline(
-    df: pd.DataFrame, classes, path: str | Path, *, max_tracks: int = 8, title: str = ""
+    data: pd.DataFrame | str | Path,
+    classes,
+    path: str | Path,
+    *,
+    max_tracks: int = 8,
+    title: str = "",
+    max_points: int = 20_000,
 ) -> None:
-    """Write a PNG of each track's emotion probabilities against time."""
+    """Write a PNG of each track's emotion probabilities against time (``data``: the rows,
+    or a video CSV read in chunks; a track's points thinned to ``max_points``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    faces = df.dropna(subset=["face"])
+    faces = _face_rows(data, classes, max_points)
     tracks = faces["face"].value_counts().index[:max_tracks].tolist() if len(faces) else []
     n = max(1, len(tracks))
     fig, axes = plt.subplots(n, 1, figsize=(9, 1.8 * n + 0.8), dpi=110, sharex=True, squeeze=False)

@@ -1,4 +1,6 @@
-"""Face tracks across frames: greedy IoU matching, and per-track smoothing of probabilities."""
+"""Face tracks across frames: :class:`FaceTracker` (``update(detections) -> detections``)
+follows each face with a constant-velocity prediction and stabilises its box with a One-Euro
+filter; :class:`ProbSmoother` smooths each track's probabilities over time."""
 
 from __future__ import annotations
 
@@ -25,60 +27,209 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0).astype(np.float32)
 
 
-@dataclass
-class _Track:
-    id: int
-    box: np.ndarray
-    last_seen: int
+def to_cxcywh(boxes: np.ndarray) -> np.ndarray:
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return np.stack(
+        [(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]],
+        1,
+    )
+
+
+def to_xyxy(c: np.ndarray) -> np.ndarray:
+    c = np.asarray(c, np.float64).reshape(-1, 4)
+    half = c[:, 2:] / 2
+    return np.concatenate([c[:, :2] - half, c[:, :2] + half], 1)
 
 
 @dataclass
-class IoUTracker:
-    """Keeps an id per face across frames.
+class OneEuro:
+    """The One-Euro filter (Casiez, Roussel and Vogel, CHI 2012) on a box (cx, cy, w, h).
 
-    Boxes are matched greedily by IoU (>= ``iou_threshold``); a face that moved further is
-    still matched when its centre lies within ``max_shift`` of its size from the track's last
-    box (the case with ``--every N``). A track unseen for more than ``max_age`` updates ends.
+    A low-pass filter whose cutoff rises with speed: a still face's box stays still (little
+    jitter), a moving face's box keeps up (little lag). Speeds are measured in face sizes per
+    second, so the same settings fit small and large faces. ``min_cutoff`` 0 turns it off.
     """
 
-    iou_threshold: float = 0.3
-    max_shift: float = 0.6
-    max_age: int = 25
-    _tracks: list[_Track] = field(default_factory=list)
-    _next_id: int = 0
-    _step: int = 0
+    min_cutoff: float = 1.0  # Hz, at rest
+    beta: float = 1.0  # cutoff increase per face size per second of speed
+    d_cutoff: float = 1.0  # Hz, for the speed estimate
+    x: list[float] | None = None
+    dx: list[float] | None = None
+    t: float | None = None
 
-    def update(self, faces: Faces) -> Faces:
-        self._step += 1
-        self._tracks = [t for t in self._tracks if self._step - t.last_seen <= self.max_age]
-        n = len(faces)
-        ids = np.full(n, -1, np.int64)
-        if self._tracks and n:
-            old = np.stack([t.box for t in self._tracks])
-            sim = iou_matrix(old, faces.boxes)
-            # centre-distance fallback, scaled to stay below any IoU match
-            oc = (old[:, None, :2] + old[:, None, 2:]) / 2
-            nc = (faces.boxes[None, :, :2] + faces.boxes[None, :, 2:]) / 2
-            size = np.maximum(old[:, None, 2:] - old[:, None, :2], 1).max(-1)
-            dist = np.linalg.norm(oc - nc, axis=-1) / size
-            near = np.where(
-                dist < self.max_shift, self.iou_threshold * (1 - dist / self.max_shift), 0
-            )
-            sim = np.where(sim >= self.iou_threshold, 1 + sim, near)
-            while True:
-                i, j = np.unravel_index(np.argmax(sim), sim.shape)
-                if sim[i, j] <= 0:
-                    break
-                ids[j] = self._tracks[i].id
-                self._tracks[i].box = faces.boxes[j].copy()
-                self._tracks[i].last_seen = self._step
-                sim[i, :] = 0
-                sim[:, j] = 0
-        for j in np.where(ids < 0)[0]:
-            ids[j] = self._next_id
-            self._tracks.append(_Track(self._next_id, faces.boxes[j].copy(), self._step))
-            self._next_id += 1
-        return faces.with_track_ids(ids)
+    @staticmethod
+    def _alpha(cutoff: float, dt: float) -> float:
+        tau = 1.0 / (2 * math.pi * cutoff)
+        return 1.0 / (1.0 + tau / dt)
+
+    def __call__(self, value: np.ndarray, t: float) -> np.ndarray:
+        v = np.asarray(value, np.float64)
+        if self.min_cutoff <= 0 or self.x is None or self.t is None or t <= self.t:
+            self.x, self.dx, self.t = v.tolist(), [0.0] * 4, t
+            return v
+        dt = t - self.t
+        x_prev, dx_prev = np.asarray(self.x), np.asarray(self.dx)
+        size = max(float(v[2:].max()), 1.0)
+        dx = (v - x_prev) / dt
+        a_d = self._alpha(self.d_cutoff, dt)
+        dx_hat = a_d * dx + (1 - a_d) * dx_prev
+        speed = float(np.abs(dx_hat[:2]).max()) / size  # face sizes per second
+        a = self._alpha(self.min_cutoff + self.beta * speed, dt)
+        x_hat = a * v + (1 - a) * x_prev
+        self.x, self.dx, self.t = x_hat.tolist(), dx_hat.tolist(), t
+        return x_hat
+
+
+@dataclass
+class Track:
+    """One followed face: its last box (stabilised), velocity and when it was last seen."""
+
+    id: int
+    box: list[float]  # cx, cy, w, h of the last detection (stabilised)
+    raw: list[float]  # cx, cy, w, h as detected
+    t: float
+    velocity: list[float] = field(default_factory=lambda: [0.0, 0.0])  # px/s of the centre
+    hits: int = 1
+    searched: bool = False  # a whole-frame search already failed to find it since last seen
+    filter: OneEuro = field(default_factory=OneEuro)
+
+    def predict(self, t: float) -> np.ndarray:
+        """The box (cx, cy, w, h) where the face should be at time ``t``."""
+        dt = max(t - self.t, 0.0)
+        cx, cy, w, h = self.raw
+        return np.array([cx + self.velocity[0] * dt, cy + self.velocity[1] * dt, w, h])
+
+
+@dataclass
+class FaceTracker:
+    """Keeps one id per face across frames: ``update(detections, t) -> detections``.
+
+    Each track's box is predicted at time ``t`` from its velocity; detections are matched to
+    the predictions greedily by IoU (>= ``iou_threshold``), or, failing that, by centre
+    distance under ``max_shift`` face sizes, a margin that grows with the time the face has
+    been unseen. A track survives ``max_age`` seconds unseen (crossings, short misses), then
+    ends; a face seen again later gets a new id. Matched boxes are stabilised with a One-Euro
+    filter (``smooth_cutoff`` Hz at rest, ``smooth_beta``; 0 turns it off).
+    """
+
+    max_age: float = 1.0
+    iou_threshold: float = 0.3
+    max_shift: float = 0.75
+    smooth_cutoff: float = 1.0
+    smooth_beta: float = 1.0
+    tracks: list[Track] = field(default_factory=list)
+    next_id: int = 0
+
+    def predict(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Live tracks at ``t``: ids, predicted boxes (x1, y1, x2, y2) and seconds unseen."""
+        self._expire(t)
+        if not self.tracks:
+            return np.zeros(0, np.int64), np.zeros((0, 4), np.float32), np.zeros(0)
+        ids = np.array([tr.id for tr in self.tracks], np.int64)
+        boxes = to_xyxy(np.stack([tr.predict(t) for tr in self.tracks])).astype(np.float32)
+        gaps = np.array([t - tr.t for tr in self.tracks])
+        return ids, boxes, gaps
+
+    def missing(self, faces: Faces, t: float, frame_hw: tuple[int, int]) -> list[int]:
+        """Ids of tracks whose predicted box lies in the frame but that no detection in
+        ``faces`` would match, and that no whole-frame search has looked for yet."""
+        self._expire(t)
+        assigned = self._assign(faces.boxes, t)
+        h, w = frame_hw
+        out = []
+        for i, tr in enumerate(self.tracks):
+            cx, cy = tr.predict(t)[:2]
+            inside = 0 <= cx < w and 0 <= cy < h
+            if inside and not tr.searched and i not in assigned.values():
+                out.append(tr.id)
+        return out
+
+    def searched(self, ids: list[int]) -> None:
+        """A whole-frame search did not find these tracks: do not search again for them."""
+        for tr in self.tracks:
+            if tr.id in ids:
+                tr.searched = True
+
+    def update(self, faces: Faces, t: float) -> Faces:
+        """Give each detection a track id and its stabilised box."""
+        self._expire(t)
+        assigned = self._assign(faces.boxes, t)
+        ids = np.full(len(faces), -1, np.int64)
+        boxes = faces.boxes.copy()
+        raw = to_cxcywh(faces.boxes)
+        for j in range(len(faces)):
+            if j in assigned:
+                tr = self.tracks[assigned[j]]
+                dt = t - tr.t
+                if dt > 0:
+                    v = (raw[j, :2] - np.asarray(tr.raw[:2])) / dt
+                    k = 0.5 if tr.hits > 1 else 1.0
+                    tr.velocity = (k * v + (1 - k) * np.asarray(tr.velocity)).tolist()
+                tr.raw, tr.t, tr.hits, tr.searched = raw[j].tolist(), t, tr.hits + 1, False
+            else:
+                filt = OneEuro(self.smooth_cutoff, self.smooth_beta)
+                tr = Track(self.next_id, raw[j].tolist(), raw[j].tolist(), t, filter=filt)
+                self.tracks.append(tr)
+                self.next_id += 1
+            tr.box = tr.filter(raw[j], t).tolist()
+            ids[j] = tr.id
+            boxes[j] = to_xyxy(np.asarray(tr.box))[0]
+        return Faces(boxes, faces.scores, faces.probs, ids, faces.classes)
+
+    def _expire(self, t: float) -> None:
+        self.tracks = [tr for tr in self.tracks if t - tr.t <= self.max_age]
+
+    def _assign(self, boxes: np.ndarray, t: float) -> dict[int, int]:
+        """Detection index -> track index, greedily, best match first."""
+        if not self.tracks or len(boxes) == 0:
+            return {}
+        pred = np.stack([tr.predict(t) for tr in self.tracks])
+        sim = iou_matrix(to_xyxy(pred).astype(np.float32), np.asarray(boxes, np.float32))
+        det = to_cxcywh(boxes)
+        size = np.maximum(pred[:, None, 2:].max(-1), 1.0)
+        dist = np.linalg.norm(pred[:, None, :2] - det[None, :, :2], axis=-1) / size
+        gaps = np.array([t - tr.t for tr in self.tracks])[:, None]
+        reach = np.minimum(self.max_shift + 2.0 * gaps, 3.0)
+        near = np.where(dist < reach, self.iou_threshold * (1 - dist / reach), 0)
+        sim = np.where(sim >= self.iou_threshold, 1 + sim, near)
+        out: dict[int, int] = {}
+        while sim.size:
+            i, j = np.unravel_index(np.argmax(sim), sim.shape)
+            if sim[i, j] <= 0:
+                break
+            out[int(j)] = int(i)
+            sim[i, :] = 0
+            sim[:, j] = 0
+        return out
+
+    def state_dict(self) -> dict:
+        """The tracker as plain data (JSON-safe), for resuming a run."""
+        return {
+            "next_id": self.next_id,
+            "tracks": [
+                {
+                    "id": tr.id,
+                    "box": tr.box,
+                    "raw": tr.raw,
+                    "t": tr.t,
+                    "velocity": list(tr.velocity),
+                    "hits": tr.hits,
+                    "searched": tr.searched,
+                    "filter": {"x": tr.filter.x, "dx": tr.filter.dx, "t": tr.filter.t},
+                }
+                for tr in self.tracks
+            ],
+        }
+
+    def load_state_dict(self, d: dict) -> None:
+        self.next_id = int(d["next_id"])
+        self.tracks = []
+        for s in d["tracks"]:
+            f = OneEuro(self.smooth_cutoff, self.smooth_beta, **s["filter"])
+            self.tracks.append(
+                Track(s["id"], s["box"], s["raw"], s["t"], s["velocity"], s["hits"],
+                      s["searched"], f)
+            )  # fmt: skip
 
 
 @dataclass
@@ -102,3 +253,9 @@ class ProbSmoother:
                 probs[k] /= probs[k].sum()
             self._state[int(tid)] = (time_s, probs[k].copy())
         return faces.with_probs(probs, faces.classes)
+
+    def state_dict(self) -> dict:
+        return {str(k): [t, p.tolist()] for k, (t, p) in self._state.items()}
+
+    def load_state_dict(self, d: dict) -> None:
+        self._state = {int(k): (float(t), np.asarray(p, np.float32)) for k, (t, p) in d.items()}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -138,6 +139,87 @@ def write_video(
             for p in a.encode(None):
                 out.mux(p)
     return path
+
+
+#: the face box inside each portrait (MTCNN, full resolution): x1, y1, x2, y2
+PORTRAIT_FACES = [(180.0, 61.5, 268.0, 177.8), (177.2, 111.8, 358.6, 343.6)]
+
+
+@dataclass
+class Actor:
+    """A portrait whose face box is centred at ``path(t) -> (cx, cy)`` with long side
+    ``size(t)`` pixels; ``visible(t)`` says when it is in the picture."""
+
+    portrait: int
+    path: object
+    size: object
+    visible: object = None
+
+
+def _place(img: np.ndarray, portrait: np.ndarray, face: tuple, cx: float, cy: float, px: float):
+    """Paste ``portrait`` scaled so its face's long side is ``px``, face centred at (cx, cy);
+    returns the face's true box."""
+    import cv2
+
+    fx1, fy1, fx2, fy2 = face
+    k = px / max(fx2 - fx1, fy2 - fy1)
+    ph, pw = portrait.shape[:2]
+    p = cv2.resize(portrait, (max(1, round(pw * k)), max(1, round(ph * k))),
+                   interpolation=cv2.INTER_AREA)  # fmt: skip
+    fcx, fcy = (fx1 + fx2) / 2 * k, (fy1 + fy2) / 2 * k
+    x0, y0 = int(round(cx - fcx)), int(round(cy - fcy))
+    h, w = img.shape[:2]
+    xs, ys, xe, ye = max(0, x0), max(0, y0), min(w, x0 + p.shape[1]), min(h, y0 + p.shape[0])
+    if xe > xs and ye > ys:
+        img[ys:ye, xs:xe] = p[ys - y0 : ye - y0, xs - x0 : xe - x0]
+    return np.array([x0 + fx1 * k, y0 + fy1 * k, x0 + fx2 * k, y0 + fy2 * k], np.float32)
+
+
+def textured(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """A busy background: coloured noise at several scales, with stripes."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    img = np.zeros((height, width, 3), np.float32)
+    for s in (4, 16, 64):
+        small = rng.uniform(0, 255, (height // s + 1, width // s + 1, 3)).astype(np.float32)
+        img += cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR) / 3
+    stripes = 40 * np.sin(np.arange(width) / 7.0)[None, :, None]
+    return np.clip(img + stripes, 0, 255).astype(np.uint8)
+
+
+def write_clip(path: Path, actors, *, width, height, fps, frames, texture=False) -> list:
+    """Encode a clip of portraits placed by ``actors`` (H.264, no audio); returns, per
+    frame, the true boxes of the visible faces as (actor index, box)."""
+    import av
+
+    faces = portraits()
+    bg = textured(width, height) if texture else background(width, height)
+    truth = []
+    tb = Fraction(1, 12800)
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=fps)
+        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
+        v.time_base = v.codec_context.time_base = tb
+        v.options = {"crf": "20", "preset": "veryfast"}
+        for i in range(frames):
+            t = i / fps
+            img = bg.copy()
+            boxes = []
+            for k, a in enumerate(actors):
+                if a.visible is not None and not a.visible(t):
+                    continue
+                cx, cy = a.path(t)
+                box = _place(img, faces[a.portrait], PORTRAIT_FACES[a.portrait], cx, cy, a.size(t))
+                boxes.append((k, box))
+            truth.append(boxes)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts, frame.time_base = int(round(t / tb)), tb
+            for p in v.encode(frame):
+                out.mux(p)
+        for p in v.encode(None):
+            out.mux(p)
+    return truth
 
 
 def write_photos(folder: str | os.PathLike) -> list[Path]:

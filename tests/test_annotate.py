@@ -200,41 +200,6 @@ def test_video_error_type():
         VideoInfo.from_path(__file__)
 
 
-def test_tracking_between_detections_matches_full_detection(videos, model):
-    from fervid.track import iou_matrix
-
-    fast = fervid.analyze_video(videos["two"], model=model, detect_every=5)
-    full = fervid.analyze_video(videos["two"], model=model, detect_every=1)
-    assert len(fast) == len(full) == 24
-    for (_, a), (_, b) in zip(fast.groupby("frame"), full.groupby("frame")):
-        boxes_a = a[["x1", "y1", "x2", "y2"]].to_numpy(np.float32)
-        boxes_b = b[["x1", "y1", "x2", "y2"]].to_numpy(np.float32)
-        assert (iou_matrix(boxes_b, boxes_a).max(1) >= 0.5).all()
-
-
-def test_detect_every_counts_analysed_frames(videos, model, monkeypatch):
-    from fervid.detect import FaceDetector
-
-    full, near = [], []
-    detect, detect_near = FaceDetector.detect, FaceDetector.detect_near
-
-    def spy_detect(self, frames):
-        full.append(len(frames))
-        return detect(self, frames)
-
-    def spy_near(self, frames, boxes):
-        near.append(len(frames))
-        return detect_near(self, frames, boxes)
-
-    monkeypatch.setattr(FaceDetector, "detect", spy_detect)
-    monkeypatch.setattr(FaceDetector, "detect_near", spy_near)
-    df = fervid.analyze_video(videos["two"], model=model, every=3, detect_every=2)
-    # 12 frames, analysed 0, 3, 6, 9; whole-frame search on analysed frames 0 and 2 (0, 6)
-    assert sorted(df["frame"].unique()) == [0, 3, 6, 9]
-    assert sum(full) == 2 and sum(near) == 2
-    assert (df.groupby("frame").size() == 2).all()
-
-
 def test_bf16_classification_agrees_with_fp32(portraits):
     from fervid.classify import load_model
     from fervid.faces import Faces

@@ -12,7 +12,7 @@ from fervid.detect import FaceDetector
 from fervid.draw import annotate
 from fervid.faces import Faces
 from fervid.images import ImageError, load_image, walk_images
-from fervid.track import IoUTracker, ProbSmoother, iou_matrix
+from fervid.track import FaceTracker, OneEuro, ProbSmoother, iou_matrix
 
 from conftest import samples
 
@@ -147,16 +147,52 @@ def test_unreadable_images_raise_one_line(tmp_path, content):
 
 
 def test_tracker_keeps_ids_for_moving_faces():
-    t = IoUTracker(max_age=3)
+    t = FaceTracker(max_age=0.15)
     ids = []
     for step in range(6):
         boxes = [[10 + 8 * step, 10, 60 + 8 * step, 60], [200 - 8 * step, 20, 250 - 8 * step, 70]]
-        ids.append(t.update(Faces(boxes, [1, 1])).track_ids.tolist())
+        ids.append(t.update(Faces(boxes, [1, 1]), step * 0.04).track_ids.tolist())
     assert all(i == ids[0] for i in ids) and len(set(ids[0])) == 2
     # a face that vanished longer than max_age comes back with a new id
-    for _ in range(5):
-        t.update(Faces.empty())
-    assert t.update(Faces([[10, 10, 60, 60]], [1])).track_ids[0] not in ids[0]
+    for k in range(6, 11):
+        t.update(Faces.empty(), k * 0.04)
+    assert t.update(Faces([[10, 10, 60, 60]], [1]), 0.44).track_ids[0] not in ids[0]
+
+
+def test_tracker_follows_a_fast_face_by_its_velocity():
+    # 30 px faces moving 20 px per frame (IoU 0.2 frame to frame): matched by prediction
+    t = FaceTracker()
+    ids = set()
+    for k in range(10):
+        x = 20 + 20 * k
+        out = t.update(Faces([[x, 40, x + 30, 70], [400, 40, 430, 70]], [1, 1]), k * 0.04)
+        ids.add(tuple(out.track_ids))
+        _, pred, _ = t.predict((k + 1) * 0.04)
+    assert ids == {(0, 1)}
+    assert abs(pred[0, 0] - (20 + 20 * 10)) < 3  # the next box is where the face will be
+
+
+def test_tracker_state_round_trips_as_json():
+    import json
+
+    t = FaceTracker(smooth_cutoff=1.0)
+    for k in range(3):
+        t.update(Faces([[10 + 5 * k, 10, 50 + 5 * k, 50]], [1]), k * 0.04)
+    u = FaceTracker(smooth_cutoff=1.0)
+    u.load_state_dict(json.loads(json.dumps(t.state_dict())))
+    a = t.update(Faces([[26, 10, 66, 50]], [1]), 0.12)
+    b = u.update(Faces([[26, 10, 66, 50]], [1]), 0.12)
+    assert np.array_equal(a.boxes, b.boxes) and np.array_equal(a.track_ids, b.track_ids)
+
+
+def test_one_euro_filter_holds_a_still_box_and_follows_a_moving_one():
+    rng = np.random.default_rng(0)
+    f = OneEuro(min_cutoff=1.0, beta=2.0)
+    still = [f(np.array([100, 100, 50, 50]) + rng.normal(0, 2, 4), k * 0.04) for k in range(50)]
+    assert np.std([s[0] for s in still[10:]]) < 1.0  # input jitter: 2 px
+    g = OneEuro(min_cutoff=1.0, beta=2.0)
+    moving = [g(np.array([100 + 10 * k, 100, 50, 50]), k * 0.04) for k in range(30)]
+    assert abs(moving[-1][0] - (100 + 290)) < 15  # lags under a third of a face
 
 
 def test_smoother_averages_over_time():

@@ -1,0 +1,180 @@
+"""The video pipeline against the naive loop, clip by clip, in one run.
+
+Clips are made from the public-domain portraits (``samples/make_samples.py``) placed so that
+each face's true box is known in every frame: faces moving, entering and leaving, crossing,
+a small fast face, and a textured background; plus ``samples/two_people.mp4`` for flicker.
+For each clip, in this process (frames per second of the whole job):
+
+- ``decode``: decoding alone (the ceiling);
+- ``naive``: OpenCV reads, facenet-pytorch's MTCNN on every full frame, each face classified
+  alone, OpenCV writes (the usual loop); its detections are the recall reference;
+- fervid ``default`` (annotated video written), ``no_video``, ``every3`` (``every=3``, video).
+
+Reported per run: frames/s and the speed-up over the naive loop; recall (the naive loop's
+full-resolution detections at or above the smallest face size that fervid's boxes match at
+IoU >= 0.5, on the analysed frames); track ids per true face and id switches (fervid's
+boxes matched to the true boxes); flicker (top-class changes per second on each still face).
+
+    python bench/video.py [--quick] [--only fast_small,crossing] [--out bench/out/video]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the fervid command sets it
+sys.path.insert(0, str(HERE.parent / "samples"))
+sys.path.insert(0, str(HERE))
+
+from run import decode_only, naive_video, recall  # noqa: E402
+
+from make_samples import Actor, write_clip  # noqa: E402
+
+
+def clips(quick: bool) -> dict:
+    """name -> (width, height, fps, frames, actors, texture, min_face_size)."""
+    n = 100 if quick else 250
+    return {
+        "slow_two": (1280, 720, 25, n, [
+            Actor(0, lambda t: (380 + 50 * t, 360), lambda t: 120),
+            Actor(1, lambda t: (900 - 25 * t, 330 + 60 * math.sin(2 * t)), lambda t: 130),
+        ], False, 32),
+        "fast_small": (640, 360, 25, 50, [
+            Actor(0, lambda t: (40 + 200 * t, 180), lambda t: 28),
+        ], False, 20),
+        "enter_leave": (1280, 720, 25, n, [
+            Actor(0, lambda t: (-150 + 300 * t, 330), lambda t: 110,
+                  lambda t: -150 + 300 * t > -60 and -150 + 300 * t < 1340),
+            Actor(1, lambda t: (1400 - 250 * t, 380), lambda t: 140,
+                  lambda t: t > 1.0),
+        ], False, 32),
+        "crossing": (1280, 720, 25, n, [
+            Actor(0, lambda t: (200 + 800 * t / (n / 25), 360), lambda t: 120),
+            Actor(1, lambda t: (1080 - 800 * t / (n / 25), 340), lambda t: 120),
+        ], False, 32),
+        "textured": (1280, 720, 25, n, [
+            Actor(0, lambda t: (400 + 20 * math.sin(t), 360), lambda t: 110),
+            Actor(1, lambda t: (880, 360 + 15 * math.sin(1.3 * t)), lambda t: 130),
+        ], True, 32),
+    }  # fmt: skip
+
+
+def identities(df, truth: list, analysed: set[int]) -> dict:
+    """Per true face: the distinct track ids matched to it, and id switches."""
+    from fervid.track import iou_matrix
+
+    rows = df.dropna(subset=["face"])
+    by_frame = {int(f): g for f, g in rows.groupby("frame")}
+    ids: dict[int, list[int]] = {}
+    for i, boxes in enumerate(truth):
+        if i not in analysed or not boxes or i not in by_frame:
+            continue
+        g = by_frame[i]
+        found = g[["x1", "y1", "x2", "y2"]].to_numpy(np.float32)
+        m = iou_matrix(np.stack([b for _, b in boxes]), found)
+        for r, (k, _) in enumerate(boxes):
+            if m.shape[1] and m[r].max() >= 0.3:
+                ids.setdefault(k, []).append(int(g["face"].iloc[int(m[r].argmax())]))
+    out = {}
+    for k, seq in ids.items():
+        switches = sum(1 for a, b in zip(seq, seq[1:]) if a != b)
+        out[str(k)] = {"ids": len(set(seq)), "switches": switches}
+    return out
+
+
+def flicker(df, seconds: float) -> dict:
+    """Top-class changes per second, per track (on consecutive analysed frames)."""
+    out = {}
+    for tid, g in df.dropna(subset=["face"]).groupby("face"):
+        e = g.sort_values("frame")["emotion"].tolist()
+        changes = sum(1 for a, b in zip(e, e[1:]) if a != b)
+        out[str(int(tid))] = round(changes / seconds, 3)
+    return out
+
+
+def run_fervid(path: Path, model, annotated: Path | None, **kw):
+    import fervid
+
+    t = time.perf_counter()
+    df = fervid.analyze_video(path, model=model, annotated=annotated, **kw)
+    return df.attrs["fervid"].frames / (time.perf_counter() - t), df
+
+
+def bench_clip(name, path, truth, min_face, model, out: Path) -> dict:
+    res = {"clip": name}
+    res["decode_fps"] = round(decode_only(path), 1)
+    naive_fps, ref = naive_video(path, model, out / f"{name}.naive.mp4")
+    ref = [
+        b[np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) >= min_face] if len(b) else b
+        for b in ref
+    ]
+    res["naive_fps"] = round(naive_fps, 2)
+    seconds = len(ref) / 25
+    runs = {
+        "default": ({}, out / f"{name}.fervid.mp4"),
+        "no_video": ({}, None),
+        "every3": ({"every": 3}, out / f"{name}.every3.fervid.mp4"),
+    }
+    for label, (kw, target) in runs.items():
+        fps, df = run_fervid(path, model, target, min_face_size=min_face, **kw)
+        analysed = {int(x) for x in df["frame"].unique()}
+        r = {
+            "fps": round(fps, 2),
+            "speedup": round(fps / naive_fps, 2),
+            "recall": round(recall(ref, df, analysed), 4),
+            "keyframes": df.attrs["fervid"].keyframes,
+        }
+        if truth is not None:
+            r["identity"] = identities(df, truth, analysed)
+        else:
+            r["flicker_per_s"] = flicker(df, seconds)
+        res[label] = r
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", default="")
+    ap.add_argument("--out", default=str(HERE / "out" / "video"))
+    ap.add_argument("--json", help="append the results here")
+    args = ap.parse_args()
+    import fervid
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = fervid.load_model(device="cpu")
+    only = {x for x in args.only.split(",") if x}
+    results = {"machine": f"{platform.processor() or platform.machine()}, "
+               f"{os.cpu_count()} cores", "clips": []}  # fmt: skip
+    specs = clips(args.quick)
+    if not only or "two_people" in only:
+        res = bench_clip("two_people", HERE.parent / "samples" / "two_people.mp4", None, 32,
+                         model, out)  # fmt: skip
+        print(json.dumps(res), flush=True)
+        results["clips"].append(res)
+    for name, (w, h, fps, n, actors, texture, min_face) in specs.items():
+        if only and name not in only:
+            continue
+        path = out / f"{name}.mp4"
+        truth = write_clip(path, actors, width=w, height=h, fps=fps, frames=n, texture=texture)
+        res = bench_clip(name, path, truth, min_face, model, out)
+        print(json.dumps(res), flush=True)
+        results["clips"].append(res)
+    if args.json:
+        with open(args.json, "a") as fh:
+            fh.write(json.dumps(results) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,370 @@
+"""The video pipeline, part by part: frames (:class:`~fervid.video.FrameReader`) ->
+keyframe policy -> detector -> tracker -> classifier -> probability smoother -> rows (a row
+sink) and pictures (a :class:`~fervid.video.VideoSink`).
+
+Frames are handled in chunks of ``batch_size``: each analysed frame is searched for faces
+(whole frame on keyframes, near each tracked face's predicted place otherwise) and tracked in
+order, the chunk's faces are classified in one batch, and the chunk's rows go to the row sink.
+After each chunk the pipeline's whole state fits in a small JSON document
+(:meth:`VideoPipeline.state_dict`), so a run killed at any moment resumes from its last
+complete chunk and produces the same rows as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ._malloc import release_free_memory
+from .classify import EmotionModel
+from .detect import FaceDetector
+from .draw import annotate
+from .faces import Faces
+from .keyframes import KeyframePolicy
+from .track import FaceTracker, ProbSmoother
+from .video import Frame, FrameReader, VideoInfo, VideoSink
+from .writers import face_rows, video_columns
+
+log = logging.getLogger(__name__)
+
+#: frames between returns of freed heap memory to the OS
+TRIM_EVERY = 32
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """How a video is analysed (the settings a resumed run must share)."""
+
+    every: int = 1
+    detect_interval: float = 1.0
+    start: float | None = None
+    end: float | None = None
+    batch_size: int = 16
+    min_face_size: int = 32
+    detect_size: int = 960
+    smooth: float = 0.2
+    box_cutoff: float = 0.0
+    box_beta: float = 2.0
+    max_age: float = 1.0
+
+    def validate(self) -> None:
+        checks = [
+            (self.every >= 1, "every must be >= 1"),
+            (self.detect_interval >= 0, "detect_interval must be >= 0 seconds"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.min_face_size >= 4, "min_face_size must be >= 4 pixels"),
+            (self.detect_size == 0 or self.detect_size >= 64, "detect_size must be 0 or >= 64"),
+            (self.smooth >= 0, "smooth must be >= 0 seconds"),
+            (self.max_age > 0, "max_age must be > 0 seconds"),
+        ]
+        for name in ("start", "end"):
+            v = getattr(self, name)
+            checks.append((v is None or (np.isfinite(v) and v >= 0), f"{name} must be >= 0"))
+        if self.start is not None and self.end is not None:
+            checks.append((self.end > self.start, "end must be after start"))
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(msg)
+
+
+@dataclass
+class VideoReport:
+    """How a video run went."""
+
+    path: str
+    frames: int = 0
+    analysed: int = 0
+    keyframes: int = 0
+    regions: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    annotated: str | None = None
+    width: int = 0
+    height: int = 0
+    fps: float = 0.0
+    resumed_from: int | None = None
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+class VideoPipeline:
+    """Detect, track and classify the faces of one video, chunk by chunk."""
+
+    def __init__(self, path: str | os.PathLike, model: EmotionModel, options: VideoOptions):
+        options.validate()
+        self.path, self.model, self.options = str(path), model, options
+        self.info = VideoInfo.from_path(path)
+        o = options
+        self.detector = FaceDetector(
+            device=model.device, min_face_size=o.min_face_size, detect_size=o.detect_size
+        )
+        self.tracker = FaceTracker(
+            max_age=o.max_age, smooth_cutoff=o.box_cutoff, smooth_beta=o.box_beta
+        )
+        self.policy = KeyframePolicy(
+            interval=o.detect_interval, min_interval=min(0.2, o.detect_interval)
+        )
+        self.smoother = ProbSmoother(tau=o.smooth)
+        self.report = VideoReport(
+            self.path, width=self.info.width, height=self.info.height, fps=self.info.fps
+        )
+        self.first_index: int | None = None
+        self.last_frame = -1  # the last frame whose rows were written
+        self.carried = Faces.empty(model.classes)
+
+    # -- one analysed frame ----------------------------------------------------------------
+    def find_faces(self, image: np.ndarray, t: float) -> Faces:
+        """Search (the whole frame on keyframes; else near each track's prediction, and
+        where something new moved) and track."""
+        ids, predicted, gaps = self.tracker.predict(t)
+        kind, region = self.policy.decide(t, image, predicted)
+        if kind == "full":
+            self.report.keyframes += 1
+            return self.tracker.update(self.detector.detect([image])[0], t)
+        found = Faces.empty()
+        if len(ids):
+            scales = np.minimum(self.detector.region_scale + 4.0 * gaps, 4.0)
+            found = self.detector.detect_near([image], [predicted], [scales])[0]
+        if region is not None:
+            self.report.regions += 1
+            found = _merge(found, self._search_region(image, region))
+        if len(ids) and self.tracker.missing(found, t, image.shape[:2]):
+            # a tracked face is not where it should be: search the whole frame before
+            # giving up on it
+            self.report.keyframes += 1
+            self.policy.mark_key(t)
+            found = self.detector.detect([image])[0]
+            self.tracker.searched(self.tracker.missing(found, t, image.shape[:2]))
+        return self.tracker.update(found, t)
+
+    def _search_region(self, image: np.ndarray, region: tuple[int, int, int, int]) -> Faces:
+        """Faces in a part of the frame (made at least 3 smallest faces wide)."""
+        h, w = image.shape[:2]
+        x0, y0, x1, y1 = region
+        grow = 1.5 * self.options.min_face_size
+        x0, y0 = (
+            int(max(0, min(x0, (x0 + x1) / 2 - grow))),
+            int(max(0, min(y0, (y0 + y1) / 2 - grow))),
+        )
+        x1, y1 = (
+            int(min(w, max(x1, (x0 + x1) / 2 + grow))),
+            int(min(h, max(y1, (y0 + y1) / 2 + grow))),
+        )
+        faces = self.detector.detect([np.ascontiguousarray(image[y0:y1, x0:x1])])[0]
+        if len(faces) == 0:
+            return faces
+        return Faces(faces.boxes + np.array([x0, y0, x0, y0], np.float32), faces.scores)
+
+    # -- a chunk of frames ---------------------------------------------------------------
+    def process(self, chunk: list[Frame]) -> tuple[list[list], list[Faces]]:
+        """Rows for the chunk's analysed frames, and the faces to draw on every frame."""
+        if self.first_index is None:
+            self.first_index = chunk[0].index
+        every = self.options.every
+        chosen = [f for f in chunk if (f.index - self.first_index) % every == 0]
+        found = [self.find_faces(f.image, f.time_s) for f in chosen]
+        classified = iter(self.model.classify([f.image for f in chosen], found, batch_size=256))
+        rows, drawn = [], []
+        for f in chunk:
+            if (f.index - self.first_index) % every == 0:
+                faces = self.smoother.update(next(classified), f.time_s)
+                rows.extend(
+                    [f.index, round(f.time_s, 6), *r]
+                    for r in face_rows(faces, self.model.classes, use_track_ids=True)
+                )
+                self.report.analysed += 1
+                self.carried = faces
+            drawn.append(self.carried)
+            self.report.frames += 1
+        self.last_frame = chunk[-1].index
+        return rows, drawn
+
+    def run(
+        self,
+        rows_out: Callable[[list[list]], None],
+        *,
+        sink: VideoSink | None = None,
+        progress: Callable[[int], None] | None = None,
+        checkpoint: Callable[[dict], None] | None = None,
+    ) -> VideoReport:
+        """Run over the whole range: rows to ``rows_out`` chunk by chunk, every frame drawn
+        to ``sink``; ``checkpoint(state)`` after each chunk's rows are out."""
+        o = self.options
+        reader = FrameReader(self.path, start=o.start, end=o.end, skip_until=self.last_frame)
+        t0 = time.perf_counter()
+        for chunk in _chunks(iter(reader), o.batch_size):
+            rows, drawn = self.process(chunk)
+            rows_out(rows)
+            if sink is not None:
+                for f, faces in zip(chunk, drawn):
+                    sink.write(annotate(f.image, faces, copy=False), f.time_s)
+            if checkpoint is not None:
+                checkpoint(self.state_dict())
+            if progress is not None:
+                progress(len(chunk))
+            if (self.report.frames - len(chunk)) // TRIM_EVERY != self.report.frames // TRIM_EVERY:
+                release_free_memory()
+        self.report.seconds += time.perf_counter() - t0
+        self.report.error = reader.error
+        return self.report
+
+    # -- resuming ------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything a resumed run needs, as plain JSON-safe data."""
+        r = self.report
+        return {
+            "version": STATE_VERSION,
+            "video": self.path,
+            "options": dataclasses.asdict(self.options),
+            "model": self.model.fingerprint,
+            "first_index": self.first_index,
+            "last_frame": self.last_frame,
+            "report": {
+                "frames": r.frames,
+                "analysed": r.analysed,
+                "keyframes": r.keyframes,
+                "regions": r.regions,
+                "seconds": r.seconds,
+            },  # fmt: skip
+            "tracker": self.tracker.state_dict(),
+            "policy": self.policy.state_dict(),
+            "smoother": self.smoother.state_dict(),
+        }
+
+    def load_state_dict(self, d: dict) -> None:
+        """Continue from a state saved by :meth:`state_dict` (same video, options, model)."""
+        if d.get("version") != STATE_VERSION:
+            raise ValueError("saved state from another fervid version")
+        if d.get("options") != dataclasses.asdict(self.options):
+            changed = [
+                k for k, v in dataclasses.asdict(self.options).items() if d["options"].get(k) != v
+            ]
+            raise ValueError(f"the interrupted run used other settings ({', '.join(changed)})")
+        if d.get("model") != self.model.fingerprint:
+            raise ValueError("the interrupted run used another model")
+        self.first_index, self.last_frame = d["first_index"], int(d["last_frame"])
+        for k, v in d["report"].items():
+            setattr(self.report, k, v)
+        self.report.resumed_from = self.last_frame
+        self.tracker.load_state_dict(d["tracker"])
+        self.policy.load_state_dict(d["policy"])
+        self.smoother.load_state_dict(d["smoother"])
+
+
+def _merge(a: Faces, b: Faces) -> Faces:
+    """Faces found by two searches, duplicates (IoU > 0.4) kept once (the higher score)."""
+    if len(a) == 0 or len(b) == 0:
+        return b if len(a) == 0 else a
+    import torch
+    from torchvision.ops import nms
+
+    boxes = np.concatenate([a.boxes, b.boxes])
+    scores = np.concatenate([a.scores, b.scores])
+    keep = np.sort(nms(torch.from_numpy(boxes), torch.from_numpy(scores), 0.4).numpy())
+    return Faces(boxes[keep], scores[keep]).sorted_left_to_right()
+
+
+def _chunks(frames: Iterator[Frame], n: int) -> Iterator[list[Frame]]:
+    chunk: list[Frame] = []
+    for f in frames:
+        chunk.append(f)
+        if len(chunk) == n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+# -- pictures from rows --------------------------------------------------------------------
+
+
+def faces_by_frame(csv_path: str | os.PathLike, classes: tuple[str, ...]) -> Iterator:
+    """(frame index, Faces) for each analysed frame of a fervid video CSV, in file order."""
+    with open(csv_path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header != video_columns(classes):
+            raise ValueError(f"{csv_path}: not a fervid video CSV of this model's classes")
+        n = len(classes)
+        current, rows = None, []
+        for row in reader:
+            if not row:
+                continue
+            idx = int(row[0])
+            if current is not None and idx != current:
+                yield current, _faces_from_rows(rows, classes, n)
+                rows = []
+            current = idx
+            rows.append(row)
+        if current is not None:
+            yield current, _faces_from_rows(rows, classes, n)
+
+
+def _faces_from_rows(rows: list[list[str]], classes: tuple[str, ...], n: int) -> Faces:
+    rows = [r for r in rows if r[2] != ""]
+    if not rows:
+        return Faces.empty(classes)
+    ids = [int(r[2]) for r in rows]
+    boxes = [[float(v) for v in r[3:7]] for r in rows]
+    scores = [float(r[7]) for r in rows]
+    probs = [[float(v) for v in r[8 : 8 + n]] for r in rows]
+    return Faces(boxes, scores, probs, ids, classes)
+
+
+def render_from_rows(
+    video: str | os.PathLike,
+    rows_csv: str | os.PathLike,
+    sink: VideoSink,
+    classes: tuple[str, ...],
+    *,
+    start: float | None = None,
+    end: float | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Draw a fervid CSV's faces on the video's frames (no detection): every frame in the
+    range, each with the faces of the latest analysed frame. Returns the frames written."""
+    rows = faces_by_frame(rows_csv, classes)
+    pending = next(rows, None)
+    carried = Faces.empty(classes)
+    n = 0
+    for f in FrameReader(video, start=start, end=end):
+        while pending is not None and pending[0] <= f.index:
+            if pending[0] == f.index:
+                carried = pending[1]
+            pending = next(rows, None)
+        sink.write(annotate(f.image, carried, copy=False), f.time_s)
+        n += 1
+        if progress is not None:
+            progress(1)
+    return n
+
+
+def truncate_rows_after(csv_path: Path, last_frame: int) -> None:
+    """Cut a fervid video CSV after the rows of ``last_frame`` (and any half-written line)."""
+    keep = 0
+    with open(csv_path, "rb") as fh:
+        header = fh.readline()
+        keep = len(header)
+        for line in fh:
+            if not line.endswith(b"\n"):
+                break
+            try:
+                idx = int(line.split(b",", 1)[0])
+            except ValueError:
+                break
+            if idx > last_frame:
+                break
+            keep += len(line)
+    with open(csv_path, "r+b") as fh:
+        fh.truncate(keep)
