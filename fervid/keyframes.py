@@ -91,6 +91,10 @@ class KeyframePolicy:
         self.last_key = t
         return "full", None
 
+    def due(self, t: float) -> bool:
+        """Whether ``min_interval`` has passed since the last whole-frame search."""
+        return self.last_key is None or t - self.last_key >= self.min_interval - 1e-6
+
     def mark_key(self, t: float) -> None:
         """The pipeline searched the whole frame at ``t`` (a face was lost): the interval
         restarts from here."""

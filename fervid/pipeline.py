@@ -54,7 +54,7 @@ class VideoOptions:
     smooth: float = 0.2
     box_cutoff: float = 0.0
     box_beta: float = 2.0
-    max_age: float = 1.0
+    max_age: float = 2.0
 
     def validate(self) -> None:
         checks = [
@@ -129,13 +129,20 @@ class VideoPipeline:
         where something new moved) and track."""
         ids, predicted, gaps = self.tracker.predict(t)
         kind, region = self.policy.decide(t, image, predicted)
+        h, w = image.shape[:2]
+        cx, cy = (predicted[:, 0] + predicted[:, 2]) / 2, (predicted[:, 1] + predicted[:, 3]) / 2
+        inside = (cx >= 0) & (cx < w) & (cy >= 0) & (cy < h)
+        step = self.options.every / max(self.info.fps, 1.0)
+        if kind != "full" and (inside & (gaps > 1.5 * step)).any() and self.policy.due(t):
+            kind = "full"  # someone is missing (hidden, or turned away): look often
+            self.policy.mark_key(t)
         if kind == "full":
             self.report.keyframes += 1
             return self.tracker.update(self.detector.detect([image])[0], t)
         found = Faces.empty()
-        if len(ids):
-            scales = np.minimum(self.detector.region_scale + 4.0 * gaps, 4.0)
-            found = self.detector.detect_near([image], [predicted], [scales])[0]
+        if inside.any():
+            scales = np.minimum(self.detector.region_scale + 4.0 * gaps[inside], 4.0)
+            found = self.detector.detect_near([image], [predicted[inside]], [scales])[0]
         if region is not None:
             self.report.regions += 1
             found = _merge(found, self._search_region(image, region))

@@ -112,7 +112,7 @@ class FaceTracker:
     filter (``smooth_cutoff`` Hz at rest, ``smooth_beta``; 0 turns it off).
     """
 
-    max_age: float = 1.0
+    max_age: float = 2.0
     iou_threshold: float = 0.3
     max_shift: float = 0.75
     smooth_cutoff: float = 1.0
@@ -161,7 +161,8 @@ class FaceTracker:
             if j in assigned:
                 tr = self.tracks[assigned[j]]
                 dt = t - tr.t
-                if dt > 0:
+                same_size = abs(raw[j, 2:].max() / max(max(tr.raw[2:]), 1.0) - 1) < 0.2
+                if dt > 0 and same_size:  # a box cut by an occlusion says little of motion
                     v = (raw[j, :2] - np.asarray(tr.raw[:2])) / dt
                     k = 0.5 if tr.hits > 1 else 1.0
                     tr.velocity = (k * v + (1 - k) * np.asarray(tr.velocity)).tolist()
