@@ -15,8 +15,9 @@ For each clip, in this process (frames per second of the whole job):
 
 Reported per run: frames/s and the speed-up over the naive loop; recall (the naive loop's
 full-resolution detections, clipped to the frame as fervid's are, at or above the smallest
-face size, that fervid's boxes match at IoU >= 0.5, on the analysed frames); track ids per true face and id switches (fervid's
-boxes matched to the true boxes); flicker (top-class changes per second on each still face).
+face size, that fervid's boxes match at IoU >= 0.5, on the analysed frames); track ids per
+true face and id switches (fervid's boxes matched to the true boxes); flicker (top-class
+changes per second on each still face).
 
     python bench/video.py [--quick] [--only fast_small,crossing] [--out bench/out/video]
 """
