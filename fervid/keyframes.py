@@ -52,11 +52,11 @@ class KeyframePolicy:
 
     def decide(
         self, t: float, image: np.ndarray, faces: np.ndarray | None = None
-    ) -> tuple[str, tuple[int, int, int, int] | None]:
+    ) -> tuple[str, list[tuple[int, int, int, int]] | None]:
         """``("full", None)`` to search the whole of ``image`` (at ``t`` seconds),
-        ``("region", (x0, y0, x1, y1))`` to search only where something moved away from the
-        tracked people, or ``("none", None)``. ``faces``: the boxes (N, 4) where tracked
-        faces are expected (their people's movement does not count)."""
+        ``("region", [(x0, y0, x1, y1), ...])`` to search only the parts that moved away
+        from the tracked people, or ``("none", None)``. ``faces``: the boxes (N, 4) where
+        tracked faces are expected (their people's movement does not count)."""
         thumb = thumbnail(image)
         prev, self.last_thumb = self.last_thumb, thumb.tolist()
         if self.last_key is None or t - self.last_key >= self.interval - 1e-6:
@@ -72,14 +72,11 @@ class KeyframePolicy:
             moved &= ~_people_cells(faces, image.shape[:2], thumb.shape)
         if int(moved.sum()) < self.motion_cells:
             return "none", None
-        rows, cols = np.nonzero(moved)
-        h, w = image.shape[:2]
-        cy, cx = h / thumb.shape[0], w / thumb.shape[1]
-        x0, x1 = max(0, (cols.min() - 1) * cx), min(w, (cols.max() + 2) * cx)
-        y0, y1 = max(0, (rows.min() - 1) * cy), min(h, (rows.max() + 2) * cy)
-        if (x1 - x0) * (y1 - y0) <= self.max_region * w * h:
-            return "region", (int(x0), int(y0), int(x1), int(y1))
-        if t - self.last_key >= self.min_interval - 1e-6:
+        regions = _moved_regions(moved, image.shape[:2], self.motion_cells)
+        area = sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in regions)
+        if regions and area <= self.max_region * image.shape[0] * image.shape[1]:
+            return "region", regions
+        if regions and self.due(t):
             return self._key(t)
         return "none", None
 
@@ -105,6 +102,23 @@ class KeyframePolicy:
 
     def load_state_dict(self, d: dict) -> None:
         self.last_key, self.last_thumb = d["last_key"], d["last_thumb"]
+
+
+def _moved_regions(moved: np.ndarray, hw: tuple[int, int], min_cells: int) -> list:
+    """Boxes (frame pixels) around each group of moved thumbnail cells (cells one apart
+    joined), a cell of margin around each; groups under ``min_cells`` cells are noise."""
+    grown = cv2.dilate(moved.astype(np.uint8), np.ones((3, 3), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+    h, w = hw
+    cy, cx = h / moved.shape[0], w / moved.shape[1]
+    out = []
+    for k in range(1, n):
+        if int((moved & (labels == k)).sum()) < min_cells:
+            continue
+        c0, r0, cw, rh = stats[k, :4]
+        out.append((int(c0 * cx), int(r0 * cy), int(min(w, (c0 + cw) * cx)),
+                    int(min(h, (r0 + rh) * cy))))  # fmt: skip
+    return out
 
 
 def _people_cells(faces: np.ndarray, hw: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:

@@ -143,9 +143,9 @@ class VideoPipeline:
         if inside.any():
             scales = np.minimum(self.detector.region_scale + 4.0 * gaps[inside], 4.0)
             found = self.detector.detect_near([image], [predicted[inside]], [scales])[0]
-        if region is not None:
+        for box in region or ():
             self.report.regions += 1
-            found = _merge(found, self._search_region(image, region))
+            found = _merge(found, self._search_region(image, box))
         if len(ids) and self.tracker.missing(found, t, image.shape[:2]):
             # a tracked face is not where it should be: search the whole frame before
             # giving up on it

@@ -124,9 +124,9 @@ def test_keyframe_policy_searches_where_something_new_moved():
     assert policy.decide(0.08, moved, face) == ("none", None)
     new = moved.copy()
     new[200:300, 480:580] = 250  # far from everyone: someone new
-    kind, region = policy.decide(0.12, new, face)
-    assert kind == "region"
-    x0, y0, x1, y1 = region
+    kind, regions = policy.decide(0.12, new, face)
+    assert kind == "region" and len(regions) == 1
+    x0, y0, x1, y1 = regions[0]
     assert x0 <= 480 and x1 >= 580 and y0 <= 200 and y1 >= 300 and x0 > 300
     assert policy.decide(0.16, 255 - new, face)[0] == "full"  # a scene cut
 
