@@ -76,6 +76,11 @@ def detect_face(imgs, minsize, pnet, rnet, onet, threshold, factor, device):
         scales.append(scale_i)
         scale_i = scale_i * factor
         minl = minl * factor
+    if not scales:  # the image is smaller than the smallest face sought: no face
+        empty = np.empty(batch_size, dtype=object)
+        for i in range(batch_size):
+            empty[i] = np.zeros((0, 5), np.float32)
+        return empty, empty.copy()
 
     # First stage
     boxes = []

@@ -23,7 +23,8 @@ from ._malloc import release_free_memory
 from .classify import EmotionModel, load_model
 from .detect import FaceDetector
 from .faces import Faces
-from .images import ImageError, load_image, walk_images
+from .images import IMAGE_EXTS, ImageError, load_image, walk_entries
+from .outputs import write_text_atomic
 from .pipeline import (
     VideoOptions,
     VideoPipeline,
@@ -31,8 +32,8 @@ from .pipeline import (
     render_from_rows,
     truncate_rows_after,
 )
-from .video import VideoSink
-from .writers import CsvRowWriter, face_rows, image_columns, video_columns, write_text_atomic
+from .video import VideoError, VideoSink
+from .writers import CsvRowWriter, clean_text, face_rows, image_columns, video_columns
 
 #: frames (videos) or images (folders) between returns of freed heap memory to the OS
 TRIM_EVERY = 32
@@ -77,25 +78,27 @@ class ImageResult:
 
 
 def resolve_inputs(inputs) -> tuple[list[Path], Path | None]:
-    """Image paths and the folder they are relative to: a folder is walked recursively, a
-    file is itself, a list is taken as it is (no common folder)."""
+    """Image paths and the folder they are relative to: a folder is walked recursively (every
+    name with an image extension, and folders that cannot be listed, so that each gets a
+    row), a file is itself, a list is taken as it is (no common folder)."""
     if isinstance(inputs, (str, os.PathLike)):
         root = Path(inputs)
         if root.is_dir():
-            return list(walk_images(root)), root
+            return [p for p, _ in walk_entries(root, IMAGE_EXTS)], root
         return [root], root.parent
     paths = [Path(p) for p in inputs]
     return paths, None
 
 
 def relpath(p: Path, root: Path | None) -> str:
-    """``p`` relative to ``root`` in POSIX form, or as given when outside it."""
+    """``p`` relative to ``root`` in POSIX form, or as given when outside it (bytes that
+    are not UTF-8 written as backslash escapes, so that every name fits a CSV row)."""
     if root is not None:
         try:
-            return p.relative_to(root).as_posix()
+            return clean_text(p.relative_to(root).as_posix())
         except ValueError:
             pass
-    return str(p)
+    return clean_text(str(p))
 
 
 def iter_images(
@@ -159,6 +162,11 @@ def iter_images(
 
 
 def _decode(p: Path) -> tuple[np.ndarray | None, str]:
+    if p.is_dir():
+        try:
+            os.listdir(p)
+        except OSError as exc:
+            return None, f"cannot list folder: {exc.strerror or exc}"
     try:
         return load_image(p), ""
     except ImageError as exc:
@@ -345,6 +353,14 @@ def annotate_video(
                 writer.write, sink=sink if live else None, progress=progress,
                 checkpoint=checkpoint,
             )  # fmt: skip
+            if report.frames == 0:  # nothing to show: no outputs at all (the sink discards)
+                raise VideoError(_why_no_frames(pipe.info, opts, report))
+    except VideoError:
+        writer.close()
+        if pipe.report.frames == 0:
+            for p in (partial, state_path):
+                p.unlink(missing_ok=True)
+        raise
     finally:
         writer.close()
     if annotated is not None and resumed:
@@ -354,6 +370,17 @@ def annotate_video(
     state_path.unlink(missing_ok=True)
     report.annotated = str(annotated) if annotated else None
     return report
+
+
+def _why_no_frames(info, opts: VideoOptions, report: VideoReport) -> str:
+    if report.error:
+        return f"{info.path}: no frame could be decoded ({report.error})"
+    if opts.start is not None and (info.duration_s <= 0 or opts.start >= info.duration_s):
+        return (
+            f"{info.path}: --start {opts.start:g} s is past the end of the video "
+            f"({info.duration_s:.2f} s)"
+        )
+    return f"{info.path}: no video frames in the range asked for"
 
 
 def summarize_csv(csv_path: str | os.PathLike, chunk_rows: int = 200_000) -> dict:

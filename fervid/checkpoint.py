@@ -114,7 +114,13 @@ class ModelMeta:
     def from_dict(cls, d: Any, *, source: str = "checkpoint") -> ModelMeta:
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise CheckpointError(f"{source}: not a fervid checkpoint (no fervid metadata)")
-        if int(d.get("format_version", 0)) > FORMAT_VERSION:
+        version = d.get("format_version", 0)
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise CheckpointError(
+                f"{source}: checkpoint metadata: 'format_version' must be an integer, "
+                f"got {str(version)[:20]!r}"
+            )
+        if version > FORMAT_VERSION:
             raise CheckpointError(
                 f"{source}: checkpoint format {d.get('format_version')} is newer than this "
                 f"fervid understands ({FORMAT_VERSION}); upgrade fervid"
@@ -224,8 +230,15 @@ def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], ModelMeta]:
 
 
 def _load_training_state(path: Path) -> tuple[dict[str, torch.Tensor], ModelMeta]:
+    import pickle
+
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"{path}: holds pickled Python objects, which fervid never loads (only tensors "
+            "and plain data); re-save the weights with fervid-train export"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - any failure to parse means a corrupt/foreign file
         raise CheckpointError(f"{path}: corrupt or not a checkpoint ({_short(exc)})") from None
     if not isinstance(obj, dict) or "model" not in obj or "meta" not in obj:

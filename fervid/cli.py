@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -38,8 +39,11 @@ def _load(model_path, device):
 
     try:
         return load_model(model_path, device=device)
-    except (CheckpointError, ValueError) as exc:
-        raise click.UsageError(str(exc).splitlines()[0]) from None
+    except (CheckpointError, ValueError, RuntimeError) as exc:
+        msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if isinstance(exc, RuntimeError) and "device" in msg:
+            msg = f"--device {device}: not a device here (auto, cpu, cuda, cuda:N or mps)"
+        raise click.UsageError(msg) from None
 
 
 @click.group(context_settings=CONTEXT)
@@ -59,17 +63,53 @@ def cli(ctx, quiet):
 # -- annotate --------------------------------------------------------------------------
 
 
-def _video_inputs(inputs: tuple[str, ...]) -> list[Path]:
+def _video_inputs(inputs: tuple[str, ...]) -> list[tuple[Path, Path | None]]:
+    """(video, the folder it was found in) for every input; folders walked recursively."""
     from .images import VIDEO_EXTS, walk_files
 
-    out: list[Path] = []
+    out: list[tuple[Path, Path | None]] = []
     for s in inputs:
         p = Path(s)
         if p.is_dir():
-            out += [v for v in walk_files(p, VIDEO_EXTS) if ".fervid" not in v.name]
+            out += [(v, p) for v in walk_files(p, VIDEO_EXTS) if ".fervid" not in v.name]
         else:
-            out.append(p)
+            out.append((p, None))
     return out
+
+
+def plan_outputs(
+    videos: list[tuple[Path, Path | None]], out_dir: str | None
+) -> dict[Path, dict[str, Path]]:
+    """Each video's output paths, never the same for two videos of one run: with
+    ``--out-dir``, videos found in a folder keep their sub-folders; two videos whose names
+    would still meet (``clip.mp4`` and ``clip.mov``) keep their extension in the name
+    (``clip.mov.fervid.csv``), and a number is added if even that is not enough."""
+    bases = {}
+    for video, root in videos:
+        if out_dir is None:
+            base = video.parent
+        elif root is not None:
+            base = Path(out_dir) / video.parent.relative_to(root)
+        else:
+            base = Path(out_dir)
+        bases[video] = base
+    key = {v: (os.path.realpath(bases[v]), v.stem) for v, _ in videos}
+    count: dict = {}
+    for k in key.values():
+        count[k] = count.get(k, 0) + 1
+    used: set = set()
+    plan = {}
+    for video, _ in videos:
+        stem = video.stem if count[key[video]] == 1 else video.name
+        name, n = stem, 2
+        while (os.path.realpath(bases[video]), name) in used:
+            name, n = f"{stem}-{n}", n + 1
+        used.add((os.path.realpath(bases[video]), name))
+        plan[video] = {
+            k: bases[video] / f"{name}.fervid.{ext}" for k, ext in (("csv", "csv"),
+                                                                  ("mp4", "mp4"), ("png", "png"))
+        }  # fmt: skip
+    return plan
 
 
 @cli.command(context_settings=CONTEXT)
@@ -162,9 +202,14 @@ def annotate(
         raise click.BadParameter("--end must be after --start", param_hint="--end")
     if detect_size and detect_size < 64:
         raise click.BadParameter("must be 0 or >= 64", param_hint="--detect-size")
-    videos = _video_inputs(inputs)
-    if not videos:
+    for name, v in (("--start", start), ("--end", end)):
+        if v is not None and not math.isfinite(v):
+            raise click.BadParameter("must be a finite number of seconds", param_hint=name)
+    found = _video_inputs(inputs)
+    if not found:
         raise click.UsageError("no video files found in the given inputs")
+    plan = plan_outputs(found, out_dir)
+    videos = [v for v, _ in found]
     model = _load(model_path, device)
     quiet = ctx.obj["quiet"]
     if resume and overwrite:
@@ -186,7 +231,7 @@ def annotate(
                 video,
                 model,
                 opts,
-                out_dir=out_dir,
+                outs=plan[video],
                 no_video=no_video,
                 plot=plot,
                 overwrite=overwrite,
@@ -209,41 +254,89 @@ def annotate(
         sys.exit(1)
 
 
-def _outputs(video: Path, out_dir: str | None) -> dict[str, Path]:
-    base = Path(out_dir) if out_dir else video.parent
-    stem = video.stem
-    return {
-        "csv": base / f"{stem}.fervid.csv",
-        "mp4": base / f"{stem}.fervid.mp4",
-        "png": base / f"{stem}.fervid.png",
-    }
-
-
 def _annotate_one(
-    video: Path, model, opts: dict, *, out_dir, no_video, plot, overwrite, resume, quiet
+    video: Path, model, opts: dict, *, outs, no_video, plot, overwrite, resume, quiet
 ) -> bool:
+    from .outputs import OutputError, OutputLock, check_writable
+
+    wanted = {"csv"} | (set() if no_video else {"mp4"}) | ({"png"} if plot else set())
+    try:
+        _check_outputs(video, outs, wanted, overwrite=overwrite, resume=resume)
+        check_writable(outs["csv"].parent)
+        with OutputLock(outs["csv"]):
+            return _annotate_locked(
+                video, model, opts, outs=outs, wanted=wanted, plot=plot, resume=resume,
+                quiet=quiet,
+            )  # fmt: skip
+    except _Skip as skip:
+        click.echo(f"{_printable(str(video))}: {skip}", err=True)
+        return True
+    except OutputError as exc:
+        click.echo(f"{_printable(str(video))}: {_line(exc)}", err=True)
+        return False
+
+
+class _Skip(Exception):
+    """Outputs exist and may be kept: the video is skipped (not a failure)."""
+
+
+def _check_outputs(video, outs, wanted, *, overwrite, resume) -> None:
+    """Refuse outputs that are the input, or files fervid did not write; skip a video whose
+    outputs exist unless asked to redo or resume it."""
+    from .outputs import OutputError, check_output, is_fervid_csv, partial_path
+    from .video import is_fervid_video
+
+    kinds = {"csv": "csv", "mp4": "mp4", "png": "png"}
+    for k in wanted:
+        check_output(outs[k], inputs=[video], kind=kinds[k])
+    existing = [k for k in sorted(wanted) if outs[k].exists()]
+    if existing and not (overwrite or resume):
+        names = ", ".join(str(outs[k]) for k in existing)
+        raise _Skip(f"skipped, outputs exist ({names}); --overwrite to redo")
+    owned = {"csv": is_fervid_csv, "mp4": is_fervid_video, "png": _is_fervid_png}
+    for k in ("csv", "mp4", "png"):
+        partial = partial_path(outs[k])
+        if outs[k].exists() and not owned[k](outs[k]):
+            raise OutputError(f"{outs[k]}: exists and was not written by fervid; it is left alone")
+        if partial.exists() and not (owned[k](partial) or _unfinished(partial, k)):
+            raise OutputError(f"{partial}: exists and was not written by fervid; it is left alone")
+
+
+def _unfinished(path: Path, kind: str) -> bool:
+    """A file of this kind cut off mid-write (by a kill), as fervid's partial files can be:
+    an MP4 that starts with its file-type box, or a PNG with its signature."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return False
+    if kind == "mp4":
+        return head[4:8] == b"ftyp" or not head
+    if kind == "png":
+        return head.startswith(b"\x89PNG") or not head
+    return False
+
+
+def _is_fervid_png(path: Path) -> bool:
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return im.info.get("Software", "").startswith("fervid")
+    except OSError:
+        return False
+
+
+def _annotate_locked(video, model, opts, *, outs, wanted, plot, resume, quiet) -> bool:
     from tqdm import tqdm
 
     from .api import annotate_video, summarize_csv
     from .video import VideoError, VideoInfo
 
-    outs = _outputs(video, out_dir)
-    wanted = {"csv"} | (set() if no_video else {"mp4"}) | ({"png"} if plot else set())
-    for k in wanted:
-        if outs[k].resolve() == video.resolve():
-            click.echo(f"{video}: output {outs[k]} would overwrite the input; skipped", err=True)
-            return False
-    existing = [str(outs[k]) for k in sorted(wanted) if outs[k].exists()]
-    if existing and not overwrite:
-        click.echo(
-            f"{video}: skipped, outputs exist ({', '.join(existing)}); --overwrite to redo",
-            err=True,
-        )
-        return True
     try:
         info = VideoInfo.from_path(video)
     except VideoError as exc:
-        click.echo(f"{video}: {_tail(exc, video)}", err=True)
+        click.echo(f"{_printable(str(video))}: {_tail(exc, video)}", err=True)
         return False
     total_s = (opts["end"] or info.duration_s or 0) - (opts["start"] or 0)
     total = int(total_s * info.fps) if total_s > 0 else None
@@ -253,14 +346,14 @@ def _annotate_one(
             video,
             outs["csv"],
             model=model,
-            annotated=None if no_video else outs["mp4"],
+            annotated=outs["mp4"] if "mp4" in wanted else None,
             resume=resume,
             progress=bar.update,
             **opts,
         )
     except (VideoError, ValueError) as exc:
         bar.close()
-        click.echo(f"{video}: {_tail(exc, video)}", err=True)
+        click.echo(f"{_printable(str(video))}: {_tail(exc, video)}", err=True)
         return False
     finally:
         bar.close()
@@ -272,8 +365,11 @@ def _annotate_one(
     done = f"{report.frames} frames ({report.analysed} analysed"
     if report.resumed_from is not None:
         done += f", resumed after frame {report.resumed_from}"
+    if report.bad_packets:
+        done += f", {report.bad_packets} undecodable packet(s) skipped"
     lines = [
-        f"{video}: {done}) in {report.seconds:.1f} s, {report.frames_per_s:.1f} frames/s; "
+        f"{_printable(str(video))}: {done}) in {report.seconds:.1f} s, "
+        f"{report.frames_per_s:.1f} frames/s; "
         f"{s['faces']} faces in {len(s['tracks'])} tracks"
     ]
     for t in s["tracks"][:10]:
@@ -285,16 +381,18 @@ def _annotate_one(
         click.echo("\n".join(lines))
     if report.error:
         click.echo(
-            f"{video}: truncated or damaged, processed up to the error ({report.error})", err=True
+            f"{_printable(str(video))}: truncated or damaged, processed up to the error "
+            f"({report.error})",
+            err=True,
         )
         return False
     return True
 
 
 def _tail(exc: BaseException, video: Path) -> str:
-    msg = str(exc).splitlines()[0]
+    msg = (str(exc).splitlines() or [type(exc).__name__])[0]
     prefix = f"{video}: "
-    return msg[len(prefix) :] if msg.startswith(prefix) else msg
+    return _printable(msg[len(prefix) :] if msg.startswith(prefix) else msg)
 
 
 # -- scan ------------------------------------------------------------------------------
@@ -332,10 +430,7 @@ def scan(
     ctx, folder, csv_path, model_path, device, crops, min_face_size, detect_size, resume, overwrite
 ):
     """Scan a folder of photos (recursively): one CSV row per face."""
-    from tqdm import tqdm
-
-    from .api import iter_images, relpath, resolve_inputs
-    from .writers import WRITERS, image_columns, repair_partial_csv
+    from .outputs import OutputError, OutputLock, check_output, check_writable
 
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other")
@@ -345,31 +440,25 @@ def scan(
     final = (
         Path(csv_path) if csv_path else root.resolve().parent / f"{root.resolve().name}.fervid.csv"
     )
-    partial = final.with_name(final.stem + ".partial" + final.suffix)
-    if final.exists() and not (overwrite or resume):
-        raise click.UsageError(
-            f"{final} exists: --overwrite to replace it, --resume to continue it"
-        )
     model = _load(model_path, device)
+    try:
+        check_output(final, inputs=[root] if root.is_file() else [], kind="csv")
+        check_writable(final.parent)
+        with OutputLock(final):
+            _scan(ctx, root, final, model, crops, min_face_size, detect_size, resume, overwrite)
+    except OutputError as exc:
+        raise click.ClickException(_line(exc)) from None
+
+
+def _scan(ctx, root, final, model, crops, min_face_size, detect_size, resume, overwrite) -> None:
+    from tqdm import tqdm
+
+    from .api import iter_images, relpath, resolve_inputs
+    from .writers import WRITERS, image_columns
+
     columns = image_columns(model.classes)
-    done: set[str] = set()
-    if resume:
-        if final.exists() and not partial.exists():
-            os.replace(final, partial)
-        if partial.exists():
-            repair_partial_csv(partial)
-            with open(partial, newline="", encoding="utf-8") as fh:
-                reader = csv.reader(fh)
-                header = next(reader, None)
-                if header is not None and header != columns:
-                    raise click.UsageError(
-                        f"{partial} was written with other columns (another "
-                        "model?); cannot resume it"
-                    )
-                done = {row[0] for row in reader if row}
-    elif partial.exists():
-        partial.unlink()
-    final.parent.mkdir(parents=True, exist_ok=True)
+    partial = _prepare_scan_outputs(final, columns, resume=resume, overwrite=overwrite)
+    done = _done_images(partial) if resume and partial.exists() else set()
     paths, base = resolve_inputs(root)
     writer = WRITERS["csv"](partial, columns, append=resume)
     failed: list[str] = []
@@ -394,7 +483,7 @@ def scan(
             n_images += 1
             n_faces += len(res.faces)
             if res.error:
-                failed.append(f"{res.relpath} ({res.error})")
+                failed.append(f"{_printable(res.relpath)} ({res.error})")
             bar.update(1)
     except KeyboardInterrupt:
         writer.close()
@@ -419,6 +508,52 @@ def scan(
         if len(failed) > 20:
             click.echo(f"  ... and {len(failed) - 20} more (see the error column)", err=True)
         sys.exit(1)
+
+
+def _prepare_scan_outputs(final: Path, columns: list[str], *, resume: bool, overwrite: bool):
+    """Check every existing output before touching any; returns the partial CSV's path."""
+    from .outputs import OutputError, is_fervid_csv, may_replace, partial_path
+
+    partial = partial_path(final)
+    if final.exists() and not (overwrite or resume):
+        raise OutputError(f"{final} exists: --overwrite to replace it, --resume to continue it")
+    may_replace(final)
+    if partial.exists() and not is_fervid_csv(partial):
+        raise OutputError(f"{partial}: exists and was not written by fervid; it is left alone")
+    if resume:
+        for p in (partial, final):
+            if p.exists() and not is_fervid_csv(p, columns):
+                raise OutputError(
+                    f"{p} was written with other columns (another model?); cannot resume it"
+                )
+        if final.exists() and not partial.exists():
+            os.replace(final, partial)
+    else:
+        partial.unlink(missing_ok=True)
+    return partial
+
+
+def _done_images(partial: Path) -> set[str]:
+    """Images whose rows are complete in a partial CSV; the last one's rows may not be (a
+    kill between two of its faces): they are cut, and it is done again."""
+    from .writers import drop_last_item, repair_partial_csv
+
+    repair_partial_csv(partial)
+    drop_last_item(partial)
+    with open(partial, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        next(reader, None)
+        return {row[0] for row in reader if row}
+
+
+def _line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return _printable(text[0] if text else type(exc).__name__)
+
+
+def _printable(text: str) -> str:
+    """A name fit for a one-line message: control characters escaped."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
 def main() -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import stat
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -69,17 +72,79 @@ def walk_images(root: str | os.PathLike) -> Iterator[Path]:
     return walk_files(root, IMAGE_EXTS)
 
 
+def walk_entries(root: str | os.PathLike, exts: Iterable[str]) -> Iterator[tuple[Path, str]]:
+    """Every name under ``root`` with one of ``exts`` (any case), whatever it is, as
+    ``(path, "")``, and every folder that cannot be listed as ``(folder, reason)``: nothing
+    is skipped without a word. Followed links never loop."""
+    exts = {e.lower() for e in exts}
+    root = Path(root)
+    seen: set[tuple[int, int]] = set()
+    failed: list[tuple[Path, str]] = []
+
+    def onerror(exc: OSError) -> None:
+        failed.append((Path(exc.filename or root), f"cannot list folder: {exc.strerror or exc}"))
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=onerror):
+        yield from _drain(failed)
+        try:
+            st = os.stat(dirpath)
+        except OSError as exc:
+            dirnames[:] = []
+            yield Path(dirpath), f"cannot read folder: {exc.strerror or exc}"
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            dirnames[:] = []
+            continue
+        seen.add(key)
+        dirnames.sort()
+        for name in sorted(filenames + [d for d in dirnames if _has_ext(d, exts)]):
+            if _has_ext(name, exts):
+                yield Path(dirpath) / name, ""
+    yield from _drain(failed)
+
+
+def _has_ext(name: str, exts: set[str]) -> bool:
+    return os.path.splitext(name)[1].lower() in exts
+
+
+def _drain(items: list) -> Iterator:
+    while items:
+        yield items.pop(0)
+
+
+def check_regular(path: str | os.PathLike) -> None:
+    """Raise :class:`ImageError` (one line) unless ``path`` is a regular file that can be
+    read: a FIFO would block forever, a folder or device is not a picture."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if os.path.islink(path):
+            what = "symbolic link loop" if exc.errno == errno.ELOOP else "broken symbolic link"
+            raise ImageError(f"cannot read file: {what}") from None
+        raise ImageError(f"cannot read file: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO, socket or device"
+        raise ImageError(f"not a regular file ({kind})")
+
+
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """Decode an image as HxWx3 uint8 RGB, EXIF orientation applied.
 
     Grayscale, RGBA/LA (composited on white), palette, CMYK, 16-bit and float images are all
     converted. Raises :class:`ImageError` for anything unreadable.
     """
+    check_regular(path)
     try:
-        with Image.open(path) as im:
-            im.load()
-            im = ImageOps.exif_transpose(im) or im
-            return to_rgb_array(im)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.load()
+                im = ImageOps.exif_transpose(im) or im
+                out = to_rgb_array(im)
+        if any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught):
+            log.warning("%s: a very large image (%d x %d), read anyway", path, *out.shape[1::-1])
+        return out
     except ImageError:
         raise
     except (

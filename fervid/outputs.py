@@ -83,8 +83,8 @@ def may_replace(path: Path, columns: list[str] | None = None) -> None:
     """Refuse to replace ``path`` unless it is missing or a fervid CSV."""
     if path.exists() and not is_fervid_csv(path, columns):
         raise OutputError(
-            f"{path}: exists and was not written by fervid (or by another model); "
-            "it is left alone: choose another output name"
+            f"{path}: exists and was not written by fervid; it is left alone: choose another "
+            "output name"
         )
 
 

@@ -92,6 +92,7 @@ class VideoReport:
     height: int = 0
     fps: float = 0.0
     resumed_from: int | None = None
+    bad_packets: int = 0
 
     @property
     def frames_per_s(self) -> float:
@@ -224,6 +225,7 @@ class VideoPipeline:
                 release_free_memory()
         self.report.seconds += time.perf_counter() - t0
         self.report.error = reader.error
+        self.report.bad_packets = reader.bad_packets
         return self.report
 
     # -- resuming ------------------------------------------------------------------------

@@ -51,12 +51,13 @@ def plot_timeline(
         ax.grid(alpha=0.3)
     if not tracks:
         axes[0, 0].text(0.5, 0.5, "no faces found", ha="center", va="center")
-    axes[0, 0].legend(loc="upper right", fontsize=7, ncol=min(7, len(classes)))
+    else:
+        axes[0, 0].legend(loc="upper right", fontsize=7, ncol=min(7, len(classes)))
     axes[-1, 0].set_xlabel("time (s)")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     tmp = Path(path).with_name(Path(path).stem + ".partial.png")
-    fig.savefig(tmp)
+    fig.savefig(tmp, metadata={"Software": "fervid"})
     plt.close(fig)
     tmp.replace(path)

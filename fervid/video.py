@@ -19,6 +19,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+#: The tag in every annotated video's metadata ("comment"): how fervid knows its own files.
+FERVID_TAG = "annotated by fervid"
+
 #: Audio codecs an MP4 can carry as they are; others are re-encoded to AAC.
 MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
 _END = object()
@@ -29,10 +32,32 @@ class VideoError(ValueError):
 
 
 def _open(path: str | os.PathLike):
+    from .images import ImageError, check_regular
+
+    try:
+        check_regular(path)
+    except ImageError as exc:
+        raise VideoError(f"{path}: {str(exc).replace('cannot read file: ', '')}") from None
     try:
         return av.open(str(path), metadata_errors="ignore")
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise VideoError(f"{path}: not a readable video ({_first_line(exc)})") from None
+        reason = getattr(exc, "strerror", None) or _first_line(exc)
+        raise VideoError(f"{path}: not a readable video ({reason})") from None
+
+
+def _same_file(a, b) -> bool:
+    from .outputs import same_file
+
+    return same_file(a, b)
+
+
+def is_fervid_video(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a video fervid wrote (its metadata carries :data:`FERVID_TAG`)."""
+    try:
+        with av.open(str(path), metadata_errors="ignore") as c:
+            return c.metadata.get("comment") == FERVID_TAG
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError):
+        return False
 
 
 def _first_line(exc: BaseException) -> str:
@@ -134,6 +159,7 @@ class FrameReader:
         self.threads = threads
         self.error: str | None = None
         self.frames_decoded = 0
+        self.bad_packets = 0
         self._stop = threading.Event()
 
     def _decode(self, q: queue.Queue) -> None:
@@ -148,8 +174,10 @@ class FrameReader:
                 index = -1
                 last_t = None
                 try:
-                    for f in c.decode(s):
+                    for f in self._frames(c, s):
                         index += 1
+                        if f is None:
+                            continue
                         self.frames_decoded = index + 1
                         t = float(f.pts * tb) if f.pts is not None else index / self.info.fps
                         last_t = t
@@ -186,6 +214,18 @@ class FrameReader:
                 except queue.Full:
                     if self._stop.is_set():
                         break
+
+    def _frames(self, container, stream):
+        """Decoded frames, and None in place of a packet that cannot be decoded (counted in
+        ``bad_packets``; the frames after it still come, their indices unshifted)."""
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.error.InvalidDataError:
+                self.bad_packets += 1
+                yield None
+                continue
+            yield from frames
 
     def _check_complete(self, last_t: float | None) -> None:
         """Decoding reached the end of the data: does that match the declared duration?
@@ -248,6 +288,9 @@ class VideoSink:
         queue_size: int = 16,
     ) -> None:
         self.path = Path(path)
+        for source in (info.path, audio_from):
+            if source is not None and _same_file(self.path, source):
+                raise VideoError(f"{self.path}: is the input video; choose another output name")
         self.info = info
         self.audio_from = audio_from
         self.time_offset = time_offset
@@ -315,6 +358,7 @@ class VideoSink:
             else Fraction(1, 90000)
         )
         with av.open(str(self.tmp), mode="w", format="mp4") as out:
+            out.metadata["comment"] = FERVID_TAG
             v = out.add_stream("libx264", rate=Fraction(info.fps).limit_denominator(100000))
             v.width, v.height, v.pix_fmt = w, h, "yuv420p"
             v.time_base = tb

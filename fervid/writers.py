@@ -62,15 +62,29 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write a small text file under a temporary name and rename it into place."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+def clean_text(text: str) -> str:
+    """A file name as text that UTF-8 can hold: undecodable bytes (kept by Python as
+    surrogates) become backslash escapes."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def drop_last_item(path: Path) -> str | None:
+    """Cut a CSV back before the rows of its last item (first column), which a kill may
+    have left incomplete; returns that item (to be redone), or None."""
+    start, last = None, None
+    offset = 0
+    with open(path, "rb") as fh:
+        offset += len(fh.readline())
+        for line in fh:
+            key = line.split(b",", 1)[0]
+            if key != last:
+                start, last = offset, key
+            offset += len(line)
+    if start is None:
+        return None
+    with open(path, "r+b") as fh:
+        fh.truncate(start)
+    return last.decode("utf-8", "replace")
 
 
 class CsvRowWriter:
@@ -94,6 +108,8 @@ class CsvRowWriter:
         self._fh.flush()
 
     def close(self) -> None:
+        if self._fh.closed:
+            return
         self._fh.flush()
         os.fsync(self._fh.fileno())
         self._fh.close()

@@ -117,13 +117,19 @@ def test_rotation_metadata_applied(videos, model):
 
 
 def test_existing_outputs_kept_unless_overwrite(videos, tmp_path):
-    csv = tmp_path / "blank.fervid.csv"
-    csv.write_text("precious")
     r = _annotate(videos["blank"], "--out-dir", tmp_path, "--no-video")
-    assert r.exit_code == 0 and "skipped" in r.output and csv.read_text() == "precious"
+    csv = tmp_path / "blank.fervid.csv"
+    first = csv.read_text()
+    r = _annotate(videos["blank"], "--out-dir", tmp_path, "--no-video")
+    assert r.exit_code == 0 and "skipped" in r.output and csv.read_text() == first
+    csv.write_text(first.replace("frame,", "frame,", 1) + "")
     r = _annotate(videos["blank"], "--out-dir", tmp_path, "--no-video", "--overwrite")
     assert r.exit_code == 0 and csv.read_text().startswith("frame,")
-
+    # a file fervid did not write is never replaced, even with --overwrite
+    csv.write_text("precious")
+    r = _annotate(videos["blank"], "--out-dir", tmp_path, "--no-video", "--overwrite")
+    assert r.exit_code == 1 and "not written by fervid" in r.output
+    assert csv.read_text() == "precious"
 
 def test_api_and_cli_agree(two, videos, model):
     api = fervid.analyze_video(videos["two"], model=model)

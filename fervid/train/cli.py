@@ -15,7 +15,7 @@ from .models import REGISTRY, STUDY_ARCHS, PretrainedUnavailable
 
 log = logging.getLogger(__name__)
 CONTEXT = {"show_default": True, "help_option_names": ["-h", "--help"]}
-ERRORS = (DataError, CheckpointError, PretrainedUnavailable, ValueError, OSError)
+ERRORS = (DataError, CheckpointError, PretrainedUnavailable, ValueError, OSError, RuntimeError)
 
 
 def _archs(ctx, param, value: tuple[str, ...]) -> list[str]:
@@ -346,9 +346,13 @@ def cli(ctx, data, archs, quiet, **opts):
 def evaluate(checkpoint, data, split, device, batch_size, ignore_unknown, as_json):
     """Evaluate CHECKPOINT on a dataset split: accuracy, balanced accuracy, macro-F1,
     per-class recall, confusion matrix."""
+    from fervid.outputs import check_output, write_text_atomic
+
     from .study import evaluate_checkpoint
 
     try:
+        if as_json:
+            check_output(as_json, inputs=[checkpoint], kind="json")
         m = evaluate_checkpoint(
             checkpoint,
             data,
@@ -372,8 +376,10 @@ def evaluate(checkpoint, data, split, device, batch_size, ignore_unknown, as_jso
     for c, row in zip(m["classes"], m["confusion"]):
         click.echo(f"  {c:<{width}}  " + " ".join(f"{v:5d}" for v in row))
     if as_json:
-        with open(as_json, "w") as fh:
-            json.dump(m, fh, indent=2)
+        try:
+            write_text_atomic(as_json, json.dumps(m, indent=2) + "\n")
+        except OSError as exc:
+            raise click.ClickException(f"{as_json}: cannot write ({exc.strerror or exc})") from None
 
 
 @cli.command(context_settings=CONTEXT)
