@@ -24,7 +24,7 @@ from .classify import EmotionModel, load_model
 from .detect import FaceDetector
 from .faces import Faces
 from .images import IMAGE_EXTS, ImageError, load_image, walk_entries
-from .outputs import write_text_atomic
+from .outputs import OutputLock, check_output, check_writable, partial_path, write_text_atomic
 from .pipeline import (
     VideoOptions,
     VideoPipeline,
@@ -326,9 +326,16 @@ def annotate_video(
     """
     emo = _model(model, device)
     opts = _video_options(**options)
-    csv_path = Path(csv_path)
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    partial = csv_path.with_name(csv_path.stem + ".partial" + csv_path.suffix)
+    csv_path = check_output(csv_path, inputs=[path], kind="csv")
+    if annotated is not None:
+        check_output(annotated, inputs=[path], kind="mp4")
+    check_writable(csv_path.parent)
+    with OutputLock(csv_path):
+        return _annotate_locked(path, csv_path, emo, opts, annotated, resume, progress)
+
+
+def _annotate_locked(path, csv_path, emo, opts, annotated, resume, progress) -> VideoReport:
+    partial = partial_path(csv_path)
     state_path = csv_path.with_name(csv_path.stem + ".state.json")
     pipe = VideoPipeline(path, emo, opts)
     resumed = False

@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from .outputs import atomic_path
+
 FORMAT = "fervid-checkpoint"
 FORMAT_VERSION = 1
 
@@ -154,13 +156,6 @@ class ModelMeta:
             raise CheckpointError(f"{source}: invalid checkpoint metadata ({exc})") from None
 
 
-def atomic_replace(tmp: Path, final: Path) -> None:
-    """Flush ``tmp`` to disk and rename it over ``final`` (atomic on POSIX)."""
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
-
-
 def save_checkpoint(
     path: str | os.PathLike,
     state_dict: dict[str, torch.Tensor],
@@ -183,10 +178,9 @@ def save_checkpoint(
         if half and v.is_floating_point():
             v = v.half()
         tensors[k] = v.contiguous()
-    tmp = path.with_name(path.name + ".partial")
-    save_file(tensors, str(tmp), metadata={"fervid": json.dumps(meta.to_dict())})
-    os.chmod(tmp, 0o644)
-    atomic_replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"fervid": json.dumps(meta.to_dict())})
+        os.chmod(tmp, 0o644)
     return path
 
 

@@ -257,17 +257,15 @@ def annotate(
 def _annotate_one(
     video: Path, model, opts: dict, *, outs, no_video, plot, overwrite, resume, quiet
 ) -> bool:
-    from .outputs import OutputError, OutputLock, check_writable
+    from .outputs import OutputError, check_writable
 
     wanted = {"csv"} | (set() if no_video else {"mp4"}) | ({"png"} if plot else set())
     try:
         _check_outputs(video, outs, wanted, overwrite=overwrite, resume=resume)
         check_writable(outs["csv"].parent)
-        with OutputLock(outs["csv"]):
-            return _annotate_locked(
-                video, model, opts, outs=outs, wanted=wanted, plot=plot, resume=resume,
-                quiet=quiet,
-            )  # fmt: skip
+        return _annotate_checked(
+            video, model, opts, outs=outs, wanted=wanted, plot=plot, resume=resume, quiet=quiet
+        )
     except _Skip as skip:
         click.echo(f"{_printable(str(video))}: {skip}", err=True)
         return True
@@ -327,10 +325,11 @@ def _is_fervid_png(path: Path) -> bool:
         return False
 
 
-def _annotate_locked(video, model, opts, *, outs, wanted, plot, resume, quiet) -> bool:
+def _annotate_checked(video, model, opts, *, outs, wanted, plot, resume, quiet) -> bool:
     from tqdm import tqdm
 
     from .api import annotate_video, summarize_csv
+    from .outputs import OutputError
     from .video import VideoError, VideoInfo
 
     try:
@@ -351,6 +350,8 @@ def _annotate_locked(video, model, opts, *, outs, wanted, plot, resume, quiet) -
             progress=bar.update,
             **opts,
         )
+    except OutputError:
+        raise
     except (VideoError, ValueError) as exc:
         bar.close()
         click.echo(f"{_printable(str(video))}: {_tail(exc, video)}", err=True)

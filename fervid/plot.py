@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from .emotions import color_for
+from .outputs import atomic_path
 
 
 def _face_rows(data, classes, max_points: int) -> pd.DataFrame:
@@ -57,7 +58,6 @@ def plot_timeline(
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    tmp = Path(path).with_name(Path(path).stem + ".partial.png")
-    fig.savefig(tmp, metadata={"Software": "fervid"})
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": "fervid"})
     plt.close(fig)
-    tmp.replace(path)

@@ -17,10 +17,10 @@ from fervid.checkpoint import (
     FORMAT_VERSION,
     CheckpointError,
     ModelMeta,
-    atomic_replace,
     load_checkpoint,
     save_checkpoint,
 )
+from fervid.outputs import atomic_path, write_text_atomic
 
 from .data import DataError
 
@@ -46,12 +46,6 @@ RESUME_KEYS = (
 
 def write_json_atomic(path: Path, obj) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text)
-    atomic_replace(tmp, path)
 
 
 @dataclass
@@ -212,20 +206,17 @@ class CheckpointWriter:
 
     def last(self, state: dict) -> None:
         if self.enabled:
-            tmp = self.run_dir / "last.pt.partial"
-            torch.save(state, tmp)
-            atomic_replace(tmp, self.run_dir / "last.pt")
+            with atomic_path(self.run_dir / "last.pt") as tmp:
+                torch.save(state, tmp)
 
     def history(self, rows: list[dict]) -> None:
         if not self.enabled or not rows:
             return
         path = self.run_dir / "history.csv"
-        tmp = path.with_name(path.name + ".partial")
-        with open(tmp, "w", newline="") as fh:
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=list(rows[-1]))
             w.writeheader()
             w.writerows(rows)
-        atomic_replace(tmp, path)
 
 
 def _plain(ev: dict) -> dict:

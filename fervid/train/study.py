@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from fervid.checkpoint import atomic_replace, load_checkpoint
+from fervid.checkpoint import load_checkpoint
 from fervid.emotions import canonical
+from fervid.outputs import atomic_path, write_text_atomic
 
 from .data import DataError, SplitData, open_dataset
 from .distributed import dist_info
@@ -101,12 +102,10 @@ def write_report(results: Sequence[RunResult], out: Path) -> None:
     """``comparison.csv``, ``comparison.md`` and PNG plots in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     rows = comparison_rows(results)
-    tmp = out / "comparison.csv.partial"
-    with open(tmp, "w", newline="") as fh:
+    with atomic_path(out / "comparison.csv") as tmp, open(tmp, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=COLUMNS)
         w.writeheader()
         w.writerows(rows)
-    atomic_replace(tmp, out / "comparison.csv")
     lines = [
         "# Architecture comparison",
         "",
@@ -127,9 +126,7 @@ def write_report(results: Sequence[RunResult], out: Path) -> None:
             f"({slow['fit_time_vs_fastest']:.1f}x the fastest's fit time).",
         ]
     lines += ["", "Plots: `accuracy_vs_fit_time.png`, `confusion_<arch>.png`.", ""]
-    tmp = out / "comparison.md.partial"
-    tmp.write_text("\n".join(lines))
-    atomic_replace(tmp, out / "comparison.md")
+    write_text_atomic(out / "comparison.md", "\n".join(lines))
     _plots(results, out)
 
 
