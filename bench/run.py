@@ -54,10 +54,12 @@ def make_videos(out: Path, quick: bool) -> dict[str, Path]:
     return paths
 
 
-def make_images(out: Path, n: int, seed: int = 0) -> Path:
+def make_images(out: Path, n: int, seed: int = 0, small: bool = False) -> Path:
+    """Photos of 1-3 portraits: 2048x1536, or (``small``) the common web size, a long side
+    of 300-800 px at 4:3 or 3:4."""
     from PIL import Image
 
-    d = out / f"photos_{n}"
+    d = out / (f"photos_small_{n}" if small else f"photos_{n}")
     if d.exists() and len(list(d.glob("*.jpg"))) == n:
         return d
     d.mkdir(parents=True, exist_ok=True)
@@ -66,7 +68,13 @@ def make_images(out: Path, n: int, seed: int = 0) -> Path:
     log(f"making {n} photos")
     for i in range(n):
         k = rng.randint(1, 3)
-        img = ms.scene(rng.uniform(0, 10), 2048, 1536, rng.sample(faces, k), motion=1.0)
+        if small:
+            long = rng.randint(300, 800)
+            w, h = (long, long * 3 // 4) if rng.random() < 0.5 else (long * 3 // 4, long)
+            k = min(k, 2)
+        else:
+            w, h = 2048, 1536
+        img = ms.scene(rng.uniform(0, 10), w, h, rng.sample(faces, k), motion=1.0)
         Image.fromarray(img).save(d / f"img_{i:04d}.jpg", quality=90)
     return d
 
@@ -203,17 +211,21 @@ def bench_images(folder: Path) -> dict:
     mtcnn = MTCNN(keep_all=True, device="cpu")
     t = time.perf_counter()
     n_naive = 0
+    naive_boxes = {}
     for p in paths:
         img = np.asarray(Image.open(p).convert("RGB"))
         boxes, _ = mtcnn.detect(img)
+        naive_boxes[p.name] = np.zeros((0, 4), np.float32) if boxes is None else boxes
         for b in [] if boxes is None else boxes:
             model.predict(model.crops(img, Faces(b[None].astype(np.float32), [1.0])))
             n_naive += 1
     naive = len(paths) / (time.perf_counter() - t)
     log(f"[images] fervid scan on {len(paths)} images")
     t = time.perf_counter()
-    n_fervid = sum(len(r.faces) for r in iter_images(folder, model=model))
+    results = list(iter_images(folder, model=model))
     fast = len(paths) / (time.perf_counter() - t)
+    n_fervid = sum(len(r.faces) for r in results)
+    matched = sum(_matches(naive_boxes[r.path.name], r.faces.boxes) for r in results)
     res = {
         "images": len(paths),
         "naive_images_per_s": round(naive, 2),
@@ -221,6 +233,7 @@ def bench_images(folder: Path) -> dict:
         "speedup": round(fast / naive, 2),
         "faces_naive": n_naive,
         "faces_fervid": n_fervid,
+        "naive_faces_found_by_fervid": round(matched / max(n_naive, 1), 4),
     }
     log(json.dumps(res))
     return res
@@ -342,6 +355,20 @@ class _Files:
 
 
 # -- memory ------------------------------------------------------------------------------
+
+
+def _matches(ref: np.ndarray, found: np.ndarray) -> int:
+    """How many of ``ref``'s boxes a box of ``found`` matches at IoU >= 0.5 (one to one)."""
+    from fervid.track import iou_matrix
+
+    m = iou_matrix(np.asarray(ref, np.float32).reshape(-1, 4), found)
+    hit = 0
+    while m.size and m.max() >= 0.5:
+        r, c = np.unravel_index(np.argmax(m), m.shape)
+        hit += 1
+        m[r, :] = 0
+        m[:, c] = 0
+    return hit
 
 
 def peak_rss_mb(cmd: list[str]) -> tuple[float, float]:
@@ -554,6 +581,10 @@ def main() -> None:
         save()
     if "images" in only:
         results["images"] = bench_images(make_images(out, 100 if args.quick else 500))
+        save()
+    if "small_images" in only:
+        n = 100 if args.quick else 1000
+        results["small_images"] = bench_images(make_images(out, n, small=True))
         save()
     if "train" in only:
         from fervid.train.models import STUDY_ARCHS

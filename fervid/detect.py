@@ -20,7 +20,9 @@ class FaceDetector:
 
     ``detect_size``: the long side (pixels) the detector sees; larger frames are downscaled
     for detection and the boxes mapped back to full resolution. ``None`` or 0 keeps the full
-    resolution. ``min_face_size`` is in pixels of the original frame.
+    resolution. ``min_face_size`` is in pixels of the original frame. ``pyramid_factor``:
+    the size ratio of consecutive levels of MTCNN's image pyramid (smaller: fewer levels,
+    faster; photos use 0.6, measured in docs/video.md).
     """
 
     def __init__(
@@ -31,6 +33,7 @@ class FaceDetector:
         detect_size: int | None = 960,
         threshold: float = 0.9,
         stage_thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
+        pyramid_factor: float = 0.709,
     ) -> None:
         from facenet_pytorch import MTCNN
 
@@ -50,6 +53,7 @@ class FaceDetector:
             thresholds=list(stage_thresholds),
             post_process=False,
             select_largest=False,
+            factor=pyramid_factor,
         )
         self._mtcnn.eval()
         # channels_last: P-Net's max-pooling and convolutions run about 2.4x faster on CPU

@@ -260,13 +260,6 @@ class FrameReader:
                     t.join(timeout=0.05)
 
 
-def read_frames(
-    path: str | os.PathLike, *, start: float | None = None, end: float | None = None
-) -> Iterator[Frame]:
-    """Frames of a video as a generator (see :class:`FrameReader` for the details)."""
-    yield from FrameReader(path, start=start, end=end)
-
-
 class VideoSink:
     """Write RGB frames as H.264 (yuv420p) MP4 with the input's timestamps and audio.
 
