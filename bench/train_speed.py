@@ -16,9 +16,9 @@ import time
 
 import torch
 
+from fervid.architectures import STUDY_ARCHS, build_model, count_parameters
 from fervid.train.augment import BatchAugment
 from fervid.train.engine import Runtime, train_one_epoch
-from fervid.train.models import STUDY_ARCHS, build_model, count_parameters
 
 
 def measure(arch: str, args) -> dict:

@@ -2,9 +2,10 @@
 
 Long runs allocate and free many differently sized buffers (image pyramids, candidate crops,
 frame batches) from several threads. glibc keeps the freed memory in its heap, so a process's
-resident size creeps up with the length of the video although nothing leaks: measured on a
-720p clip, 1466 MB resident fell to 1009 MB after ``malloc_trim(0)``. Fewer malloc arenas
-(one per thread by default, up to 8 per core) keep the peak from creeping up between trims.
+resident size creeps up with the length of the video although nothing leaks. Both calls here
+change the process, so only entry points use them (the ``fervid`` command): fewer malloc
+arenas, set once, and :class:`Releaser`, a progress hook that trims the heap every so often.
+Measurements: ``bench/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -32,8 +33,21 @@ def release_free_memory() -> None:
 
 
 def limit_arenas(n: int = 2) -> None:
-    """At most ``n`` malloc arenas (glibc); call at an entry point, before threads start.
-    Measured over a 10-minute 720p video: peak resident memory 1534 -> 1611 MB with 2 arenas,
-    1509 -> 1783 MB with glibc's default."""
+    """At most ``n`` malloc arenas (glibc); call at an entry point, before threads start."""
     if _libc is not None:
         _libc.mallopt(M_ARENA_MAX, n)
+
+
+class Releaser:
+    """A progress hook (``hook(n)``, n items done) that returns freed heap to the OS each
+    time ``every`` more items (frames, images) are done, then calls ``then(n)``."""
+
+    def __init__(self, then=None, every: int = 32) -> None:
+        self.then, self.every, self.done = then, every, 0
+
+    def __call__(self, n: int) -> None:
+        before, self.done = self.done, self.done + n
+        if before // self.every != self.done // self.every:
+            release_free_memory()
+        if self.then is not None:
+            self.then(n)

@@ -11,6 +11,8 @@ bench/RESULTS.md:
   ``mode="area"`` (adaptive average pooling, slow on CPU).
 
 The networks and their weights are facenet-pytorch's own, taken from its ``MTCNN`` module.
+Each function returns, per image, an array of boxes (x1, y1, x2, y2, score); O-Net's facial
+landmarks are not computed. :func:`refine_faces` runs only the last stages on given boxes.
 """
 
 # ruff: noqa
@@ -80,7 +82,7 @@ def detect_face(imgs, minsize, pnet, rnet, onet, threshold, factor, device):
         empty = np.empty(batch_size, dtype=object)
         for i in range(batch_size):
             empty[i] = np.zeros((0, 5), np.float32)
-        return empty, empty.copy()
+        return empty
 
     # First stage
     boxes = []
@@ -176,8 +178,7 @@ def _stages_2_3(imgs, boxes, image_inds, rnet, onet, threshold, device, batch_si
             pick = torch.cat([pick[image_inds[pick] == i][:top] for i in image_inds.unique()])
             boxes, image_inds = boxes[pick], image_inds[pick]
 
-    # Third stage
-    points = torch.zeros(0, 5, 2, device=device)
+    # Third stage (O-Net's facial landmarks are not used: not computed)
     if len(boxes) > 0:
         y, ey, x, ex = pad(boxes, w, h)
         im_data = _crops(imgs, image_inds, y, ey, x, ex, 48)
@@ -187,43 +188,22 @@ def _stages_2_3(imgs, boxes, image_inds, rnet, onet, threshold, device, batch_si
         out = fixed_batch_process(im_data, onet)
 
         out0 = out[0].permute(1, 0)
-        out1 = out[1].permute(1, 0)
         out2 = out[2].permute(1, 0)
         score = out2[1, :]
-        points = out1
         ipass = score > threshold[2]
-        points = points[:, ipass]
         boxes = torch.cat((boxes[ipass, :4], score[ipass].unsqueeze(1)), dim=1)
         image_inds = image_inds[ipass]
         mv = out0[:, ipass].permute(1, 0)
-
-        w_i = boxes[:, 2] - boxes[:, 0] + 1
-        h_i = boxes[:, 3] - boxes[:, 1] + 1
-        points_x = w_i.repeat(5, 1) * points[:5, :] + boxes[:, 0].repeat(5, 1) - 1
-        points_y = h_i.repeat(5, 1) * points[5:10, :] + boxes[:, 1].repeat(5, 1) - 1
-        points = torch.stack((points_x, points_y)).permute(2, 1, 0)
         boxes = bbreg(boxes, mv)
 
         # NMS within each image using "Min" strategy
         # pick = batched_nms(boxes[:, :4], boxes[:, 4], image_inds, 0.7)
         pick = batched_nms_numpy(boxes[:, :4], boxes[:, 4], image_inds, 0.7, "Min")
-        boxes, image_inds, points = boxes[pick], image_inds[pick], points[pick]
+        boxes, image_inds = boxes[pick], image_inds[pick]
 
     boxes = boxes.cpu().numpy()
-    points = points.cpu().numpy()
-
-    image_inds = image_inds.cpu()
-
-    batch_boxes = []
-    batch_points = []
+    image_inds = image_inds.cpu().numpy()
+    batch_boxes = np.empty(batch_size, dtype=object)
     for b_i in range(batch_size):
-        b_i_inds = np.where(image_inds == b_i)
-        batch_boxes.append(boxes[b_i_inds].copy())
-        batch_points.append(points[b_i_inds].copy())
-
-    batch_boxes, batch_points = (
-        np.array(batch_boxes, dtype=object),
-        np.array(batch_points, dtype=object),
-    )
-
-    return batch_boxes, batch_points
+        batch_boxes[b_i] = boxes[image_inds == b_i].copy()
+    return batch_boxes

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._malloc import release_free_memory
 from .classify import EmotionModel, load_model
 from .detect import FaceDetector
 from .faces import Faces
@@ -39,8 +38,6 @@ from .writers import CsvRowWriter, clean_text, face_rows, image_columns, video_c
 #: found (bench/run.py --only small_images)
 PHOTO_PYRAMID_FACTOR = 0.6
 
-#: frames (videos) or images (folders) between returns of freed heap memory to the OS
-TRIM_EVERY = 32
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +158,6 @@ def iter_images(
         else:
             found = emo.classify(images, detector.detect(images)) if ok else []
         faces = iter(found)
-        _release_every(done, done + len(batch))
         done += len(batch)
         for p, r, image, err in batch:
             if image is None:
@@ -197,13 +193,6 @@ def _decode_ahead(todo: list[tuple[Path, str]], prefetch: int):
                 pending.append(pool.submit(_decode, todo[nxt][0]))
                 nxt += 1
             yield p, r, image, err
-
-
-def _release_every(before: int, after: int) -> None:
-    """Return freed heap to the OS each time the count of frames or images done passes a
-    multiple of TRIM_EVERY: resident memory then stays flat over hours of video."""
-    if before // TRIM_EVERY != after // TRIM_EVERY:
-        release_free_memory()
 
 
 def _chunks(items, n: int):

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from .errors import first_line
 from .outputs import atomic_path
 
 FORMAT = "fervid-checkpoint"
@@ -213,7 +214,7 @@ def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], ModelMeta]:
             header = f.metadata() or {}
             state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: corrupt or not a checkpoint ({_short(exc)})") from None
+        raise CheckpointError(f"{path}: corrupt or not a checkpoint ({first_line(exc)})") from None
     if "fervid" not in header:
         raise CheckpointError(f"{path}: a safetensors file, but not a fervid checkpoint")
     try:
@@ -234,15 +235,10 @@ def _load_training_state(path: Path) -> tuple[dict[str, torch.Tensor], ModelMeta
             "and plain data); re-save the weights with fervid-train export"
         ) from None
     except Exception as exc:  # noqa: BLE001 - any failure to parse means a corrupt/foreign file
-        raise CheckpointError(f"{path}: corrupt or not a checkpoint ({_short(exc)})") from None
+        raise CheckpointError(f"{path}: corrupt or not a checkpoint ({first_line(exc)})") from None
     if not isinstance(obj, dict) or "model" not in obj or "meta" not in obj:
         raise CheckpointError(f"{path}: a torch file, but not a fervid checkpoint")
     state = obj["model"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: checkpoint weights are not a tensor dict")
     return state, ModelMeta.from_dict(obj["meta"], source=str(path))
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:160]

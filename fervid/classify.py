@@ -6,13 +6,13 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from .checkpoint import CropPolicy, ModelMeta, load_checkpoint
+from .errors import first_line
 from .faces import Faces
-from .preprocess import prepare_crop
+from .preprocess import channel_count, prepare_crop, square_crop
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -24,22 +24,13 @@ DEFAULT_MODEL = Path(__file__).parent / "models" / "default.safetensors"
 
 def crop_box(image: np.ndarray, box: Sequence[float], policy: CropPolicy) -> np.ndarray:
     """Cut the square crop the policy defines around a detector box (edges replicated)."""
-    h, w = image.shape[:2]
     x1, y1, x2, y2 = (float(v) for v in box)
     bw, bh = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
     side = max(2.0, policy.scale * max(bw, bh))
     cx = (x1 + x2) / 2
     cy = (y1 + y2) / 2 + policy.shift_y * bh
     left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
-    s = int(round(side))
-    right, bottom = left + s, top + s
-    sub = image[max(top, 0) : min(bottom, h), max(left, 0) : min(right, w)]
-    if sub.size == 0:
-        return np.zeros((s, s) + image.shape[2:], image.dtype)
-    pads = (max(0, -top), max(0, bottom - h), max(0, -left), max(0, right - w))
-    if any(pads):
-        sub = cv2.copyMakeBorder(np.ascontiguousarray(sub), *pads, cv2.BORDER_REPLICATE)
-    return sub
+    return square_crop(image, left, top, int(round(side)))
 
 
 def fold_batchnorm(module: torch.nn.Module) -> torch.nn.Module:
@@ -90,7 +81,7 @@ class EmotionModel:
 
     def crops(self, image: np.ndarray, faces: Faces) -> np.ndarray:
         """uint8 (N, C, S, S) model inputs for the faces of one RGB image."""
-        c = 1 if self.meta.channels == "grayscale" else 3
+        c = channel_count(self.meta.channels)
         s = self.meta.input_size
         if len(faces) == 0:
             return np.zeros((0, c, s, s), np.uint8)
@@ -140,7 +131,7 @@ def load_model(
     path: str | Path | None = None, *, device: str = "auto", amp: str = "auto"
 ) -> EmotionModel:
     """Load a fervid checkpoint (default: the bundled model) ready for inference."""
-    from fervid.train.models import build_model
+    from .architectures import build_model
 
     ckpt = Path(path) if path is not None else DEFAULT_MODEL
     state, meta = load_checkpoint(ckpt)
@@ -152,7 +143,7 @@ def load_model(
 
         raise CheckpointError(
             f"{ckpt}: weights do not fit architecture {meta.arch} "
-            f"({str(exc).splitlines()[0][:120]})"
+            f"({first_line(exc, 120)})"
         ) from None
     runtime = Runtime.create(device, amp, channels_last=None)
     log.debug(

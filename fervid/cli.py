@@ -40,7 +40,9 @@ def _load(model_path, device):
     try:
         return load_model(model_path, device=device)
     except (CheckpointError, ValueError, RuntimeError) as exc:
-        msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        from .errors import first_line
+
+        msg = first_line(exc, 400)
         if isinstance(exc, RuntimeError) and "device" in msg:
             msg = f"--device {device}: not a device here (auto, cpu, cuda, cuda:N or mps)"
         raise click.UsageError(msg) from None
@@ -328,6 +330,7 @@ def _is_fervid_png(path: Path) -> bool:
 def _annotate_checked(video, model, opts, *, outs, wanted, plot, resume, quiet) -> bool:
     from tqdm import tqdm
 
+    from ._malloc import Releaser
     from .api import annotate_video, summarize_csv
     from .outputs import OutputError
     from .video import VideoError, VideoInfo
@@ -347,7 +350,7 @@ def _annotate_checked(video, model, opts, *, outs, wanted, plot, resume, quiet) 
             model=model,
             annotated=outs["mp4"] if "mp4" in wanted else None,
             resume=resume,
-            progress=bar.update,
+            progress=Releaser(bar.update),
             **opts,
         )
     except OutputError:
@@ -391,7 +394,9 @@ def _annotate_checked(video, model, opts, *, outs, wanted, plot, resume, quiet) 
 
 
 def _tail(exc: BaseException, video: Path) -> str:
-    msg = (str(exc).splitlines() or [type(exc).__name__])[0]
+    from .errors import first_line
+
+    msg = first_line(exc, 400)
     prefix = f"{video}: "
     return _printable(msg[len(prefix) :] if msg.startswith(prefix) else msg)
 
@@ -454,6 +459,7 @@ def scan(
 def _scan(ctx, root, final, model, crops, min_face_size, detect_size, resume, overwrite) -> None:
     from tqdm import tqdm
 
+    from ._malloc import Releaser
     from .api import iter_images, relpath, resolve_inputs
     from .writers import WRITERS, image_columns
 
@@ -464,6 +470,7 @@ def _scan(ctx, root, final, model, crops, min_face_size, detect_size, resume, ov
     writer = WRITERS["csv"](partial, columns, append=resume)
     failed: list[str] = []
     n_faces = n_images = 0
+    release = Releaser()
     bar = tqdm(
         total=len(paths) - len(done & {relpath(p, base) for p in paths}),
         unit="img",
@@ -486,6 +493,7 @@ def _scan(ctx, root, final, model, crops, min_face_size, detect_size, resume, ov
             if res.error:
                 failed.append(f"{_printable(res.relpath)} ({res.error})")
             bar.update(1)
+            release(1)
     except KeyboardInterrupt:
         writer.close()
         bar.close()
@@ -548,13 +556,15 @@ def _done_images(partial: Path) -> set[str]:
 
 
 def _line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return _printable(text[0] if text else type(exc).__name__)
+    from .errors import first_line
+
+    return _printable(first_line(exc, 400))
 
 
 def _printable(text: str) -> str:
-    """A name fit for a one-line message: control characters escaped."""
-    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+    from .errors import printable
+
+    return printable(text)
 
 
 def main() -> None:

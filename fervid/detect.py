@@ -11,6 +11,7 @@ import torch
 from torchvision.ops import nms
 
 from .faces import Faces
+from .preprocess import square_crop
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,7 @@ class FaceDetector:
         self._mtcnn.to(memory_format=torch.channels_last)
         self.region_size = 96
         self.region_scale = 2.0
-        # frames per MTCNN call: on CPU pairs are fastest (per frame 72.6 / 68.7 / 80.7 /
-        # 87.4 ms for batches of 1 / 2 / 4 / 7 at 960x540, bench/RESULTS.md)
+        # frames per MTCNN call: on CPU pairs are fastest (bench/RESULTS.md)
         self.max_batch = 2 if self.device.type == "cpu" else 16
 
     def _scale_for(self, h: int, w: int) -> float:
@@ -131,7 +131,7 @@ class FaceDetector:
                 s = int(round(side))
                 rois.append(
                     cv2.resize(
-                        _cut(img, x0, y0, s),
+                        square_crop(img, x0, y0, s, fill=127),
                         (r, r),
                         interpolation=cv2.INTER_AREA if s > r else cv2.INTER_LINEAR,
                     )
@@ -196,7 +196,7 @@ class FaceDetector:
                 inds.append(j)
         m = self._mtcnn
         sub = regions[list(which)]
-        batch_boxes, _ = refine_faces(
+        batch_boxes = refine_faces(
             sub, cands, inds, m.rnet, m.onet, m.thresholds, self.device, skip_rnet=onet_only
         )
         boxes, probs = [], []
@@ -213,7 +213,7 @@ class FaceDetector:
         from ._mtcnn import detect_face
 
         m = self._mtcnn
-        batch_boxes, _ = detect_face(
+        batch_boxes = detect_face(
             batch, min_size, m.pnet, m.rnet, m.onet, m.thresholds, m.factor, self.device
         )
         boxes, probs = [], []
@@ -239,13 +239,3 @@ class FaceDetector:
         size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
         ok = size >= self.min_face_size
         return Faces(boxes[ok], probs[ok]).sorted_left_to_right()
-
-
-def _cut(img: np.ndarray, x0: int, y0: int, s: int) -> np.ndarray:
-    """The s x s square at (x0, y0), grey where it reaches outside the image."""
-    h, w = img.shape[:2]
-    out = np.full((s, s, 3), 127, np.uint8)
-    xs, ys, xe, ye = max(0, x0), max(0, y0), min(w, x0 + s), min(h, y0 + s)
-    if xe > xs and ye > ys:
-        out[ys - y0 : ye - y0, xs - x0 : xe - x0] = img[ys:ye, xs:xe]
-    return out

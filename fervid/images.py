@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import first_line
+
 log = logging.getLogger(__name__)
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
@@ -154,7 +156,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         SyntaxError,
         Image.DecompressionBombError,
     ) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        msg = first_line(exc)
         if isinstance(exc, UnidentifiedImageError):
             msg = "not an image or unsupported format"
         raise ImageError(f"cannot read image: {msg[:160]}") from None

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ._malloc import release_free_memory
 from .classify import EmotionModel
 from .detect import FaceDetector
 from .draw import annotate
@@ -35,8 +34,6 @@ from .writers import face_rows, video_columns
 
 log = logging.getLogger(__name__)
 
-#: frames between returns of freed heap memory to the OS
-TRIM_EVERY = 32
 STATE_VERSION = 1
 
 
@@ -221,8 +218,6 @@ class VideoPipeline:
                 checkpoint(self.state_dict())
             if progress is not None:
                 progress(len(chunk))
-            if (self.report.frames - len(chunk)) // TRIM_EVERY != self.report.frames // TRIM_EVERY:
-                release_free_memory()
         self.report.seconds += time.perf_counter() - t0
         self.report.error = reader.error
         self.report.bad_packets = reader.bad_packets

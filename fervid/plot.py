@@ -33,15 +33,13 @@ def plot_timeline(
 ) -> None:
     """Write a PNG of each track's emotion probabilities against time (``data``: the rows,
     or a video CSV read in chunks; a track's points thinned to ``max_points``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     faces = _face_rows(data, classes, max_points)
     tracks = faces["face"].value_counts().index[:max_tracks].tolist() if len(faces) else []
     n = max(1, len(tracks))
-    fig, axes = plt.subplots(n, 1, figsize=(9, 1.8 * n + 0.8), dpi=110, sharex=True, squeeze=False)
+    fig = Figure(figsize=(9, 1.8 * n + 0.8), dpi=110)
+    axes = fig.subplots(n, 1, sharex=True, squeeze=False)
     for ax, tid in zip(axes[:, 0], tracks):
         g = faces[faces["face"] == tid].sort_values("time_s")
         for c in classes:
@@ -60,4 +58,3 @@ def plot_timeline(
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", metadata={"Software": "fervid"})
-    plt.close(fig)

@@ -1,10 +1,33 @@
-"""One preprocessing for training and inference: resize, colour mode, normalisation."""
+"""One preprocessing for training and inference: square crops, resize, colour mode,
+normalisation."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import torch
+
+
+def channel_count(channels: str) -> int:
+    """Channels a model input holds: 1 for "grayscale", 3 for "rgb"."""
+    return 1 if channels == "grayscale" else 3
+
+
+def square_crop(image: np.ndarray, x0: int, y0: int, side: int, fill: int | None = None):
+    """The ``side`` x ``side`` square whose top-left corner is (x0, y0); where it reaches past
+    the image, the image's edge is replicated, or ``fill`` (a grey level) is used."""
+    h, w = image.shape[:2]
+    sub = image[max(y0, 0) : min(y0 + side, h), max(x0, 0) : min(x0 + side, w)]
+    pads = (max(0, -y0), max(0, y0 + side - h), max(0, -x0), max(0, x0 + side - w))
+    if sub.size == 0:
+        return np.full((side, side) + image.shape[2:], 127 if fill is None else fill, image.dtype)
+    if not any(pads):
+        return sub
+    if fill is None:
+        return cv2.copyMakeBorder(np.ascontiguousarray(sub), *pads, cv2.BORDER_REPLICATE)
+    return cv2.copyMakeBorder(
+        np.ascontiguousarray(sub), *pads, cv2.BORDER_CONSTANT, value=(fill,) * 3
+    )
 
 
 def resize_square(image: np.ndarray, size: int) -> np.ndarray:
@@ -45,7 +68,8 @@ def prepare_crop(image: np.ndarray, size: int, channels: str) -> np.ndarray:
 
 
 def normalize(batch: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
-    """uint8 (or [0,255] float) BxCxHxW -> normalised float BxC'xHxW with 3 channels."""
+    """uint8 images (BxCxHxW, values 0-255) or float images already scaled to [0, 1] ->
+    ``(x - mean) / std`` per channel, float, 3 channels (a grayscale channel is repeated)."""
     x = batch.float().div_(255.0) if batch.dtype == torch.uint8 else batch
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)

@@ -17,6 +17,8 @@ import av
 import cv2
 import numpy as np
 
+from .errors import first_line
+
 log = logging.getLogger(__name__)
 
 #: The tag in every annotated video's metadata ("comment"): how fervid knows its own files.
@@ -41,7 +43,7 @@ def _open(path: str | os.PathLike):
     try:
         return av.open(str(path), metadata_errors="ignore")
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or _first_line(exc)
+        reason = getattr(exc, "strerror", None) or first_line(exc)
         raise VideoError(f"{path}: not a readable video ({reason})") from None
 
 
@@ -58,11 +60,6 @@ def is_fervid_video(path: str | os.PathLike) -> bool:
             return c.metadata.get("comment") == FERVID_TAG
     except (av.error.FFmpegError, OSError, UnicodeDecodeError):
         return False
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:160]
 
 
 @dataclass(frozen=True)
@@ -199,13 +196,13 @@ class FrameReader:
                         if self._stop.is_set():
                             return
                 except av.error.FFmpegError as exc:
-                    self.error = f"decoding stopped after frame {index}: {_first_line(exc)}"
+                    self.error = f"decoding stopped after frame {index}: {first_line(exc)}"
                 else:
                     self._check_complete(last_t)
         except VideoError as exc:
             self.error = str(exc)
         except Exception as exc:  # reported to the consumer, never lost in the thread
-            self.error = f"{type(exc).__name__}: {_first_line(exc)}"
+            self.error = f"{type(exc).__name__}: {first_line(exc)}"
         finally:
             while True:
                 try:
@@ -311,12 +308,12 @@ class VideoSink:
             return
         self.tmp.unlink(missing_ok=True)
         if exc_type is None and self._error is not None:
-            raise VideoError(f"{self.path}: encoding failed ({_first_line(self._error)})")
+            raise VideoError(f"{self.path}: encoding failed ({first_line(self._error)})")
 
     def write(self, image: np.ndarray, time_s: float) -> None:
         """Queue one RGB frame shown at ``time_s`` (seconds, the input's clock)."""
         if self._error is not None:
-            raise VideoError(f"{self.path}: encoding failed ({_first_line(self._error)})")
+            raise VideoError(f"{self.path}: encoding failed ({first_line(self._error)})")
         self._put((image, time_s))
 
     def _put(self, item) -> None:

@@ -76,15 +76,12 @@ class RunState:
             d = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any failure to parse: corrupt or foreign
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
-            raise DataError(f"{path}: cannot resume from it ({first})") from None
+            raise CheckpointError(f"{path}: cannot resume from it ({first})") from None
         if not isinstance(d, dict) or "schedule" not in d or "epoch" not in d:
-            raise DataError(f"{path}: not a training state this fervid can resume")
+            raise CheckpointError(f"{path}: not a training state this fervid can resume")
         best_weights = None
         if (run_dir / "best.safetensors").exists():
-            try:
-                best_weights, _ = load_checkpoint(run_dir / "best.safetensors")
-            except CheckpointError as exc:
-                raise DataError(str(exc)) from None
+            best_weights, _ = load_checkpoint(run_dir / "best.safetensors")
         return cls(
             planned=int(d.get("planned", d["config"]["epochs"])),
             epoch=int(d["epoch"]),

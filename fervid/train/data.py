@@ -22,7 +22,7 @@ from PIL import Image, UnidentifiedImageError
 
 from fervid.emotions import EMOTIONS, canonical
 from fervid.images import IMAGE_EXTS, ImageError, load_image
-from fervid.preprocess import prepare_crop
+from fervid.preprocess import channel_count, prepare_crop
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +248,7 @@ def decode_all(
     """Decode images once into a uint8 NxCxSxS tensor."""
     from tqdm import tqdm
 
-    c = 1 if channels == "grayscale" else 3
+    c = channel_count(channels)
     out = torch.empty((len(paths), c, size, size), dtype=torch.uint8)
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         it = pool.map(lambda p: decode_image(p, size, channels), paths, chunksize=64)
@@ -271,7 +271,7 @@ class FileImages(torch.utils.data.Dataset):
         return len(self.split)
 
     def __getitem__(self, i: int):
-        c = 1 if self.channels == "grayscale" else 3
+        c = channel_count(self.channels)
         try:
             arr = torch.from_numpy(decode_image(self.split.paths[i], self.size, self.channels))
             err = ""
@@ -311,7 +311,7 @@ class SplitData:
             if split.soft is None
             else torch.as_tensor(split.soft, dtype=torch.float32)
         )
-        c = 1 if channels == "grayscale" else 3
+        c = channel_count(channels)
         nbytes = len(split) * c * size * size
         if cache == "auto":
             cache = "memory" if nbytes <= MEMORY_LIMIT_BYTES else "stream"

@@ -128,20 +128,28 @@ def evaluate(
 ) -> dict:
     """Loss, accuracy, balanced accuracy, macro-F1, per-class recall and confusion matrix.
 
-    ``reduce_fn`` (distributed runs) sums the confusion matrix across processes.
+    The loss is the training criterion (its label smoothing and class weights included) on
+    the evaluated probabilities (averaged with the mirror image's under ``tta``), so that it
+    compares with the training loss. ``reduce_fn`` (distributed runs) sums the confusion
+    matrix across processes.
     """
     probs, labels = predict(model, batches, runtime=runtime, mean=mean, std=std, tta=tta)
     cm = confusion_matrix(labels, probs.argmax(1) if len(probs) else labels, num_classes)
     loss_sum = 0.0
     if criterion is not None and len(probs):
-        loss_sum = float(
-            nn.functional.nll_loss(torch.log(probs.clamp_min(1e-12)), labels, reduction="sum")
-        )
+        # log-probabilities are logits whose softmax gives the probabilities back
+        logits = torch.log(probs.clamp_min(1e-12)).to(_criterion_device(criterion))
+        loss_sum = float(criterion(logits, labels.to(logits.device))) * len(labels)
     if reduce_fn is not None:
         cm, loss_sum = reduce_fn(cm, loss_sum)
     metrics = metrics_from_confusion(cm)
     metrics["loss"] = loss_sum / max(int(cm.sum()), 1)
     return metrics
+
+
+def _criterion_device(criterion: nn.Module) -> torch.device:
+    weight = getattr(criterion, "weight", None)
+    return weight.device if weight is not None else torch.device("cpu")
 
 
 def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor, num_classes: int) -> np.ndarray:

@@ -19,125 +19,21 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from fervid.architectures import arch_spec, build_model, count_parameters
+
 from .augment import BatchAugment, BatchMix
 from .checkpoints import CheckpointWriter, RunState, write_json_atomic
+from .config import METRICS, TrainConfig
 from .data import DataError, EpochSampler, SplitData, class_loss_weights, detect_channels
 from .distributed import init_distributed, reduce_sum
 from .engine import Runtime, evaluate, train_one_epoch
-from .models import arch_spec, build_model, count_parameters
-from .schedule import SCHEDULES, LRSchedule
-from .sources import EVAL_SPLITS, Source, open_sources, sampling_weights, union_train
+from .schedule import LRSchedule
+from .sources import Source, open_sources, sampling_weights, union_train
 
 log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
-METRICS = ("balanced_acc", "acc", "macro_f1")
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a run; saved as ``config.json`` beside it."""
-
-    data: list[str]
-    arch: str = "resnet34"
-    out: str = "runs"
-    epochs: int = 20
-    time_budget: float | None = None  # minutes per architecture; None: --epochs decides
-    batch_size: int = 64
-    lr: float = 1e-3
-    optimizer: str = "adamw"
-    schedule: str = "cosine"
-    plateau_patience: int = 5
-    plateau_factor: float = 0.1
-    weight_decay: float = 0.05
-    momentum: float = 0.9
-    warmup_epochs: float = 1.0
-    label_smoothing: float = 0.1
-    input_size: int | None = None
-    pretrained: bool = False
-    init: str | None = None
-    balance: str = "sampler"
-    balance_power: float = 1.0
-    source_power: float = 0.0
-    device: str = "auto"
-    amp: str = "auto"
-    channels_last: bool | None = None
-    clip_grad: float = 1.0
-    ema: bool = False
-    ema_decay: float = 0.999
-    seed: int = 0
-    workers: int = 2
-    cache: str = "auto"
-    select: str = "balanced_acc"
-    select_source: str = "mean"
-    channels: str = "auto"
-    eval_split: str = "auto"
-    holdout: float = 0.1
-    test: bool = True
-    exclude: list[str] = field(default_factory=list)
-    labels: str = "dataset"
-    soft_labels: list[str] = field(default_factory=list)
-    soft_min_valid: float = 0.5
-    eval_labels: str = "dataset"
-    aug_scale: float = 0.7
-    rotate: float = 10.0
-    jitter: float = 0.3
-    erase: float = 0.25
-    random_gray: float = 0.0
-    mixup: float = 0.0
-    cutmix: float = 0.0
-    mix_prob: float = 1.0
-    crop_scale: float = 1.0
-    crop_shift: float = 0.0
-    tta: str = "none"
-    ignore_unknown: bool = False
-    dataset_name: str = ""
-    progress: bool = True
-    resume: bool = False
-
-    def __post_init__(self) -> None:
-        if isinstance(self.data, (str, Path)):
-            self.data = [str(self.data)]
-        self.data = [str(d) for d in self.data]
-        self.exclude = [str(e) for e in self.exclude]
-        self.soft_labels = [str(s) for s in self.soft_labels]
-
-    def validate(self) -> None:
-        arch_spec(self.arch)
-        checks = [
-            (len(self.data) >= 1, "--data is required"),
-            (self.epochs >= 1, "--epochs must be >= 1"),
-            (self.time_budget is None or self.time_budget > 0, "--time-budget must be > 0"),
-            (self.batch_size >= 1, "--batch-size must be >= 1"),
-            (self.lr > 0, "--lr must be > 0"),
-            (self.optimizer in ("adamw", "sgd"), "--optimizer must be adamw or sgd"),
-            (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
-            (
-                self.balance in ("sampler", "loss", "none"),
-                "--balance must be sampler, loss or none",
-            ),
-            (self.select in METRICS, f"--select must be one of {', '.join(METRICS)}"),
-            (
-                self.input_size is None or 16 <= self.input_size <= 1024,
-                "--input-size must be in [16, 1024]",
-            ),
-            (
-                self.channels in ("auto", "grayscale", "rgb"),
-                "--channels must be auto, grayscale or rgb",
-            ),
-            (self.eval_split in EVAL_SPLITS, f"--eval-split must be one of {EVAL_SPLITS}"),
-            (self.tta in ("none", "hflip"), "--tta must be none or hflip"),
-            (0 < self.aug_scale <= 1, "--aug-scale must be in (0, 1]"),
-            (0 <= self.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
-            (0 <= self.random_gray <= 1, "--random-gray must be in [0, 1]"),
-            (self.mixup >= 0 and self.cutmix >= 0, "--mixup and --cutmix must be >= 0"),
-            (0 <= self.mix_prob <= 1, "--mix-prob must be in [0, 1]"),
-            (0 < self.soft_min_valid <= 1, "--soft-min-valid must be in (0, 1]"),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise ValueError(msg)
 
 
 @dataclass
@@ -649,18 +545,18 @@ def _log_epoch(cfg, state, tr, ev, dt, improved) -> None:
 
 def _init_from(model: nn.Module, path: str, arch: str, classes: list[str]) -> None:
     """Start from a fervid checkpoint's weights; a head for other classes is left fresh."""
-    from fervid.checkpoint import load_checkpoint
+    from fervid.checkpoint import CheckpointError, load_checkpoint
 
     state, meta = load_checkpoint(path)
     if meta.arch != arch:
-        raise DataError(f"--init {path}: a {meta.arch} checkpoint, but training {arch}")
+        raise CheckpointError(f"--init {path}: a {meta.arch} checkpoint, but training {arch}")
     if list(meta.classes) != list(classes):
         own = model.state_dict()
         state = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
         log.info("--init: classes differ from the checkpoint's; the head starts fresh")
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or len(missing) > 2:
-        raise DataError(f"--init {path}: weights do not fit {arch}")
+        raise CheckpointError(f"--init {path}: weights do not fit {arch}")
 
 
 # -- peak memory -----------------------------------------------------------------------

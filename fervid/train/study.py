@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from fervid.architectures import build_model
 from fervid.checkpoint import load_checkpoint
 from fervid.emotions import canonical
 from fervid.outputs import atomic_path, write_text_atomic
@@ -19,7 +20,6 @@ from fervid.outputs import atomic_path, write_text_atomic
 from .data import DataError, SplitData, open_dataset
 from .distributed import dist_info
 from .engine import Runtime, confusion_matrix, evaluate, metrics_from_confusion
-from .models import build_model
 from .run import RunResult, TrainConfig, fit
 
 if TYPE_CHECKING:
@@ -139,13 +139,11 @@ def _fmt(column: str, v) -> str:
 
 
 def _plots(results: Sequence[RunResult], out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.figure import Figure
 
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    fig = Figure(figsize=(6, 4), dpi=120)
+    ax = fig.subplots()
     for r in results:
         ax.scatter(r.fit_seconds, r.acc, s=40)
         ax.annotate(
@@ -157,14 +155,15 @@ def _plots(results: Sequence[RunResult], out: Path) -> None:
     ax.set_title("Accuracy against fit time")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out / "accuracy_vs_fit_time.png")
-    plt.close(fig)
+    with atomic_path(out / "accuracy_vs_fit_time.png") as tmp:
+        fig.savefig(tmp, format="png")
     for r in results:
         if not r.confusion:
             continue
         cm = np.asarray(r.confusion, dtype=float)
         norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-        fig, ax = plt.subplots(figsize=(5.5, 5), dpi=120)
+        fig = Figure(figsize=(5.5, 5), dpi=120)
+        ax = fig.subplots()
         ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
         n = len(r.classes)
         ax.set_xticks(range(n), r.classes, rotation=45, ha="right", fontsize=8)
@@ -184,8 +183,8 @@ def _plots(results: Sequence[RunResult], out: Path) -> None:
         ax.set_ylabel("true")
         ax.set_title(f"{r.arch}: acc {r.acc:.3f}, balanced {r.balanced_acc:.3f}")
         fig.tight_layout()
-        fig.savefig(out / f"confusion_{r.arch}.png")
-        plt.close(fig)
+        with atomic_path(out / f"confusion_{r.arch}.png") as tmp:
+            fig.savefig(tmp, format="png")
 
 
 def evaluate_checkpoint(
