@@ -214,16 +214,42 @@ def analyze_images(
     crops: bool = False,
     min_face_size: int = 20,
     detect_size: int = 1024,
+    ray_address: str | None = None,
+    ray_resources=None,
 ) -> pd.DataFrame:
     """One row per face (faces numbered left to right), one row for an image with no face,
-    and one row with ``error`` set for an image that could not be read."""
+    and one row with ``error`` set for an image that could not be read.
+
+    ``ray_address`` (``"local"``, ``"auto"`` or ``"ray://host:port"``) reads the images on a
+    Ray cluster (``pip install "fervid[ray]"``; :mod:`fervid.cluster`) with the same rows;
+    ``model`` must then be a path every node can read, or None for the bundled model, and
+    ``ray_resources`` a :class:`fervid.cluster.Resources`.
+    """
+    options = {"crops": crops, "min_face_size": min_face_size, "detect_size": detect_size}
+    if ray_address is not None:
+        return _analyze_images_on_ray(inputs, model, device, options, ray_address, ray_resources)
     emo = _model(model, device)
     rows = []
-    for res in iter_images(
-        inputs, model=emo, crops=crops, min_face_size=min_face_size, detect_size=detect_size
-    ):
+    for res in iter_images(inputs, model=emo, **options):
         rows.extend(res.rows())
     return _frame(rows, image_columns(emo.classes), int_cols=("face",))
+
+
+def _analyze_images_on_ray(inputs, model, device, options, address, resources) -> pd.DataFrame:
+    from .cluster import Resources, connect, scan_rows
+
+    if isinstance(model, EmotionModel):
+        raise ValueError("with ray_address, give the model as a path (or None), not loaded")
+    connect(address)
+    paths, root = resolve_inputs(inputs)
+    model_path = str(model) if model is not None else None
+    classes = load_model(model_path, device="cpu").classes
+    rows = []
+    for shard in scan_rows(paths, root, model_path=model_path, device=device, options=options,
+                           resources=resources or Resources()):  # fmt: skip
+        for image_rows in shard:
+            rows.extend(image_rows)
+    return _frame(rows, image_columns(classes), int_cols=("face",))
 
 
 def _frame(rows: list[list], columns: list[str], int_cols: Sequence[str] = ()) -> pd.DataFrame:

@@ -33,6 +33,45 @@ def _model_option(f):
     )(f)
 
 
+def _ray_options(f):
+    f = click.option(
+        "--num-gpus",
+        default=0.0,
+        type=click.FloatRange(0),
+        help="With --ray-address: GPUs each worker asks for.",
+    )(f)
+    f = click.option(
+        "--num-cpus",
+        default=1.0,
+        type=click.FloatRange(0, min_open=True),
+        help="With --ray-address: CPUs each worker asks for.",
+    )(f)
+    f = click.option(
+        "--ray-workers",
+        default=0,
+        type=click.IntRange(0),
+        help="With --ray-address: workers in the pool (0: as many as the cluster's CPUs allow).",
+    )(f)
+    return click.option(
+        "--ray-address",
+        default=None,
+        metavar="local|auto|ray://HOST:PORT",
+        help="Run on a Ray cluster (pip install \"fervid[ray]\"): local starts one here, auto "
+        "joins this machine's, ray://... a remote one. Inputs and outputs on shared storage.",
+    )(f)
+
+
+def _ray_setup(address, ray_workers, num_cpus, num_gpus):
+    """Connect to the cluster; the workers' resources."""
+    from .cluster import ClusterError, Resources, connect
+
+    try:
+        connect(address)
+    except ClusterError as exc:
+        raise click.ClickException(str(exc)) from None
+    return Resources(workers=ray_workers, num_cpus=num_cpus, num_gpus=num_gpus)
+
+
 def _load(model_path, device):
     from .checkpoint import CheckpointError
     from .classify import load_model
@@ -77,41 +116,6 @@ def _video_inputs(inputs: tuple[str, ...]) -> list[tuple[Path, Path | None]]:
         else:
             out.append((p, None))
     return out
-
-
-def plan_outputs(
-    videos: list[tuple[Path, Path | None]], out_dir: str | None
-) -> dict[Path, dict[str, Path]]:
-    """Each video's output paths, never the same for two videos of one run: with
-    ``--out-dir``, videos found in a folder keep their sub-folders; two videos whose names
-    would still meet (``clip.mp4`` and ``clip.mov``) keep their extension in the name
-    (``clip.mov.fervid.csv``), and a number is added if even that is not enough."""
-    bases = {}
-    for video, root in videos:
-        if out_dir is None:
-            base = video.parent
-        elif root is not None:
-            base = Path(out_dir) / video.parent.relative_to(root)
-        else:
-            base = Path(out_dir)
-        bases[video] = base
-    key = {v: (os.path.realpath(bases[v]), v.stem) for v, _ in videos}
-    count: dict = {}
-    for k in key.values():
-        count[k] = count.get(k, 0) + 1
-    used: set = set()
-    plan = {}
-    for video, _ in videos:
-        stem = video.stem if count[key[video]] == 1 else video.name
-        name, n = stem, 2
-        while (os.path.realpath(bases[video]), name) in used:
-            name, n = f"{stem}-{n}", n + 1
-        used.add((os.path.realpath(bases[video]), name))
-        plan[video] = {
-            k: bases[video] / f"{name}.fervid.{ext}" for k, ext in (("csv", "csv"),
-                                                                  ("mp4", "mp4"), ("png", "png"))
-        }  # fmt: skip
-    return plan
 
 
 @cli.command(context_settings=CONTEXT)
@@ -177,6 +181,7 @@ def plan_outputs(
     help="Continue interrupted runs from their last complete chunk of frames (same rows as an "
     "uninterrupted run; the video is then drawn from the rows).",
 )
+@_ray_options
 @click.pass_context
 def annotate(
     ctx,
@@ -196,6 +201,10 @@ def annotate(
     plot,
     overwrite,
     resume,
+    ray_address,
+    ray_workers,
+    num_cpus,
+    num_gpus,
 ):
     """Annotate videos: per-frame CSV (VIDEO.fervid.csv) and annotated video (VIDEO.fervid.mp4).
 
@@ -210,8 +219,17 @@ def annotate(
     found = _video_inputs(inputs)
     if not found:
         raise click.UsageError("no video files found in the given inputs")
+    from .outputs import plan_outputs
+
     plan = plan_outputs(found, out_dir)
     videos = [v for v, _ in found]
+    if ray_address:
+        resources = _ray_setup(ray_address, ray_workers, num_cpus, num_gpus)
+        _annotate_on_ray(ctx, videos, plan, model_path, device, resources, no_video=no_video,
+                         plot=plot, overwrite=overwrite, resume=resume, options=opts_of(
+                             batch_size, every, detect_interval, start, end, min_face_size,
+                             detect_size, smooth))  # fmt: skip
+        return
     model = _load(model_path, device)
     quiet = ctx.obj["quiet"]
     if resume and overwrite:
@@ -278,6 +296,81 @@ def _annotate_one(
 
 class _Skip(Exception):
     """Outputs exist and may be kept: the video is skipped (not a failure)."""
+
+
+def opts_of(batch_size, every, detect_interval, start, end, min_face_size, detect_size, smooth):
+    return {
+        "batch_size": batch_size,
+        "every": every,
+        "detect_interval": detect_interval,
+        "start": start,
+        "end": end,
+        "min_face_size": min_face_size,
+        "detect_size": detect_size,
+        "smooth": smooth,
+    }
+
+
+def _annotate_on_ray(ctx, videos, plan, model_path, device, resources, *, no_video, plot,
+                     overwrite, resume, options) -> None:  # fmt: skip
+    """The videos as Ray tasks (one per video); outputs checked here first, as on one
+    machine; a progress bar over the videos; the usual summary per video."""
+    from tqdm import tqdm
+
+    from .api import summarize_csv
+    from .cluster import annotate_jobs
+    from .outputs import OutputError, check_writable
+
+    quiet = ctx.obj["quiet"]
+    wanted = {"csv"} | (set() if no_video else {"mp4"}) | ({"png"} if plot else set())
+    jobs, failed = [], []
+    for video in videos:
+        outs = plan[video]
+        try:
+            _check_outputs(video, outs, wanted, overwrite=overwrite, resume=resume)
+            check_writable(outs["csv"].parent)
+        except _Skip as skip:
+            click.echo(f"{_printable(str(video))}: {skip}", err=True)
+            continue
+        except OutputError as exc:
+            click.echo(f"{_printable(str(video))}: {_line(exc)}", err=True)
+            failed.append(str(video))
+            continue
+        jobs.append((video, outs["csv"], outs["mp4"] if "mp4" in wanted else None))
+    bar = tqdm(total=len(jobs), unit="video", disable=quiet or None, leave=False)
+    reports = annotate_jobs(
+        jobs, model_path=model_path, device=device, options=options, resources=resources,
+        resume=resume, on_done=lambda r: bar.update(1),
+    )  # fmt: skip
+    bar.close()
+    for (video, csv_path, _), r in zip(jobs, reports):
+        if r.get("error") and not r.get("frames"):
+            click.echo(f"{_printable(str(video))}: {_printable(r['error'])}", err=True)
+            failed.append(str(video))
+            continue
+        if plot:
+            from .plot import plot_timeline
+
+            plot_timeline(csv_path, _classes_of(csv_path), plan[video]["png"], title=video.name)
+        s = summarize_csv(csv_path)
+        if not quiet:
+            click.echo(
+                f"{_printable(str(video))}: {r['frames']} frames ({r['analysed']} analysed) on "
+                f"Ray in {r['seconds']:.1f} s; {s['faces']} faces in {len(s['tracks'])} tracks"
+            )
+        if r.get("error"):
+            click.echo(f"{_printable(str(video))}: truncated or damaged ({r['error']})", err=True)
+            failed.append(str(video))
+    if failed:
+        click.echo(f"{len(failed)} of {len(videos)} input(s) failed: " + ", ".join(failed),
+                   err=True)  # fmt: skip
+        sys.exit(1)
+
+
+def _classes_of(csv_path: Path) -> tuple[str, ...]:
+    with open(csv_path, newline="", encoding="utf-8") as fh:
+        header = next(csv.reader(fh))
+    return tuple(header[8:-2])
 
 
 def _check_outputs(video, outs, wanted, *, overwrite, resume) -> None:
@@ -431,10 +524,12 @@ def _tail(exc: BaseException, video: Path) -> str:
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted scan of the same folder.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing CSV.")
+@_ray_options
 @click.pass_context
 def scan(
-    ctx, folder, csv_path, model_path, device, crops, min_face_size, detect_size, resume, overwrite
-):
+    ctx, folder, csv_path, model_path, device, crops, min_face_size, detect_size, resume, overwrite,
+    ray_address, ray_workers, num_cpus, num_gpus,
+):  # fmt: skip
     """Scan a folder of photos (recursively): one CSV row per face."""
     from .outputs import OutputError, OutputLock, check_output, check_writable
 
@@ -447,20 +542,26 @@ def scan(
         Path(csv_path) if csv_path else root.resolve().parent / f"{root.resolve().name}.fervid.csv"
     )
     model = _load(model_path, device)
+    ray = None
+    if ray_address:
+        ray = (_ray_setup(ray_address, ray_workers, num_cpus, num_gpus), model_path, device)
     try:
         check_output(final, inputs=[root] if root.is_file() else [], kind="csv")
         check_writable(final.parent)
         with OutputLock(final):
-            _scan(ctx, root, final, model, crops, min_face_size, detect_size, resume, overwrite)
+            _scan(ctx, root, final, model, crops, min_face_size, detect_size, resume, overwrite,
+                  ray)  # fmt: skip
     except OutputError as exc:
         raise click.ClickException(_line(exc)) from None
 
 
-def _scan(ctx, root, final, model, crops, min_face_size, detect_size, resume, overwrite) -> None:
+def _scan(
+    ctx, root, final, model, crops, min_face_size, detect_size, resume, overwrite, ray=None
+) -> None:
     from tqdm import tqdm
 
     from ._malloc import Releaser
-    from .api import iter_images, relpath, resolve_inputs
+    from .api import relpath, resolve_inputs
     from .writers import WRITERS, image_columns
 
     columns = image_columns(model.classes)
@@ -477,21 +578,14 @@ def _scan(ctx, root, final, model, crops, min_face_size, detect_size, resume, ov
         disable=ctx.obj["quiet"] or None,
         leave=False,
     )
+    options = {"crops": crops, "min_face_size": min_face_size, "detect_size": detect_size}
     try:
-        for res in iter_images(
-            paths,
-            relative_to=base,
-            model=model,
-            crops=crops,
-            min_face_size=min_face_size,
-            detect_size=detect_size,
-            skip=done.__contains__,
-        ):
-            writer.write(res.rows())
+        for rows in _image_rows(paths, base, model, options, done, ray):
+            writer.write(rows)
             n_images += 1
-            n_faces += len(res.faces)
-            if res.error:
-                failed.append(f"{_printable(res.relpath)} ({res.error})")
+            n_faces += sum(1 for r in rows if r[1] != "")
+            if rows[0][-1]:
+                failed.append(f"{_printable(rows[0][0])} ({rows[0][-1]})")
             bar.update(1)
             release(1)
     except KeyboardInterrupt:
@@ -517,6 +611,25 @@ def _scan(ctx, root, final, model, crops, min_face_size, detect_size, resume, ov
         if len(failed) > 20:
             click.echo(f"  ... and {len(failed) - 20} more (see the error column)", err=True)
         sys.exit(1)
+
+
+def _image_rows(paths, base, model, options, done, ray):
+    """Each image's rows, in order: read here, or by a pool of Ray workers."""
+    from .api import iter_images, relpath
+
+    if ray is None:
+        for res in iter_images(
+            paths, relative_to=base, model=model, skip=done.__contains__, **options
+        ):
+            yield res.rows()
+        return
+    from .cluster import scan_rows
+
+    resources, model_path, device = ray
+    todo = [p for p in paths if relpath(p, base) not in done]
+    for shard in scan_rows(todo, base, model_path=model_path, device=device, options=options,
+                           resources=resources):  # fmt: skip
+        yield from shard
 
 
 def _prepare_scan_outputs(final: Path, columns: list[str], *, resume: bool, overwrite: bool):

@@ -172,3 +172,35 @@ def check_writable(folder: str | os.PathLike) -> None:
 
 def _reason(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
+
+
+def plan_outputs(
+    videos: list[tuple[Path, Path | None]], out_dir: str | None
+) -> dict[Path, dict[str, Path]]:
+    """Each video's output paths, never the same for two videos of one run: with
+    ``--out-dir``, videos found in a folder keep their sub-folders; two videos whose names
+    would still meet (``clip.mp4`` and ``clip.mov``) keep their extension in the name
+    (``clip.mov.fervid.csv``), and a number is added if even that is not enough."""
+    bases = {}
+    for video, root in videos:
+        if out_dir is None:
+            base = video.parent
+        elif root is not None:
+            base = Path(out_dir) / video.parent.relative_to(root)
+        else:
+            base = Path(out_dir)
+        bases[video] = base
+    key = {v: (os.path.realpath(bases[v]), v.stem) for v, _ in videos}
+    count: dict = {}
+    for k in key.values():
+        count[k] = count.get(k, 0) + 1
+    used: set = set()
+    plan = {}
+    for video, _ in videos:
+        stem = video.stem if count[key[video]] == 1 else video.name
+        name, n = stem, 2
+        while (os.path.realpath(bases[video]), name) in used:
+            name, n = f"{stem}-{n}", n + 1
+        used.add((os.path.realpath(bases[video]), name))
+        plan[video] = {k: bases[video] / f"{name}.fervid.{k}" for k in ("csv", "mp4", "png")}
+    return plan

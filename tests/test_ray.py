@@ -1,0 +1,94 @@
+"""Scan and annotate on a Ray cluster started by the test (2 CPUs, no network): the same
+rows as on one machine, worker crashes retried, a clear line without Ray."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+import fervid
+from fervid.cli import cli
+
+from conftest import samples
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from fervid.cluster import connect, shutdown
+
+    connect("local", num_cpus=2)
+    yield
+    shutdown()
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ray")
+    samples.write_photos(d / "photos")
+    (d / "photos" / "broken.jpg").write_bytes(b"not a jpeg")
+    v = d / "videos"
+    v.mkdir()
+    samples.write_video(v / "a.mp4", width=320, height=240, fps=10, seconds=1.2)
+    samples.write_video(v / "b.mp4", width=480, height=270, fps=10, seconds=0.8, audio=False)
+    return d
+
+
+def _run(*args):
+    r = CliRunner().invoke(cli, ["-q", *[str(a) for a in args]])
+    assert "Traceback" not in r.output, r.output
+    return r
+
+
+def test_scan_on_ray_writes_the_same_csv(cluster, inputs, tmp_path):
+    photos = inputs / "photos"
+    _run("scan", photos, "--csv", tmp_path / "one.csv")
+    r = _run("scan", photos, "--csv", tmp_path / "ray.csv", "--ray-address", "local",
+             "--ray-workers", "2")  # fmt: skip
+    assert r.exit_code == 1 and "broken.jpg" in r.output  # the bad file reported, the rest read
+    assert (tmp_path / "ray.csv").read_text() == (tmp_path / "one.csv").read_text()
+    df = fervid.analyze_images(photos, ray_address="local")
+    assert len(df) == len(fervid.analyze_images(photos)) == 5
+
+
+def test_annotate_on_ray_writes_the_same_csvs(cluster, inputs, tmp_path):
+    videos = inputs / "videos"
+    _run("annotate", videos, "--out-dir", tmp_path / "one")
+    r = _run("annotate", videos, "--out-dir", tmp_path / "ray", "--ray-address", "local")
+    assert r.exit_code == 0, r.output
+    for name in ("a", "b"):
+        one = (tmp_path / "one" / f"{name}.fervid.csv").read_text()
+        assert (tmp_path / "ray" / f"{name}.fervid.csv").read_text() == one
+        assert (tmp_path / "ray" / f"{name}.fervid.mp4").stat().st_size > 1000
+
+
+def test_a_crashed_worker_is_retried_and_nothing_is_lost(cluster, inputs, tmp_path, monkeypatch):
+    from fervid.cluster import CRASH_ONCE_ENV
+
+    photos = inputs / "photos"
+    _run("scan", photos, "--csv", tmp_path / "one.csv")
+    marker = tmp_path / "crashed"
+    monkeypatch.setenv(CRASH_ONCE_ENV, str(marker))
+    _run("scan", photos, "--csv", tmp_path / "ray.csv", "--ray-address", "local")
+    assert marker.exists()  # a worker did die mid-task
+    assert (tmp_path / "ray.csv").read_text() == (tmp_path / "one.csv").read_text()
+    marker2 = tmp_path / "crashed2"
+    monkeypatch.setenv(CRASH_ONCE_ENV, str(marker2))
+    videos = inputs / "videos"
+    _run("annotate", videos, "--out-dir", tmp_path / "one_v", "--no-video")
+    r = _run("annotate", videos, "--out-dir", tmp_path / "ray_v", "--no-video",
+             "--ray-address", "local")  # fmt: skip
+    assert r.exit_code == 0 and marker2.exists()
+    for name in ("a", "b"):
+        one = (tmp_path / "one_v" / f"{name}.fervid.csv").read_text()
+        assert (tmp_path / "ray_v" / f"{name}.fervid.csv").read_text() == one
+
+
+def test_without_ray_one_line_says_how_to_install_it(inputs, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    r = _run("scan", inputs / "photos", "--csv", tmp_path / "o.csv", "--ray-address", "local")
+    assert r.exit_code == 1
+    assert r.output.strip() == 'Error: Ray is not installed: pip install "fervid[ray]"'
