@@ -216,6 +216,8 @@ def annotate(
     for name, v in (("--start", start), ("--end", end)):
         if v is not None and not math.isfinite(v):
             raise click.BadParameter("must be a finite number of seconds", param_hint=name)
+    if resume and overwrite:
+        raise click.UsageError("--resume and --overwrite exclude each other")
     found = _video_inputs(inputs)
     if not found:
         raise click.UsageError("no video files found in the given inputs")
@@ -223,40 +225,20 @@ def annotate(
 
     plan = plan_outputs(found, out_dir)
     videos = [v for v, _ in found]
+    opts = opts_of(
+        batch_size, every, detect_interval, start, end, min_face_size, detect_size, smooth
+    )
+    flags = {"no_video": no_video, "plot": plot, "overwrite": overwrite, "resume": resume}
     if ray_address:
         resources = _ray_setup(ray_address, ray_workers, num_cpus, num_gpus)
-        _annotate_on_ray(ctx, videos, plan, model_path, device, resources, no_video=no_video,
-                         plot=plot, overwrite=overwrite, resume=resume, options=opts_of(
-                             batch_size, every, detect_interval, start, end, min_face_size,
-                             detect_size, smooth))  # fmt: skip
+        _annotate_on_ray(ctx, videos, plan, model_path, device, resources, options=opts, **flags)
         return
     model = _load(model_path, device)
-    quiet = ctx.obj["quiet"]
-    if resume and overwrite:
-        raise click.UsageError("--resume and --overwrite exclude each other")
-    opts = {
-        "batch_size": batch_size,
-        "every": every,
-        "detect_interval": detect_interval,
-        "start": start,
-        "end": end,
-        "min_face_size": min_face_size,
-        "detect_size": detect_size,
-        "smooth": smooth,
-    }
     failed: list[str] = []
     for video in videos:
         try:
             ok = _annotate_one(
-                video,
-                model,
-                opts,
-                outs=plan[video],
-                no_video=no_video,
-                plot=plot,
-                overwrite=overwrite,
-                resume=resume,
-                quiet=quiet,
+                video, model, opts, outs=plan[video], quiet=ctx.obj["quiet"], **flags
             )
         except KeyboardInterrupt:
             click.echo(
@@ -267,10 +249,12 @@ def annotate(
             sys.exit(130)
         if not ok:
             failed.append(str(video))
+    _exit_if_failed(failed, len(videos))
+
+
+def _exit_if_failed(failed: list[str], total: int) -> None:
     if failed:
-        click.echo(
-            f"{len(failed)} of {len(videos)} input(s) failed: " + ", ".join(failed), err=True
-        )
+        click.echo(f"{len(failed)} of {total} input(s) failed: " + ", ".join(failed), err=True)
         sys.exit(1)
 
 
@@ -361,10 +345,7 @@ def _annotate_on_ray(ctx, videos, plan, model_path, device, resources, *, no_vid
         if r.get("error"):
             click.echo(f"{_printable(str(video))}: truncated or damaged ({r['error']})", err=True)
             failed.append(str(video))
-    if failed:
-        click.echo(f"{len(failed)} of {len(videos)} input(s) failed: " + ", ".join(failed),
-                   err=True)  # fmt: skip
-        sys.exit(1)
+    _exit_if_failed(failed, len(videos))
 
 
 def _classes_of(csv_path: Path) -> tuple[str, ...]:
@@ -386,6 +367,8 @@ def _check_outputs(video, outs, wanted, *, overwrite, resume) -> None:
     if existing and not (overwrite or resume):
         names = ", ".join(str(outs[k]) for k in existing)
         raise _Skip(f"skipped, outputs exist ({names}); --overwrite to redo")
+    if resume and set(existing) == wanted and not partial_path(outs["csv"]).exists():
+        raise _Skip("finished earlier; skipped")
     owned = {"csv": is_fervid_csv, "mp4": is_fervid_video, "png": _is_fervid_png}
     for k in ("csv", "mp4", "png"):
         partial = partial_path(outs[k])
@@ -424,7 +407,7 @@ def _annotate_checked(video, model, opts, *, outs, wanted, plot, resume, quiet) 
     from tqdm import tqdm
 
     from ._malloc import Releaser
-    from .api import annotate_video, summarize_csv
+    from .api import annotate_video
     from .outputs import OutputError
     from .video import VideoError, VideoInfo
 
@@ -458,6 +441,13 @@ def _annotate_checked(video, model, opts, *, outs, wanted, plot, resume, quiet) 
         from .plot import plot_timeline
 
         plot_timeline(outs["csv"], model.classes, outs["png"], title=video.name)
+    return _report(video, report, outs, wanted, quiet)
+
+
+def _report(video, report, outs, wanted, quiet) -> bool:
+    """The summary of one video; False when it failed (truncated or damaged)."""
+    from .api import summarize_csv
+
     s = summarize_csv(outs["csv"])
     done = f"{report.frames} frames ({report.analysed} analysed"
     if report.resumed_from is not None:
