@@ -181,6 +181,14 @@ def _video_inputs(inputs: tuple[str, ...]) -> list[tuple[Path, Path | None]]:
     help="Continue interrupted runs from their last complete chunk of frames (same rows as an "
     "uninterrupted run; the video is then drawn from the rows).",
 )
+@click.option(
+    "--format",
+    "fmt",
+    default="csv",
+    type=click.Choice(["csv", "jsonl", "parquet"]),
+    help="Output format: CSV, JSON lines, or Parquet (pip install \"fervid[parquet]\"); the "
+    "rows are streamed to a CSV first, which becomes the chosen format when done.",
+)
 @_ray_options
 @click.pass_context
 def annotate(
@@ -201,6 +209,7 @@ def annotate(
     plot,
     overwrite,
     resume,
+    fmt,
     ray_address,
     ray_workers,
     num_cpus,
@@ -222,13 +231,17 @@ def annotate(
     if not found:
         raise click.UsageError("no video files found in the given inputs")
     from .outputs import plan_outputs
+    from .writers import working_table
 
     plan = plan_outputs(found, out_dir)
+    for outs in plan.values():
+        outs["table"] = working_table(outs[fmt])
     videos = [v for v, _ in found]
     opts = opts_of(
         batch_size, every, detect_interval, start, end, min_face_size, detect_size, smooth
     )
-    flags = {"no_video": no_video, "plot": plot, "overwrite": overwrite, "resume": resume}
+    flags = {"no_video": no_video, "plot": plot, "overwrite": overwrite, "resume": resume,
+             "fmt": fmt}  # fmt: skip
     if ray_address:
         resources = _ray_setup(ray_address, ray_workers, num_cpus, num_gpus)
         _annotate_on_ray(ctx, videos, plan, model_path, device, resources, options=opts, **flags)
@@ -259,23 +272,29 @@ def _exit_if_failed(failed: list[str], total: int) -> None:
 
 
 def _annotate_one(
-    video: Path, model, opts: dict, *, outs, no_video, plot, overwrite, resume, quiet
+    video: Path, model, opts: dict, *, outs, no_video, plot, overwrite, resume, fmt, quiet
 ) -> bool:
     from .outputs import OutputError, check_writable
 
-    wanted = {"csv"} | (set() if no_video else {"mp4"}) | ({"png"} if plot else set())
+    wanted = _wanted(no_video, plot, fmt)
     try:
         _check_outputs(video, outs, wanted, overwrite=overwrite, resume=resume)
-        check_writable(outs["csv"].parent)
+        check_writable(outs["table"].parent)
         return _annotate_checked(
-            video, model, opts, outs=outs, wanted=wanted, plot=plot, resume=resume, quiet=quiet
-        )
+            video, model, opts, outs=outs, wanted=wanted, plot=plot, resume=resume, quiet=quiet,
+            fmt=fmt,
+        )  # fmt: skip
     except _Skip as skip:
         click.echo(f"{_printable(str(video))}: {skip}", err=True)
         return True
     except OutputError as exc:
         click.echo(f"{_printable(str(video))}: {_line(exc)}", err=True)
         return False
+
+
+def _wanted(no_video: bool, plot: bool, fmt: str) -> set[str]:
+    """The outputs asked for: the table (in its format), the video, the plot."""
+    return {fmt} | (set() if no_video else {"mp4"}) | ({"png"} if plot else set())
 
 
 class _Skip(Exception):
@@ -296,7 +315,7 @@ def opts_of(batch_size, every, detect_interval, start, end, min_face_size, detec
 
 
 def _annotate_on_ray(ctx, videos, plan, model_path, device, resources, *, no_video, plot,
-                     overwrite, resume, options) -> None:  # fmt: skip
+                     overwrite, resume, fmt, options) -> None:  # fmt: skip
     """The videos as Ray tasks (one per video); outputs checked here first, as on one
     machine; a progress bar over the videos; the usual summary per video."""
     from tqdm import tqdm
@@ -304,15 +323,16 @@ def _annotate_on_ray(ctx, videos, plan, model_path, device, resources, *, no_vid
     from .api import summarize_csv
     from .cluster import annotate_jobs
     from .outputs import OutputError, check_writable
+    from .writers import write_format
 
     quiet = ctx.obj["quiet"]
-    wanted = {"csv"} | (set() if no_video else {"mp4"}) | ({"png"} if plot else set())
+    wanted = _wanted(no_video, plot, fmt)
     jobs, failed = [], []
     for video in videos:
         outs = plan[video]
         try:
             _check_outputs(video, outs, wanted, overwrite=overwrite, resume=resume)
-            check_writable(outs["csv"].parent)
+            check_writable(outs["table"].parent)
         except _Skip as skip:
             click.echo(f"{_printable(str(video))}: {skip}", err=True)
             continue
@@ -320,7 +340,7 @@ def _annotate_on_ray(ctx, videos, plan, model_path, device, resources, *, no_vid
             click.echo(f"{_printable(str(video))}: {_line(exc)}", err=True)
             failed.append(str(video))
             continue
-        jobs.append((video, outs["csv"], outs["mp4"] if "mp4" in wanted else None))
+        jobs.append((video, outs["table"], outs["mp4"] if "mp4" in wanted else None))
     bar = tqdm(total=len(jobs), unit="video", disable=quiet or None, leave=False)
     reports = annotate_jobs(
         jobs, model_path=model_path, device=device, options=options, resources=resources,
@@ -337,6 +357,7 @@ def _annotate_on_ray(ctx, videos, plan, model_path, device, resources, *, no_vid
 
             plot_timeline(csv_path, _classes_of(csv_path), plan[video]["png"], title=video.name)
         s = summarize_csv(csv_path)
+        write_format(csv_path, plan[video][fmt])
         if not quiet:
             click.echo(
                 f"{_printable(str(video))}: {r['frames']} frames ({r['analysed']} analysed) on "
@@ -357,24 +378,25 @@ def _classes_of(csv_path: Path) -> tuple[str, ...]:
 def _check_outputs(video, outs, wanted, *, overwrite, resume) -> None:
     """Refuse outputs that are the input, or files fervid did not write; skip a video whose
     outputs exist unless asked to redo or resume it."""
-    from .outputs import OutputError, check_output, is_fervid_csv, partial_path
+    from .outputs import OutputError, check_output, is_fervid_output, partial_path
     from .video import is_fervid_video
 
-    kinds = {"csv": "csv", "mp4": "mp4", "png": "png"}
     for k in wanted:
-        check_output(outs[k], inputs=[video], kind=kinds[k])
+        check_output(outs[k], inputs=[video], kind=k)
     existing = [k for k in sorted(wanted) if outs[k].exists()]
     if existing and not (overwrite or resume):
         names = ", ".join(str(outs[k]) for k in existing)
         raise _Skip(f"skipped, outputs exist ({names}); --overwrite to redo")
-    if resume and set(existing) == wanted and not partial_path(outs["csv"]).exists():
+    if resume and set(existing) == wanted and not partial_path(outs["table"]).exists():
         raise _Skip("finished earlier; skipped")
-    owned = {"csv": is_fervid_csv, "mp4": is_fervid_video, "png": _is_fervid_png}
-    for k in ("csv", "mp4", "png"):
-        partial = partial_path(outs[k])
-        if outs[k].exists() and not owned[k](outs[k]):
-            raise OutputError(f"{outs[k]}: exists and was not written by fervid; it is left alone")
-        if partial.exists() and not (owned[k](partial) or _unfinished(partial, k)):
+    owned = {"mp4": is_fervid_video, "png": _is_fervid_png}
+    paths = {outs[k]: k for k in wanted} | {outs["table"]: "csv"}
+    for path, k in paths.items():
+        own = owned.get(k, is_fervid_output)
+        partial = partial_path(path)
+        if path.exists() and not own(path):
+            raise OutputError(f"{path}: exists and was not written by fervid; it is left alone")
+        if partial.exists() and not (own(partial) or _unfinished(partial, k)):
             raise OutputError(f"{partial}: exists and was not written by fervid; it is left alone")
 
 
@@ -403,7 +425,7 @@ def _is_fervid_png(path: Path) -> bool:
         return False
 
 
-def _annotate_checked(video, model, opts, *, outs, wanted, plot, resume, quiet) -> bool:
+def _annotate_checked(video, model, opts, *, outs, wanted, plot, resume, quiet, fmt) -> bool:
     from tqdm import tqdm
 
     from ._malloc import Releaser
@@ -422,7 +444,7 @@ def _annotate_checked(video, model, opts, *, outs, wanted, plot, resume, quiet) 
     try:
         report = annotate_video(
             video,
-            outs["csv"],
+            outs["table"],
             model=model,
             annotated=outs["mp4"] if "mp4" in wanted else None,
             resume=resume,
@@ -440,15 +462,19 @@ def _annotate_checked(video, model, opts, *, outs, wanted, plot, resume, quiet) 
     if plot:
         from .plot import plot_timeline
 
-        plot_timeline(outs["csv"], model.classes, outs["png"], title=video.name)
-    return _report(video, report, outs, wanted, quiet)
+        plot_timeline(outs["table"], model.classes, outs["png"], title=video.name)
+    ok = _report(video, report, outs, wanted, quiet)
+    from .writers import write_format
+
+    write_format(outs["table"], outs[fmt])
+    return ok
 
 
 def _report(video, report, outs, wanted, quiet) -> bool:
     """The summary of one video; False when it failed (truncated or damaged)."""
     from .api import summarize_csv
 
-    s = summarize_csv(outs["csv"])
+    s = summarize_csv(outs["table"])
     done = f"{report.frames} frames ({report.analysed} analysed"
     if report.resumed_from is not None:
         done += f", resumed after frame {report.resumed_from}"
@@ -463,7 +489,10 @@ def _report(video, report, outs, wanted, quiet) -> bool:
         lines.append(
             f"  face {t['face']}: {t['emotion']} {t['share']:.0%} of {t['frames']} analysed frames"
         )
-    lines.append("  -> " + ", ".join(str(outs[k]) for k in ("csv", "mp4", "png") if k in wanted))
+    lines.append(
+        "  -> " + ", ".join(str(outs[k]) for k in ("csv", "jsonl", "parquet", "mp4", "png")
+                            if k in wanted)
+    )  # fmt: skip
     if not quiet:
         click.echo("\n".join(lines))
     if report.error:
@@ -514,11 +543,19 @@ def _tail(exc: BaseException, video: Path) -> str:
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted scan of the same folder.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing CSV.")
+@click.option(
+    "--format",
+    "fmt",
+    default="csv",
+    type=click.Choice(["csv", "jsonl", "parquet"]),
+    help="Output format: CSV, JSON lines, or Parquet (pip install \"fervid[parquet]\"); the "
+    "rows are streamed to a CSV first, which becomes the chosen format when done.",
+)
 @_ray_options
 @click.pass_context
 def scan(
     ctx, folder, csv_path, model_path, device, crops, min_face_size, detect_size, resume, overwrite,
-    ray_address, ray_workers, num_cpus, num_gpus,
+    fmt, ray_address, ray_workers, num_cpus, num_gpus,
 ):  # fmt: skip
     """Scan a folder of photos (recursively): one CSV row per face."""
     from .outputs import OutputError, OutputLock, check_output, check_writable
@@ -531,34 +568,38 @@ def scan(
     final = (
         Path(csv_path) if csv_path else root.resolve().parent / f"{root.resolve().name}.fervid.csv"
     )
+    if fmt != "csv" and final.suffix.lower() == ".csv":
+        final = final.with_suffix(f".{fmt}")
     model = _load(model_path, device)
     ray = None
     if ray_address:
         ray = (_ray_setup(ray_address, ray_workers, num_cpus, num_gpus), model_path, device)
     try:
-        check_output(final, inputs=[root] if root.is_file() else [], kind="csv")
+        check_output(final, inputs=[root] if root.is_file() else [], kind=fmt)
         check_writable(final.parent)
         with OutputLock(final):
             _scan(ctx, root, final, model, crops, min_face_size, detect_size, resume, overwrite,
-                  ray)  # fmt: skip
+                  ray, fmt)  # fmt: skip
     except OutputError as exc:
         raise click.ClickException(_line(exc)) from None
 
 
 def _scan(
-    ctx, root, final, model, crops, min_face_size, detect_size, resume, overwrite, ray=None
-) -> None:
+    ctx, root, final, model, crops, min_face_size, detect_size, resume, overwrite, ray=None,
+    fmt="csv",
+) -> None:  # fmt: skip
     from tqdm import tqdm
 
     from ._malloc import Releaser
     from .api import relpath, resolve_inputs
-    from .writers import WRITERS, image_columns
+    from .writers import CsvRowWriter, image_columns, working_table, write_format
 
     columns = image_columns(model.classes)
-    partial = _prepare_scan_outputs(final, columns, resume=resume, overwrite=overwrite)
+    table = working_table(final)  # the rows go here; another format is made from it
+    partial = _prepare_scan_outputs(final, table, columns, resume=resume, overwrite=overwrite)
     done = _done_images(partial) if resume and partial.exists() else set()
     paths, base = resolve_inputs(root)
-    writer = WRITERS["csv"](partial, columns, append=resume)
+    writer = CsvRowWriter(partial, columns, append=resume)
     failed: list[str] = []
     n_faces = n_images = 0
     release = Releaser()
@@ -589,7 +630,8 @@ def _scan(
         sys.exit(130)
     writer.close()
     bar.close()
-    os.replace(partial, final)
+    os.replace(partial, table)
+    write_format(table, final)
     if not ctx.obj["quiet"]:
         click.echo(
             f"{n_images} images scanned ({len(done)} already done), {n_faces} faces -> {final}"
@@ -622,13 +664,19 @@ def _image_rows(paths, base, model, options, done, ray):
         yield from shard
 
 
-def _prepare_scan_outputs(final: Path, columns: list[str], *, resume: bool, overwrite: bool):
-    """Check every existing output before touching any; returns the partial CSV's path."""
-    from .outputs import OutputError, is_fervid_csv, may_replace, partial_path
+def _prepare_scan_outputs(final: Path, table: Path, columns, *, resume: bool, overwrite: bool):
+    """Check every existing output before touching any; returns the partial CSV's path
+    (``final``: the output, ``table``: the CSV the rows go to, the same path for CSV)."""
+    from .outputs import OutputError, is_fervid_csv, is_fervid_output, may_replace, partial_path
 
-    partial = partial_path(final)
+    partial = partial_path(table)
     if final.exists() and not (overwrite or resume):
         raise OutputError(f"{final} exists: --overwrite to replace it, --resume to continue it")
+    if final.exists() and not is_fervid_output(final):
+        raise OutputError(f"{final}: exists and was not written by fervid; it is left alone")
+    if final != table and resume and final.exists() and not partial.exists():
+        raise OutputError(f"{final}: finished already; --overwrite to redo it")
+    final = table
     may_replace(final)
     if partial.exists() and not is_fervid_csv(partial):
         raise OutputError(f"{partial}: exists and was not written by fervid; it is left alone")

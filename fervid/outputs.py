@@ -79,6 +79,30 @@ def is_fervid_csv(path: str | os.PathLike, columns: list[str] | None = None) -> 
     return header[-2:] == ["emotion", "confidence"] or header[-3:-1] == ["emotion", "confidence"]
 
 
+def is_fervid_output(path: str | os.PathLike) -> bool:
+    """Whether a table fervid writes (CSV, JSON lines, Parquet) is recognisably fervid's."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext == ".jsonl":
+        import json
+
+        try:
+            with open(path, encoding="utf-8") as fh:
+                first = json.loads(fh.readline() or "{}")
+        except (OSError, ValueError):
+            return False
+        return isinstance(first, dict) and {"emotion", "confidence"} <= set(first)
+    if ext == ".parquet":
+        try:
+            import pyarrow.parquet as pq
+
+            names = pq.read_schema(str(path)).names
+        except Exception:  # noqa: BLE001 - unreadable or no pyarrow: not known to be ours
+            return False
+        return {"emotion", "confidence"} <= set(names)
+    return is_fervid_csv(path)
+
+
 def may_replace(path: Path, columns: list[str] | None = None) -> None:
     """Refuse to replace ``path`` unless it is missing or a fervid CSV."""
     if path.exists() and not is_fervid_csv(path, columns):
@@ -202,5 +226,8 @@ def plan_outputs(
         while (os.path.realpath(bases[video]), name) in used:
             name, n = f"{stem}-{n}", n + 1
         used.add((os.path.realpath(bases[video]), name))
-        plan[video] = {k: bases[video] / f"{name}.fervid.{k}" for k in ("csv", "mp4", "png")}
+        plan[video] = {
+            k: bases[video] / f"{name}.fervid.{k}"
+            for k in ("csv", "jsonl", "parquet", "mp4", "png")
+        }
     return plan

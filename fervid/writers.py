@@ -99,8 +99,65 @@ class CsvRowWriter:
         self._fh.close()
 
 
-#: Row writers keyed by output format.
-WRITERS = {"csv": CsvRowWriter}
+def _typed_chunks(csv_path: Path, chunk_rows: int = 100_000):
+    """A fervid CSV as DataFrames of ``chunk_rows`` rows, each column with one type in every
+    chunk (integers that may be missing as nullable integers, text as text)."""
+    import pandas as pd
+
+    header = pd.read_csv(csv_path, nrows=0).columns
+    types = {c: "Int64" if c in ("frame", "face") else "float64" for c in header}
+    types |= {c: "string" for c in ("path", "emotion", "error") if c in header}
+    yield from pd.read_csv(csv_path, dtype=types, chunksize=chunk_rows, keep_default_na=True)
+
+
+def write_jsonl(csv_path: Path, out: Path) -> None:
+    """One JSON object per row (missing values as null), streamed from the CSV."""
+    from .outputs import atomic_path
+
+    with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        for chunk in _typed_chunks(csv_path):
+            chunk.to_json(fh, orient="records", lines=True, force_ascii=False)
+
+
+def write_parquet(csv_path: Path, out: Path) -> None:
+    """Parquet (``pip install "fervid[parquet]"``), streamed from the CSV in row groups."""
+    from .outputs import OutputError, atomic_path
+
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise OutputError('Parquet needs pyarrow: pip install "fervid[parquet]"') from None
+    with atomic_path(out) as tmp:
+        writer = None
+        for chunk in _typed_chunks(csv_path):
+            table = pa.Table.from_pandas(chunk, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(str(tmp), table.schema)
+            writer.write_table(table)
+        if writer is not None:
+            writer.close()
+
+
+#: Output formats: the rows are always streamed to a CSV first (the working file that
+#: ``--resume`` continues); a format other than CSV is written from it when the job is done.
+WRITERS = {"csv": None, "jsonl": write_jsonl, "parquet": write_parquet}
+
+
+def working_table(out: Path) -> Path:
+    """The CSV the rows of ``out`` are streamed to: ``out`` itself for CSV, else a name of
+    its own beside it (``faces.parquet.csv``), never another run's CSV output."""
+    return out if out.suffix.lower() == ".csv" else out.with_name(out.name + ".csv")
+
+
+def write_format(table: Path, out: Path) -> Path:
+    """Turn the finished working ``table`` into ``out`` in the format its extension names
+    (the table is then removed); for CSV, the table is the output."""
+    if table == out:
+        return out
+    WRITERS[out.suffix.lower().lstrip(".")](table, out)
+    table.unlink()
+    return out
 
 
 def repair_partial_csv(path: Path) -> None:

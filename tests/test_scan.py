@@ -145,3 +145,20 @@ def test_bad_model_is_usage_error(photos, tmp_path):
     r = _scan([str(photos), "--model", str(bad), "--csv", str(tmp_path / "o.csv")])
     assert r.exit_code == 2 and "not a checkpoint" in r.output
     assert "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_other_formats_hold_the_same_rows(photos, tmp_path, fmt):
+    _scan([str(photos), "--csv", str(tmp_path / "o.csv")])
+    r = _scan([str(photos), "--csv", str(tmp_path / "o.csv"), "--format", fmt])
+    assert r.exit_code == 1 and (tmp_path / "o.csv").exists()  # the CSV of the first run kept
+    csv = pd.read_csv(tmp_path / "o.csv")
+    other = (
+        pd.read_json(tmp_path / "o.jsonl", lines=True)
+        if fmt == "jsonl"
+        else pd.read_parquet(tmp_path / "o.parquet")
+    )
+    assert list(other.columns) == list(csv.columns) and len(other) == len(csv)
+    assert (other["path"].astype(str) == csv["path"]).all()
+    assert np.allclose(other["happiness"].astype(float), csv["happiness"], equal_nan=True)
+    assert not list(tmp_path.glob("*partial*")) and not (tmp_path / f"o.{fmt}.csv").exists()
