@@ -155,7 +155,6 @@ class FrameReader:
         self.queue_size = queue_size
         self.threads = threads
         self.error: str | None = None
-        self.frames_decoded = 0
         self.bad_packets = 0
         self._stop = threading.Event()
 
@@ -175,7 +174,6 @@ class FrameReader:
                         index += 1
                         if f is None:
                             continue
-                        self.frames_decoded = index + 1
                         t = float(f.pts * tb) if f.pts is not None else index / self.info.fps
                         last_t = t
                         if self.start is not None and t < self.start - 1e-6:
@@ -290,7 +288,6 @@ class VideoSink:
         self._q: queue.Queue = queue.Queue(maxsize=queue_size)
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
-        self.frames_written = 0
 
     # -- context manager ---------------------------------------------------------------
     def __enter__(self) -> VideoSink:
@@ -381,7 +378,6 @@ class VideoSink:
                 last_pts = pts
                 for packet in v.encode(frame):
                     out.mux(packet)
-                self.frames_written += 1
                 if audio is not None:
                     audio.copy_until(t - self.time_offset)
             for packet in v.encode(None):

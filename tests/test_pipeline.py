@@ -240,3 +240,15 @@ def test_release_free_memory_returns_freed_heap():
     release_free_memory()
     assert rss_mb() < before - 100, (before, rss_mb())
     assert keep[0] == 1
+
+
+def test_inference_never_imports_training():
+    code = (
+        "import sys, fervid, fervid.api, fervid.cli, fervid.pipeline\n"
+        "m = fervid.load_model(device='cpu')\n"
+        "assert not [k for k in sys.modules if k.startswith('fervid.train')], sys.modules"
+    )
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", code], check=True)
