@@ -190,6 +190,14 @@ def _video_inputs(inputs: tuple[str, ...]) -> list[tuple[Path, Path | None]]:
     "rows are streamed to a CSV first, which becomes the chosen format when done.",
 )
 @_ray_options
+@click.option(
+    "--ray-split",
+    default=None,
+    type=click.FloatRange(0, min_open=True),
+    metavar="MINUTES",
+    help="With --ray-address: cut longer videos into parts of this many minutes analysed in "
+    "parallel, then stitched (track ids continued across the cuts).",
+)
 @click.pass_context
 def annotate(
     ctx,
@@ -214,6 +222,7 @@ def annotate(
     ray_workers,
     num_cpus,
     num_gpus,
+    ray_split,
 ):
     """Annotate videos: per-frame CSV (VIDEO.fervid.csv) and annotated video (VIDEO.fervid.mp4).
 
@@ -244,7 +253,8 @@ def annotate(
              "fmt": fmt}  # fmt: skip
     if ray_address:
         resources = _ray_setup(ray_address, ray_workers, num_cpus, num_gpus)
-        _annotate_on_ray(ctx, videos, plan, model_path, device, resources, options=opts, **flags)
+        _annotate_on_ray(ctx, videos, plan, model_path, device, resources, options=opts,
+                         split=ray_split, **flags)  # fmt: skip
         return
     model = _load(model_path, device)
     failed: list[str] = []
@@ -315,7 +325,7 @@ def opts_of(batch_size, every, detect_interval, start, end, min_face_size, detec
 
 
 def _annotate_on_ray(ctx, videos, plan, model_path, device, resources, *, no_video, plot,
-                     overwrite, resume, fmt, options) -> None:  # fmt: skip
+                     overwrite, resume, fmt, options, split) -> None:  # fmt: skip
     """The videos as Ray tasks (one per video); outputs checked here first, as on one
     machine; a progress bar over the videos; the usual summary per video."""
     from tqdm import tqdm
@@ -323,7 +333,7 @@ def _annotate_on_ray(ctx, videos, plan, model_path, device, resources, *, no_vid
     from .api import summarize_csv
     from .cluster import annotate_jobs
     from .outputs import OutputError, check_writable
-    from .writers import write_format
+    from .writers import classes_of, write_format
 
     quiet = ctx.obj["quiet"]
     wanted = _wanted(no_video, plot, fmt)
@@ -344,7 +354,8 @@ def _annotate_on_ray(ctx, videos, plan, model_path, device, resources, *, no_vid
     bar = tqdm(total=len(jobs), unit="video", disable=quiet or None, leave=False)
     reports = annotate_jobs(
         jobs, model_path=model_path, device=device, options=options, resources=resources,
-        resume=resume, on_done=lambda r: bar.update(1),
+        resume=resume, split_seconds=split * 60 if split else None,
+        on_done=lambda r: bar.update(1),
     )  # fmt: skip
     bar.close()
     for (video, csv_path, _), r in zip(jobs, reports):
@@ -355,7 +366,7 @@ def _annotate_on_ray(ctx, videos, plan, model_path, device, resources, *, no_vid
         if plot:
             from .plot import plot_timeline
 
-            plot_timeline(csv_path, _classes_of(csv_path), plan[video]["png"], title=video.name)
+            plot_timeline(csv_path, classes_of(csv_path), plan[video]["png"], title=video.name)
         s = summarize_csv(csv_path)
         write_format(csv_path, plan[video][fmt])
         if not quiet:
@@ -367,12 +378,6 @@ def _annotate_on_ray(ctx, videos, plan, model_path, device, resources, *, no_vid
             click.echo(f"{_printable(str(video))}: truncated or damaged ({r['error']})", err=True)
             failed.append(str(video))
     _exit_if_failed(failed, len(videos))
-
-
-def _classes_of(csv_path: Path) -> tuple[str, ...]:
-    with open(csv_path, newline="", encoding="utf-8") as fh:
-        header = next(csv.reader(fh))
-    return tuple(header[8:-2])
 
 
 def _check_outputs(video, outs, wanted, *, overwrite, resume) -> None:

@@ -143,9 +143,7 @@ def scan_rows(
         max_task_retries=resources.retries,
         runtime_env=_runtime_env(),
     )(_ScanWorker)
-    shards = [
-        [str(p) for p in paths[k : k + shard_size]] for k in range(0, len(paths), shard_size)
-    ]
+    shards = [[str(p) for p in paths[k : k + shard_size]] for k in range(0, len(paths), shard_size)]
     size = min(resources.pool_size(), max(1, len(shards)))
     actors = [worker.remote(model_path, device, options) for _ in range(size)]
     pool = ActorPool(actors)
@@ -163,7 +161,10 @@ def scan_rows(
 def _annotate_task(video, csv, annotated, resume, model_path, device, options):
     from .api import annotate_video
     from .errors import first_line
+    from .outputs import partial_path
 
+    if resume and Path(csv).exists() and not partial_path(csv).exists():
+        return _finished_report(video, csv)  # done by an earlier run
     # a retried attempt (after a crash) continues what the crashed one wrote
     attempt = Path(str(csv) + ".ray-attempt")
     resume = resume or attempt.exists()
@@ -183,6 +184,48 @@ def _annotate_task(video, csv, annotated, resume, model_path, device, options):
             "seconds": r.seconds, "bad_packets": r.bad_packets}  # fmt: skip
 
 
+def _finished_report(video, csv) -> dict:
+    import pandas as pd
+
+    frames = pd.read_csv(csv, usecols=["frame"])["frame"]
+    n = int(frames.nunique())
+    return {"video": str(video), "error": None, "frames": n, "analysed": n, "seconds": 0.0,
+            "bad_packets": 0}  # fmt: skip
+
+
+def _render_task(video, table, annotated, start, end):
+    """Draw a finished (stitched) table onto the video: decoding, drawing, encoding."""
+    from .pipeline import render_from_rows
+    from .video import VideoInfo, VideoSink
+    from .writers import classes_of
+
+    info = VideoInfo.from_path(video)
+    with VideoSink(annotated, info, audio_from=video, time_offset=start or 0.0, end=end) as sink:
+        return render_from_rows(video, table, sink, classes_of(table), start=start, end=end)
+
+
+def split_ranges(video: str | Path, options: dict, seconds: float | None) -> list[tuple]:
+    """The time ranges a long video is cut into (one range when it is not cut)."""
+    start, end = options.get("start"), options.get("end")
+    if not seconds:
+        return [(start, end)]
+    from .video import VideoInfo
+
+    duration = VideoInfo.from_path(video).duration_s
+    lo, hi = start or 0.0, min(end, duration) if end is not None else duration
+    if hi - lo < 1.5 * seconds:
+        return [(start, end)]
+    cuts = [lo + k * seconds for k in range(int((hi - lo) // seconds) + 1)]
+    if hi - cuts[-1] < 0.5 * seconds:  # a short tail joins the part before it
+        cuts = cuts[:-1]
+    bounds = cuts + [end]
+    return [(bounds[k] if k else start, bounds[k + 1]) for k in range(len(cuts))]
+
+
+def part_path(table: Path, k: int) -> Path:
+    return table.with_name(f"{table.name}.part{k}.csv")
+
+
 def annotate_jobs(
     jobs: Sequence[tuple[Path, Path, Path | None]],
     *,
@@ -191,34 +234,140 @@ def annotate_jobs(
     options: dict,
     resources: Resources,
     resume: bool = False,
+    split_seconds: float | None = None,
     on_done: Callable[[dict], None] | None = None,
 ) -> list[dict]:
-    """Run (video, csv, annotated video or None) jobs as Ray tasks, one per video; a task
-    retried after a crash resumes where the crashed attempt stopped. Returns one report dict
-    per job, in order."""
+    """Run (video, csv, annotated video or None) jobs as Ray tasks, one per video, or, with
+    ``split_seconds``, one per part of a long video (parts stitched, track ids continued
+    across the cuts, the video then drawn from the rows by one more task); a task retried
+    after a crash resumes where the crashed attempt stopped. One report dict per job."""
     ray = _ray()
-    task = ray.remote(
+    opts = dict(
         num_cpus=resources.num_cpus,
         num_gpus=resources.num_gpus,
         max_retries=resources.retries,
         runtime_env=_runtime_env(),
-    )(_annotate_task)
-    refs = [
-        task.remote(str(v), str(c), str(a) if a else None, resume, model_path, device, options)
-        for v, c, a in jobs
-    ]
-    index = {ref: k for k, ref in enumerate(refs)}
-    results: list[dict | None] = [None] * len(refs)
-    pending = list(refs)
-    while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        k = index[done[0]]
-        try:
-            results[k] = ray.get(done[0])
-        except ray.exceptions.RayError as exc:  # retries exhausted
-            from .errors import first_line
-
-            results[k] = {"video": str(jobs[k][0]), "error": f"worker failed: {first_line(exc)}"}
+    )
+    task = ray.remote(**opts)(_annotate_task)
+    render = ray.remote(**opts)(_render_task)
+    parts: list[list] = []
+    for video, table, annotated in jobs:
+        ranges = split_ranges(video, options, split_seconds)
+        if len(ranges) == 1:
+            refs = [task.remote(str(video), str(table), str(annotated) if annotated else None,
+                                resume, model_path, device, options)]  # fmt: skip
+        else:
+            refs = [
+                task.remote(
+                    str(video),
+                    str(part_path(table, k)),
+                    None,
+                    resume,
+                    model_path,
+                    device,
+                    options | {"start": s, "end": e},
+                )  # fmt: skip
+                for k, (s, e) in enumerate(ranges)
+            ]
+        parts.append(refs)
+    results: list[dict] = []
+    for (video, table, annotated), refs in zip(jobs, parts):
+        results.append(_finish_job(ray, render, video, table, annotated, refs, options))
         if on_done is not None:
-            on_done(results[k])
-    return [r for r in results if r is not None]
+            on_done(results[-1])
+    return results
+
+
+def _finish_job(ray, render, video, table, annotated, refs, options) -> dict:
+    from .errors import first_line
+
+    try:
+        reports = ray.get(refs)
+    except ray.exceptions.RayError as exc:  # retries exhausted
+        return {"video": str(video), "error": f"worker failed: {first_line(exc)}"}
+    if len(reports) == 1:
+        return reports[0]
+    bad = [r for r in reports if r.get("error") and not r.get("frames")]
+    if bad:
+        return {"video": str(video), "error": bad[0]["error"]}
+    stitch([part_path(table, k) for k in range(len(reports))], table, drop_parts=True)
+    if annotated is not None:
+        try:
+            ray.get(render.remote(str(video), str(table), str(annotated), options.get("start"),
+                                  options.get("end")))  # fmt: skip
+        except ray.exceptions.RayError as exc:
+            return {"video": str(video), "error": f"drawing failed: {first_line(exc)}"}
+    return {
+        "video": str(video),
+        "error": next((r["error"] for r in reports if r.get("error")), None),
+        "frames": sum(r["frames"] for r in reports),
+        "analysed": sum(r["analysed"] for r in reports),
+        "seconds": max(r["seconds"] for r in reports),
+        "bad_packets": sum(r.get("bad_packets", 0) for r in reports),
+        "parts": len(reports),
+    }
+
+
+def stitch(parts: Sequence[Path], out: Path, *, drop_parts: bool = False) -> None:
+    """One table from the tables of consecutive parts of a video: rows in order, track ids
+    continued across each cut (a face in the first analysed frame of a part takes the id of
+    the track it overlaps most, at IoU >= 0.3, among the tracks seen in the last 2 s of the
+    part before; the others get new ids)."""
+    import csv
+
+    from .outputs import atomic_path
+
+    next_id = 0
+    recent: dict[int, tuple[float, list[float]]] = {}  # global id -> (time, box) last seen
+    with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        for k, part in enumerate(parts):
+            with open(part, newline="", encoding="utf-8") as pf:
+                reader = csv.reader(pf)
+                header = next(reader)
+                if k == 0:
+                    w.writerow(header)
+                rows = list(reader)
+            mapping = _continue_ids(rows, recent)
+            for r in rows:
+                if r[2] != "":
+                    if r[2] not in mapping:
+                        mapping[r[2]] = next_id
+                        next_id += 1
+                    r[2] = str(mapping[r[2]])
+                    recent[int(r[2])] = (float(r[1]), [float(v) for v in r[3:7]])
+                w.writerow(r)
+            next_id = max([next_id, *(i + 1 for i in recent)])
+    if drop_parts:
+        for part in parts:
+            Path(part).unlink(missing_ok=True)
+
+
+def _continue_ids(rows: list[list[str]], recent: dict, window: float = 2.0) -> dict[str, int]:
+    """A part's track ids -> the ids of the tracks from the part before that they continue:
+    each of the part's tracks first seen in its first ``window`` seconds takes, at its first
+    box, the best-overlapping (IoU >= 0.3) track seen in the ``window`` seconds before that,
+    not yet taken."""
+    import numpy as np
+
+    from .track import iou_matrix
+
+    if not rows or not recent:
+        return {}
+    t_start = float(rows[0][1])
+    firsts: dict[str, tuple[float, list[float]]] = {}
+    for r in rows:
+        if r[2] != "" and r[2] not in firsts:
+            firsts[r[2]] = (float(r[1]), [float(v) for v in r[3:7]])
+    mapping: dict[str, int] = {}
+    for local, (t, box) in sorted(firsts.items(), key=lambda kv: kv[1][0]):
+        if t - t_start > window:
+            break
+        live = [(i, b) for i, (tl, b) in recent.items()
+                if t - tl <= window and i not in mapping.values()]  # fmt: skip
+        if not live:
+            continue
+        m = iou_matrix(np.array([b for _, b in live], np.float32), np.array([box], np.float32))
+        if m.max() >= 0.3:
+            mapping[local] = live[int(m[:, 0].argmax())][0]
+    return mapping

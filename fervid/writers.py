@@ -46,6 +46,13 @@ def face_rows(faces: Faces, classes: Sequence[str], *, use_track_ids: bool) -> l
     return rows
 
 
+def classes_of(csv_path: str | os.PathLike) -> tuple[str, ...]:
+    """The class names of a fervid video CSV, from its header."""
+    with open(csv_path, newline="", encoding="utf-8") as fh:
+        header = next(csv.reader(fh))
+    return tuple(header[8:-2])
+
+
 def clean_text(text: str) -> str:
     """A file name as text that UTF-8 can hold: undecodable bytes (kept by Python as
     surrogates) become backslash escapes."""

@@ -65,6 +65,27 @@ def test_annotate_on_ray_writes_the_same_csvs(cluster, inputs, tmp_path):
         assert (tmp_path / "ray" / f"{name}.fervid.mp4").stat().st_size > 1000
 
 
+def test_a_long_video_cut_into_parts_is_stitched(cluster, inputs, tmp_path):
+    video = samples.write_video(tmp_path / "long.mp4", width=480, height=270, fps=10, seconds=2.0)
+    _run("annotate", video, "--out-dir", tmp_path / "one", "--no-video")
+    r = _run("annotate", video, "--out-dir", tmp_path / "ray", "--ray-address", "local",
+             "--ray-split", "0.0125")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    import pandas as pd
+
+    one = pd.read_csv(tmp_path / "one" / "long.fervid.csv")
+    cut = pd.read_csv(tmp_path / "ray" / "long.fervid.csv")
+    # every analysed frame, in order, once (a cut restarts the search: faces per frame may differ)
+    frames = cut["frame"].drop_duplicates().tolist()
+    assert frames == one["frame"].drop_duplicates().tolist() == list(range(20))
+    assert cut["frame"].is_monotonic_increasing
+    assert cut["face"].nunique() == one["face"].nunique() == 2  # ids continued across cuts
+    assert not list((tmp_path / "ray").glob("*.part*"))
+    from fervid.video import VideoInfo
+
+    assert VideoInfo.from_path(tmp_path / "ray" / "long.fervid.mp4").frames == 20
+
+
 def test_a_crashed_worker_is_retried_and_nothing_is_lost(cluster, inputs, tmp_path, monkeypatch):
     from fervid.cluster import CRASH_ONCE_ENV
 
