@@ -104,18 +104,25 @@ def cli(ctx, quiet):
 # -- annotate --------------------------------------------------------------------------
 
 
-def _video_inputs(inputs: tuple[str, ...]) -> list[tuple[Path, Path | None]]:
-    """(video, the folder it was found in) for every input; folders walked recursively."""
-    from .images import VIDEO_EXTS, walk_files
+def _video_inputs(inputs: tuple[str, ...]) -> tuple[list[tuple[Path, Path | None]], list[str]]:
+    """(video, the folder it was found in) for every input, folders walked recursively; and
+    the folders that could not be read, each said on stderr (nothing skipped without a word)."""
+    from .images import VIDEO_EXTS, walk_entries
 
     out: list[tuple[Path, Path | None]] = []
+    unread: list[str] = []
     for s in inputs:
         p = Path(s)
-        if p.is_dir():
-            out += [(v, p) for v in walk_files(p, VIDEO_EXTS) if ".fervid" not in v.name]
-        else:
+        if not p.is_dir():
             out.append((p, None))
-    return out
+            continue
+        for v, reason in walk_entries(p, VIDEO_EXTS):
+            if reason:
+                click.echo(f"Error: {_printable(str(v))}: {reason}", err=True)
+                unread.append(str(v))
+            elif ".fervid" not in v.name:
+                out.append((v, p))
+    return out, unread
 
 
 @cli.command(context_settings=CONTEXT)
@@ -236,8 +243,10 @@ def annotate(
             raise click.BadParameter("must be a finite number of seconds", param_hint=name)
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other")
-    found = _video_inputs(inputs)
+    found, unread = _video_inputs(inputs)
     if not found:
+        if unread:
+            sys.exit(1)
         raise click.UsageError("no video files found in the given inputs")
     from .outputs import plan_outputs
     from .writers import working_table
@@ -254,10 +263,10 @@ def annotate(
     if ray_address:
         resources = _ray_setup(ray_address, ray_workers, num_cpus, num_gpus)
         _annotate_on_ray(ctx, videos, plan, model_path, device, resources, options=opts,
-                         split=ray_split, **flags)  # fmt: skip
+                         split=ray_split, failed=unread, **flags)  # fmt: skip
         return
     model = _load(model_path, device)
-    failed: list[str] = []
+    failed: list[str] = list(unread)
     for video in videos:
         try:
             ok = _annotate_one(
@@ -272,7 +281,7 @@ def annotate(
             sys.exit(130)
         if not ok:
             failed.append(str(video))
-    _exit_if_failed(failed, len(videos))
+    _exit_if_failed(failed, len(videos) + len(unread))
 
 
 def _exit_if_failed(failed: list[str], total: int) -> None:
@@ -325,9 +334,10 @@ def opts_of(batch_size, every, detect_interval, start, end, min_face_size, detec
 
 
 def _annotate_on_ray(ctx, videos, plan, model_path, device, resources, *, no_video, plot,
-                     overwrite, resume, fmt, options, split) -> None:  # fmt: skip
+                     overwrite, resume, fmt, options, split, failed) -> None:  # fmt: skip
     """The videos as Ray tasks (one per video); outputs checked here first, as on one
-    machine; a progress bar over the videos; the usual summary per video."""
+    machine; a progress bar over the videos; the usual summary per video. ``failed``: the
+    inputs that already failed (folders that could not be read)."""
     from tqdm import tqdm
 
     from .api import summarize_csv
@@ -337,7 +347,8 @@ def _annotate_on_ray(ctx, videos, plan, model_path, device, resources, *, no_vid
 
     quiet = ctx.obj["quiet"]
     wanted = _wanted(no_video, plot, fmt)
-    jobs, failed = [], []
+    jobs, unread = [], len(failed)
+    failed = list(failed)
     for video in videos:
         outs = plan[video]
         try:
@@ -377,7 +388,7 @@ def _annotate_on_ray(ctx, videos, plan, model_path, device, resources, *, no_vid
         if r.get("error"):
             click.echo(f"{_printable(str(video))}: truncated or damaged ({r['error']})", err=True)
             failed.append(str(video))
-    _exit_if_failed(failed, len(videos))
+    _exit_if_failed(failed, len(videos) + unread)
 
 
 def _check_outputs(video, outs, wanted, *, overwrite, resume) -> None:

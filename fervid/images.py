@@ -41,39 +41,6 @@ class ImageError(ValueError):
     """An image file that cannot be decoded; the message is one line."""
 
 
-def walk_files(root: str | os.PathLike, exts: Iterable[str]) -> Iterator[Path]:
-    """Files under ``root`` whose extension (any case) is in ``exts``, sorted, recursively.
-
-    Symbolic links are followed, but a folder already visited (a link loop) is not entered
-    twice.
-    """
-    exts = {e.lower() for e in exts}
-    root = Path(root)
-    seen: set[tuple[int, int]] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        try:
-            st = os.stat(dirpath)
-        except OSError:
-            dirnames[:] = []
-            continue
-        key = (st.st_dev, st.st_ino)
-        if key in seen:
-            dirnames[:] = []
-            continue
-        seen.add(key)
-        dirnames.sort()
-        for name in sorted(filenames):
-            if os.path.splitext(name)[1].lower() in exts:
-                p = Path(dirpath) / name
-                if p.is_file():
-                    yield p
-
-
-def walk_images(root: str | os.PathLike) -> Iterator[Path]:
-    """Image files under ``root`` (jpg, jpeg, png, bmp, webp, tif, tiff; any case)."""
-    return walk_files(root, IMAGE_EXTS)
-
-
 def walk_entries(root: str | os.PathLike, exts: Iterable[str]) -> Iterator[tuple[Path, str]]:
     """Every name under ``root`` with one of ``exts`` (any case), whatever it is, as
     ``(path, "")``, and every folder that cannot be listed as ``(folder, reason)``: nothing

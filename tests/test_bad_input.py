@@ -168,6 +168,26 @@ def test_a_fifo_video_is_refused_without_hanging(corpus, tmp_path):
     assert r.returncode == 1 and "not a regular file" in r.stderr
 
 
+def test_a_folder_that_cannot_be_listed_is_said_and_the_rest_annotated(tmp_path, monkeypatch):
+    # root reads every folder whatever its mode, so the refusal is the OS's answer, simulated
+    top = tmp_path / "videos"
+    (top / "locked").mkdir(parents=True)
+    samples.write_video(top / "clip.mp4", width=160, height=120, fps=10, seconds=0.3, faces=[])
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    r = _run("annotate", top, "--out-dir", tmp_path / "o", "--no-video")
+    assert r.exit_code == 1
+    assert "locked: cannot list folder: Permission denied" in r.output
+    assert "1 of 2 input(s) failed" in r.output
+    assert (tmp_path / "o" / "clip.fervid.csv").exists()
+
+
 def test_a_corrupt_packet_is_skipped_and_counted(corpus, tmp_path, model):
     _, videos = corpus
     df = fervid.analyze_video(videos / "corrupt_packet.mp4", model=model)

@@ -11,7 +11,7 @@ from fervid.classify import DEFAULT_MODEL, crop_box
 from fervid.detect import FaceDetector
 from fervid.draw import annotate
 from fervid.faces import Faces
-from fervid.images import ImageError, load_image, walk_images
+from fervid.images import IMAGE_EXTS, ImageError, load_image, walk_entries
 from fervid.track import FaceTracker, OneEuro, ProbSmoother, iou_matrix
 
 from conftest import samples
@@ -100,14 +100,14 @@ def test_foreign_files_are_refused(tmp_path):
         load_checkpoint(q)
 
 
-def test_walk_images_any_case_and_symlink_loops(tmp_path):
+def test_walk_entries_any_case_and_symlink_loops(tmp_path):
     (tmp_path / "a" / "b").mkdir(parents=True)
     Image.new("RGB", (8, 8)).save(tmp_path / "a" / "x.JPG")
     Image.new("RGB", (8, 8)).save(tmp_path / "a" / "b" / "y.Png")
     (tmp_path / "a" / "notes.txt").write_text("hi")
     os.symlink(tmp_path / "a", tmp_path / "a" / "b" / "loop")
-    found = [p.relative_to(tmp_path).as_posix() for p in walk_images(tmp_path)]
-    assert found == ["a/x.JPG", "a/b/y.Png"]
+    found = [(p.relative_to(tmp_path).as_posix(), r) for p, r in walk_entries(tmp_path, IMAGE_EXTS)]
+    assert found == [("a/x.JPG", ""), ("a/b/y.Png", "")]
 
 
 @pytest.mark.parametrize("mode", ["L", "RGBA", "P", "CMYK", "I;16", "LA", "1"])
