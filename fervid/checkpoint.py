@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from .calibration import TEMPERATURE_RANGE
 from .errors import first_line
 from .outputs import atomic_path
 
@@ -61,6 +62,7 @@ class ModelMeta:
     std: list[float]
     crop: CropPolicy = field(default_factory=CropPolicy)
     tta: str = "none"  # test-time augmentation: "none" or "hflip" (mean with the mirror image)
+    temperature: float = 1.0  # applied to the final probabilities (fervid.calibration)
     dataset: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
@@ -92,6 +94,12 @@ class ModelMeta:
             raise CheckpointError("checkpoint metadata: 'std' must be positive")
         if self.tta not in ("none", "hflip"):
             raise CheckpointError("checkpoint metadata: 'tta' must be 'none' or 'hflip'")
+        lo, hi = TEMPERATURE_RANGE
+        t = self.temperature
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not lo <= t <= hi:
+            raise CheckpointError(
+                f"checkpoint metadata: 'temperature' must be a number in [{lo}, {hi}]"
+            )
         if isinstance(self.crop, dict):
             self.crop = CropPolicy(**self.crop)
 
@@ -107,6 +115,7 @@ class ModelMeta:
             "std": list(self.std),
             "crop": {"scale": self.crop.scale, "shift_y": self.crop.shift_y},
             "tta": self.tta,
+            "temperature": self.temperature,
             "dataset": self.dataset,
             "metrics": self.metrics,
             "config": self.config,
@@ -146,6 +155,7 @@ class ModelMeta:
                 std=[float(x) for x in d["std"]],
                 crop=CropPolicy(float(crop.get("scale", 1.0)), float(crop.get("shift_y", 0.0))),
                 tta=str(d.get("tta", "none")),
+                temperature=d.get("temperature", 1.0),
                 dataset=str(d.get("dataset", "")),
                 metrics=dict(d.get("metrics") or {}),
                 config=dict(d.get("config") or {}),

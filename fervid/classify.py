@@ -105,7 +105,8 @@ class EmotionModel:
         out = []
         for s in range(0, len(x_all), batch_size):
             x = self.runtime.prepare_input(x_all[s : s + batch_size], self.meta.mean, self.meta.std)
-            out.append(self.runtime.probabilities(self.module, x, self.meta.tta).cpu().numpy())
+            p = self.runtime.probabilities(self.module, x, self.meta.tta, self.meta.temperature)
+            out.append(p.cpu().numpy())
         return np.concatenate(out).astype(np.float32)
 
     def classify(

@@ -110,9 +110,12 @@ class Runtime:
         amp = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
         return f"{self.device} {amp}{' channels_last' if self.channels_last else ''}"
 
-    def probabilities(self, module: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
+    def probabilities(
+        self, module: nn.Module, x: torch.Tensor, tta: str = "none", temperature: float = 1.0
+    ) -> torch.Tensor:
         """Softmax probabilities (float32) of a prepared batch; ``tta="hflip"`` averages them
-        with those of the mirrored batch. Training's evaluator and inference both use this."""
+        with those of the mirrored batch; then the model's ``temperature`` is applied
+        (:mod:`fervid.calibration`). Training's evaluator and inference both use this."""
         with self.autocast():
             logits = module(x)
         probs = torch.softmax(logits.float(), dim=1)
@@ -122,4 +125,6 @@ class Runtime:
             probs = (probs + torch.softmax(flipped.float(), dim=1)) / 2
         elif tta != "none":
             raise ValueError(f"unknown test-time augmentation {tta!r} (none, hflip)")
+        if temperature != 1.0:
+            probs = torch.softmax(torch.log(probs.clamp_min(1e-12)) / temperature, dim=1)
         return probs

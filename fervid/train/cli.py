@@ -9,6 +9,7 @@ import sys
 import click
 
 from fervid.architectures import REGISTRY, STUDY_ARCHS, PretrainedUnavailable
+from fervid.calibration import TEMPERATURE_RANGE
 from fervid.checkpoint import CheckpointError
 from fervid.errors import first_line
 
@@ -145,8 +146,14 @@ def evaluate(checkpoint, data, split, device, batch_size, ignore_unknown, as_jso
     default=None,
     help="Set the test-time augmentation inference applies.",
 )
+@click.option(
+    "--temperature",
+    type=click.FloatRange(*TEMPERATURE_RANGE),
+    default=None,
+    help="Set the temperature applied to the probabilities (fervid-train calibrate fits it).",
+)
 @click.option("--dataset", default=None, help="Set the dataset name recorded in the metadata.")
-def export(checkpoint, output, half, crop_scale, crop_shift, tta, dataset):
+def export(checkpoint, output, half, crop_scale, crop_shift, tta, temperature, dataset):
     """Package CHECKPOINT (best.safetensors or last.pt) as one inference file OUTPUT,
     optionally fp16 and with its crop policy / test-time augmentation set."""
     from dataclasses import replace
@@ -154,20 +161,91 @@ def export(checkpoint, output, half, crop_scale, crop_shift, tta, dataset):
     from fervid.checkpoint import CropPolicy, load_checkpoint, save_checkpoint
 
     try:
+        _not_the_input(output, checkpoint)
         state, meta = load_checkpoint(checkpoint)
         crop = CropPolicy(
             meta.crop.scale if crop_scale is None else crop_scale,
             meta.crop.shift_y if crop_shift is None else crop_shift,
         )
         meta = replace(meta, crop=crop, tta=tta or meta.tta, dataset=dataset or meta.dataset)
+        if temperature is not None:
+            meta = replace(meta, temperature=temperature)
         path = save_checkpoint(output, state, meta, half=half)
     except ERRORS as exc:
         raise click.ClickException(first_line(exc, 400)) from None
     click.echo(
         f"{path}: {meta.arch}, {len(meta.classes)} classes, {meta.input_size} px "
         f"{meta.channels}, crop x{meta.crop.scale} shift {meta.crop.shift_y}, "
-        f"tta {meta.tta}, {path.stat().st_size / 2**20:.1f} MiB"
+        f"tta {meta.tta}, temperature {meta.temperature}, {path.stat().st_size / 2**20:.1f} MiB"
     )
+
+
+def _not_the_input(output, checkpoint) -> None:
+    from fervid.outputs import OutputError, same_file
+
+    if same_file(output, checkpoint):
+        raise OutputError(f"{output}: is the input checkpoint; choose another output name")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("checkpoint", type=click.Path(dir_okay=False, exists=True))
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.option(
+    "--data",
+    multiple=True,
+    required=True,
+    type=click.Path(file_okay=False),
+    help="The training run's dataset roots (repeat --data as it did).",
+)
+@click.option(
+    "--exclude",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="The training run's --exclude files.",
+)
+@click.option("--holdout", default=0.1, type=click.FloatRange(0, 1, max_open=True),
+              help="The training run's --holdout.")  # fmt: skip
+@click.option("--labels", default="dataset", type=click.Choice(["dataset", "ferplus"]),
+              help="The training run's --labels.")  # fmt: skip
+@click.option("--eval-labels", default="dataset", type=click.Choice(["dataset", "majority"]),
+              help="The training run's --eval-labels.")  # fmt: skip
+@click.option("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--batch-size", default=128, type=click.IntRange(1), help="Images per forward pass.")
+@click.option("--half/--no-half", default=True, help="Store the weights as fp16 (half size).")
+@click.option("--json", "as_json", type=click.Path(dir_okay=False), default=None,
+              help="Also write the report to this JSON file.")  # fmt: skip
+def calibrate(checkpoint, output, data, exclude, holdout, labels, eval_labels, device,
+              batch_size, half, as_json):  # fmt: skip
+    """Fit the temperature of CHECKPOINT's probabilities on the validation splits it was
+    selected on (never a test split) and write the calibrated model to OUTPUT. The top
+    class never changes; probabilities become as confident as the model is right."""
+    from fervid.checkpoint import save_checkpoint
+    from fervid.outputs import check_output, write_text_atomic
+
+    from .calibrate import calibrate_checkpoint
+
+    try:
+        _not_the_input(output, checkpoint)
+        if as_json:
+            check_output(as_json, inputs=[checkpoint], kind="json")
+        state, meta, report = calibrate_checkpoint(
+            checkpoint, data, exclude=exclude, holdout=holdout, labels=labels,
+            eval_labels=eval_labels, device=device, batch_size=batch_size,
+        )  # fmt: skip
+        path = save_checkpoint(output, state, meta, half=half)
+        if as_json:
+            write_text_atomic(as_json, json.dumps(report, indent=2) + "\n")
+    except ERRORS as exc:
+        raise click.ClickException(first_line(exc, 400)) from None
+    click.echo(f"temperature {report['before_temperature']} -> {report['temperature']}")
+    for name, r in report["splits"].items():
+        b, a = r["before"], r["after"]
+        click.echo(
+            f"  {name} ({b['images']} images, accuracy {b['acc']:.4f}): ECE {b['ece']:.4f} -> "
+            f"{a['ece']:.4f}, NLL {b['nll']:.4f} -> {a['nll']:.4f}, mean confidence "
+            f"{b['mean_confidence']:.3f} -> {a['mean_confidence']:.3f}"
+        )
+    click.echo(f"-> {path}")
 
 
 def main() -> None:

@@ -101,13 +101,14 @@ def predict(
     mean: list[float],
     std: list[float],
     tta: str = "none",
+    temperature: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Probabilities (float32, on CPU) and labels for every batch."""
     model.eval()
     probs, labels = [], []
     for images, y in batches:
         x = runtime.prepare_input(images, mean, std)
-        probs.append(runtime.probabilities(model, x, tta).cpu())
+        probs.append(runtime.probabilities(model, x, tta, temperature).cpu())
         labels.append(y.cpu())
     if not probs:
         return torch.zeros(0, 0), torch.zeros(0, dtype=torch.int64)
@@ -125,6 +126,7 @@ def evaluate(
     criterion: nn.Module | None = None,
     reduce_fn=None,
     tta: str = "none",
+    temperature: float = 1.0,
 ) -> dict:
     """Loss, accuracy, balanced accuracy, macro-F1, per-class recall and confusion matrix.
 
@@ -133,7 +135,9 @@ def evaluate(
     compares with the training loss. ``reduce_fn`` (distributed runs) sums the confusion
     matrix across processes.
     """
-    probs, labels = predict(model, batches, runtime=runtime, mean=mean, std=std, tta=tta)
+    probs, labels = predict(
+        model, batches, runtime=runtime, mean=mean, std=std, tta=tta, temperature=temperature
+    )
     cm = confusion_matrix(labels, probs.argmax(1) if len(probs) else labels, num_classes)
     loss_sum = 0.0
     if criterion is not None and len(probs):

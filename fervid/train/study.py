@@ -224,6 +224,7 @@ def evaluate_checkpoint(
         std=meta.std,
         num_classes=len(meta.classes),
         tta=meta.tta,
+        temperature=meta.temperature,
     )
     metrics.update(
         {
