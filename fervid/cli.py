@@ -33,6 +33,18 @@ def _model_option(f):
     )(f)
 
 
+def _format_option(f):
+    # the keys of fervid.writers.WRITERS, written out: the command starts without numpy
+    return click.option(
+        "--format",
+        "fmt",
+        default="csv",
+        type=click.Choice(["csv", "jsonl", "parquet"]),
+        help="Output format: CSV, JSON lines, or Parquet (pip install \"fervid[parquet]\"); the "
+        "rows are streamed to a CSV first, which becomes the chosen format when done.",
+    )(f)
+
+
 def _ray_options(f):
     f = click.option(
         "--num-gpus",
@@ -118,7 +130,7 @@ def _video_inputs(inputs: tuple[str, ...]) -> tuple[list[tuple[Path, Path | None
             continue
         for v, reason in walk_entries(p, VIDEO_EXTS):
             if reason:
-                click.echo(f"Error: {_printable(str(v))}: {reason}", err=True)
+                click.echo(f"Error: {_printable(v)}: {reason}", err=True)
                 unread.append(str(v))
             elif ".fervid" not in v.name:
                 out.append((v, p))
@@ -188,14 +200,7 @@ def _video_inputs(inputs: tuple[str, ...]) -> tuple[list[tuple[Path, Path | None
     help="Continue interrupted runs from their last complete chunk of frames (same rows as an "
     "uninterrupted run; the video is then drawn from the rows).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    default="csv",
-    type=click.Choice(["csv", "jsonl", "parquet"]),
-    help="Output format: CSV, JSON lines, or Parquet (pip install \"fervid[parquet]\"); the "
-    "rows are streamed to a CSV first, which becomes the chosen format when done.",
-)
+@_format_option
 @_ray_options
 @click.option(
     "--ray-split",
@@ -262,11 +267,17 @@ def annotate(
              "fmt": fmt}  # fmt: skip
     if ray_address:
         resources = _ray_setup(ray_address, ray_workers, num_cpus, num_gpus)
-        _annotate_on_ray(ctx, videos, plan, model_path, device, resources, options=opts,
-                         split=ray_split, failed=unread, **flags)  # fmt: skip
-        return
+        failed = _annotate_on_ray(ctx, videos, plan, model_path, device, resources,
+                                  options=opts, split=ray_split, **flags)  # fmt: skip
+    else:
+        failed = _annotate_here(ctx, videos, plan, model_path, device, opts, flags)
+    _exit_if_failed(unread + failed, len(unread) + len(videos))
+
+
+def _annotate_here(ctx, videos, plan, model_path, device, opts, flags) -> list[str]:
+    """The videos one after the other on this machine; the ones that failed."""
     model = _load(model_path, device)
-    failed: list[str] = list(unread)
+    failed: list[str] = []
     for video in videos:
         try:
             ok = _annotate_one(
@@ -281,7 +292,7 @@ def annotate(
             sys.exit(130)
         if not ok:
             failed.append(str(video))
-    _exit_if_failed(failed, len(videos) + len(unread))
+    return failed
 
 
 def _exit_if_failed(failed: list[str], total: int) -> None:
@@ -293,22 +304,37 @@ def _exit_if_failed(failed: list[str], total: int) -> None:
 def _annotate_one(
     video: Path, model, opts: dict, *, outs, no_video, plot, overwrite, resume, fmt, quiet
 ) -> bool:
-    from .outputs import OutputError, check_writable
+    from .outputs import OutputError
 
     wanted = _wanted(no_video, plot, fmt)
+    ready = _ready(video, outs, wanted, overwrite=overwrite, resume=resume)
+    if ready is not True:
+        return ready is None  # skipped is not failed
     try:
-        _check_outputs(video, outs, wanted, overwrite=overwrite, resume=resume)
-        check_writable(outs["table"].parent)
         return _annotate_checked(
             video, model, opts, outs=outs, wanted=wanted, plot=plot, resume=resume, quiet=quiet,
             fmt=fmt,
         )  # fmt: skip
-    except _Skip as skip:
-        click.echo(f"{_printable(str(video))}: {skip}", err=True)
-        return True
     except OutputError as exc:
-        click.echo(f"{_printable(str(video))}: {_line(exc)}", err=True)
+        click.echo(f"{_printable(video)}: {_line(exc)}", err=True)
         return False
+
+
+def _ready(video, outs, wanted, *, overwrite, resume) -> bool | None:
+    """Check a video's outputs before any work: True to go on, None when the video is
+    skipped, False when it fails (both said on stderr)."""
+    from .outputs import OutputError, check_writable
+
+    try:
+        _check_outputs(video, outs, wanted, overwrite=overwrite, resume=resume)
+        check_writable(outs["table"].parent)
+    except _Skip as skip:
+        click.echo(f"{_printable(video)}: {skip}", err=True)
+        return None
+    except OutputError as exc:
+        click.echo(f"{_printable(video)}: {_line(exc)}", err=True)
+        return False
+    return True
 
 
 def _wanted(no_video: bool, plot: bool, fmt: str) -> set[str]:
@@ -334,34 +360,26 @@ def opts_of(batch_size, every, detect_interval, start, end, min_face_size, detec
 
 
 def _annotate_on_ray(ctx, videos, plan, model_path, device, resources, *, no_video, plot,
-                     overwrite, resume, fmt, options, split, failed) -> None:  # fmt: skip
+                     overwrite, resume, fmt, options, split) -> list[str]:  # fmt: skip
     """The videos as Ray tasks (one per video); outputs checked here first, as on one
-    machine; a progress bar over the videos; the usual summary per video. ``failed``: the
-    inputs that already failed (folders that could not be read)."""
+    machine; a progress bar over the videos; the usual summary per video. Returns the
+    videos that failed."""
     from tqdm import tqdm
 
     from .api import summarize_csv
     from .cluster import annotate_jobs
-    from .outputs import OutputError, check_writable
     from .writers import classes_of, write_format
 
     quiet = ctx.obj["quiet"]
     wanted = _wanted(no_video, plot, fmt)
-    jobs, unread = [], len(failed)
-    failed = list(failed)
+    jobs, failed = [], []
     for video in videos:
         outs = plan[video]
-        try:
-            _check_outputs(video, outs, wanted, overwrite=overwrite, resume=resume)
-            check_writable(outs["table"].parent)
-        except _Skip as skip:
-            click.echo(f"{_printable(str(video))}: {skip}", err=True)
-            continue
-        except OutputError as exc:
-            click.echo(f"{_printable(str(video))}: {_line(exc)}", err=True)
+        ready = _ready(video, outs, wanted, overwrite=overwrite, resume=resume)
+        if ready is False:
             failed.append(str(video))
-            continue
-        jobs.append((video, outs["table"], outs["mp4"] if "mp4" in wanted else None))
+        elif ready:
+            jobs.append((video, outs["table"], outs["mp4"] if "mp4" in wanted else None))
     bar = tqdm(total=len(jobs), unit="video", disable=quiet or None, leave=False)
     reports = annotate_jobs(
         jobs, model_path=model_path, device=device, options=options, resources=resources,
@@ -371,7 +389,7 @@ def _annotate_on_ray(ctx, videos, plan, model_path, device, resources, *, no_vid
     bar.close()
     for (video, csv_path, _), r in zip(jobs, reports):
         if r.get("error") and not r.get("frames"):
-            click.echo(f"{_printable(str(video))}: {_printable(r['error'])}", err=True)
+            click.echo(f"{_printable(video)}: {_printable(r['error'])}", err=True)
             failed.append(str(video))
             continue
         if plot:
@@ -382,19 +400,19 @@ def _annotate_on_ray(ctx, videos, plan, model_path, device, resources, *, no_vid
         write_format(csv_path, plan[video][fmt])
         if not quiet:
             click.echo(
-                f"{_printable(str(video))}: {r['frames']} frames ({r['analysed']} analysed) on "
+                f"{_printable(video)}: {r['frames']} frames ({r['analysed']} analysed) on "
                 f"Ray in {r['seconds']:.1f} s; {s['faces']} faces in {len(s['tracks'])} tracks"
             )
         if r.get("error"):
-            click.echo(f"{_printable(str(video))}: truncated or damaged ({r['error']})", err=True)
+            click.echo(f"{_printable(video)}: truncated or damaged ({r['error']})", err=True)
             failed.append(str(video))
-    _exit_if_failed(failed, len(videos) + unread)
+    return failed
 
 
 def _check_outputs(video, outs, wanted, *, overwrite, resume) -> None:
     """Refuse outputs that are the input, or files fervid did not write; skip a video whose
     outputs exist unless asked to redo or resume it."""
-    from .outputs import OutputError, check_output, is_fervid_output, partial_path
+    from .outputs import check_output, is_fervid_output, may_replace, partial_path
     from .video import is_fervid_video
 
     for k in wanted:
@@ -409,11 +427,8 @@ def _check_outputs(video, outs, wanted, *, overwrite, resume) -> None:
     paths = {outs[k]: k for k in wanted} | {outs["table"]: "csv"}
     for path, k in paths.items():
         own = owned.get(k, is_fervid_output)
-        partial = partial_path(path)
-        if path.exists() and not own(path):
-            raise OutputError(f"{path}: exists and was not written by fervid; it is left alone")
-        if partial.exists() and not (own(partial) or _unfinished(partial, k)):
-            raise OutputError(f"{partial}: exists and was not written by fervid; it is left alone")
+        may_replace(path, own)
+        may_replace(partial_path(path), lambda p, own=own, k=k: own(p) or _unfinished(p, k))
 
 
 def _unfinished(path: Path, kind: str) -> bool:
@@ -452,7 +467,7 @@ def _annotate_checked(video, model, opts, *, outs, wanted, plot, resume, quiet, 
     try:
         info = VideoInfo.from_path(video)
     except VideoError as exc:
-        click.echo(f"{_printable(str(video))}: {_tail(exc, video)}", err=True)
+        click.echo(f"{_printable(video)}: {_tail(exc, video)}", err=True)
         return False
     total_s = (opts["end"] or info.duration_s or 0) - (opts["start"] or 0)
     total = int(total_s * info.fps) if total_s > 0 else None
@@ -470,8 +485,8 @@ def _annotate_checked(video, model, opts, *, outs, wanted, plot, resume, quiet, 
     except OutputError:
         raise
     except (VideoError, ValueError) as exc:
-        bar.close()
-        click.echo(f"{_printable(str(video))}: {_tail(exc, video)}", err=True)
+        bar.close()  # before the message, so that it is not drawn over
+        click.echo(f"{_printable(video)}: {_tail(exc, video)}", err=True)
         return False
     finally:
         bar.close()
@@ -497,7 +512,7 @@ def _report(video, report, outs, wanted, quiet) -> bool:
     if report.bad_packets:
         done += f", {report.bad_packets} undecodable packet(s) skipped"
     lines = [
-        f"{_printable(str(video))}: {done}) in {report.seconds:.1f} s, "
+        f"{_printable(video)}: {done}) in {report.seconds:.1f} s, "
         f"{report.frames_per_s:.1f} frames/s; "
         f"{s['faces']} faces in {len(s['tracks'])} tracks"
     ]
@@ -513,7 +528,7 @@ def _report(video, report, outs, wanted, quiet) -> bool:
         click.echo("\n".join(lines))
     if report.error:
         click.echo(
-            f"{_printable(str(video))}: truncated or damaged, processed up to the error "
+            f"{_printable(video)}: truncated or damaged, processed up to the error "
             f"({report.error})",
             err=True,
         )
@@ -559,14 +574,7 @@ def _tail(exc: BaseException, video: Path) -> str:
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted scan of the same folder.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing CSV.")
-@click.option(
-    "--format",
-    "fmt",
-    default="csv",
-    type=click.Choice(["csv", "jsonl", "parquet"]),
-    help="Output format: CSV, JSON lines, or Parquet (pip install \"fervid[parquet]\"); the "
-    "rows are streamed to a CSV first, which becomes the chosen format when done.",
-)
+@_format_option
 @_ray_options
 @click.pass_context
 def scan(
@@ -683,19 +691,17 @@ def _image_rows(paths, base, model, options, done, ray):
 def _prepare_scan_outputs(final: Path, table: Path, columns, *, resume: bool, overwrite: bool):
     """Check every existing output before touching any; returns the partial CSV's path
     (``final``: the output, ``table``: the CSV the rows go to, the same path for CSV)."""
-    from .outputs import OutputError, is_fervid_csv, is_fervid_output, may_replace, partial_path
+    from .outputs import OutputError, is_fervid_csv, may_replace, partial_path
 
     partial = partial_path(table)
     if final.exists() and not (overwrite or resume):
         raise OutputError(f"{final} exists: --overwrite to replace it, --resume to continue it")
-    if final.exists() and not is_fervid_output(final):
-        raise OutputError(f"{final}: exists and was not written by fervid; it is left alone")
+    may_replace(final)
     if final != table and resume and final.exists() and not partial.exists():
         raise OutputError(f"{final}: finished already; --overwrite to redo it")
     final = table
     may_replace(final)
-    if partial.exists() and not is_fervid_csv(partial):
-        raise OutputError(f"{partial}: exists and was not written by fervid; it is left alone")
+    may_replace(partial)
     if resume:
         for p in (partial, final):
             if p.exists() and not is_fervid_csv(p, columns):
@@ -728,10 +734,11 @@ def _line(exc: BaseException) -> str:
     return _printable(first_line(exc, 400))
 
 
-def _printable(text: str) -> str:
+def _printable(text: object) -> str:
+    """``text`` (a path, say) as one printable line."""
     from .errors import printable
 
-    return printable(text)
+    return printable(str(text))
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import contextlib
 import csv
 import errno
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from .images import IMAGE_EXTS, VIDEO_EXTS
@@ -103,9 +103,10 @@ def is_fervid_output(path: str | os.PathLike) -> bool:
     return is_fervid_csv(path)
 
 
-def may_replace(path: Path, columns: list[str] | None = None) -> None:
-    """Refuse to replace ``path`` unless it is missing or a fervid CSV."""
-    if path.exists() and not is_fervid_csv(path, columns):
+def may_replace(path: Path, is_ours: Callable[[Path], bool] | None = None) -> None:
+    """Refuse to replace ``path`` unless it is missing or recognisably fervid's
+    (``is_ours``, by default :func:`is_fervid_output`)."""
+    if path.exists() and not (is_ours or is_fervid_output)(path):
         raise OutputError(
             f"{path}: exists and was not written by fervid; it is left alone: choose another "
             "output name"
