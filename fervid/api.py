@@ -28,6 +28,7 @@ from .pipeline import (
     VideoOptions,
     VideoPipeline,
     VideoReport,
+    chunked,
     render_from_rows,
     truncate_rows_after,
 )
@@ -141,7 +142,7 @@ def iter_images(
 
     chunk = 64 if crops else 4  # crops: one forward pass per 64; photos: MTCNN batches
     done = 0
-    for batch in _chunks(_decode_ahead(todo, prefetch=max(prefetch, chunk)), chunk):
+    for batch in chunked(_decode_ahead(todo, prefetch=max(prefetch, chunk)), chunk):
         ok = [item for item in batch if item[2] is not None]
         images = [item[2] for item in ok]
         if crops:
@@ -193,17 +194,6 @@ def _decode_ahead(todo: list[tuple[Path, str]], prefetch: int):
                 pending.append(pool.submit(_decode, todo[nxt][0]))
                 nxt += 1
             yield p, r, image, err
-
-
-def _chunks(items, n: int):
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == n:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def analyze_images(
@@ -415,7 +405,8 @@ def _why_no_frames(info, opts: VideoOptions, report: VideoReport) -> str:
 
 
 def summarize_csv(csv_path: str | os.PathLike, chunk_rows: int = 200_000) -> dict:
-    """:func:`summarize` of a video CSV, read in chunks (memory flat for any length)."""
+    """A video CSV's rows, faces and tracks, each track's dominant emotion and its share,
+    read in chunks (memory flat for any length)."""
     counts: dict[int, dict[str, int]] = {}
     rows = faces = 0
     for part in pd.read_csv(csv_path, usecols=["face", "emotion"], chunksize=chunk_rows):
@@ -432,23 +423,3 @@ def summarize_csv(csv_path: str | os.PathLike, chunk_rows: int = 200_000) -> dic
         tracks.append({"face": tid, "frames": total, "emotion": emo, "share": per[emo] / total})
     tracks.sort(key=lambda t: -t["frames"])
     return {"rows": rows, "faces": faces, "tracks": tracks}
-
-
-def summarize(df: pd.DataFrame) -> dict:
-    """Per video: faces and tracks found, each track's dominant emotion and its share."""
-    faces = df.dropna(subset=["face"]) if "face" in df else df
-    out = {"rows": len(df), "faces": len(faces), "tracks": []}
-    if len(faces) == 0:
-        return out
-    for tid, g in faces.groupby("face"):
-        counts = g["emotion"].value_counts()
-        out["tracks"].append(
-            {
-                "face": int(tid),
-                "frames": len(g),
-                "emotion": counts.index[0],
-                "share": float(counts.iloc[0] / len(g)),
-            }
-        )
-    out["tracks"].sort(key=lambda t: -t["frames"])
-    return out

@@ -17,9 +17,10 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -33,6 +34,7 @@ from .video import Frame, FrameReader, VideoInfo, VideoSink
 from .writers import face_rows, video_columns
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 STATE_VERSION = 1
 
@@ -208,7 +210,7 @@ class VideoPipeline:
         o = self.options
         reader = FrameReader(self.path, start=o.start, end=o.end, skip_until=self.last_frame)
         t0 = time.perf_counter()
-        for chunk in _chunks(iter(reader), o.batch_size):
+        for chunk in chunked(reader, o.batch_size):
             rows, drawn = self.process(chunk)
             rows_out(rows)
             if sink is not None:
@@ -279,10 +281,11 @@ def _merge(a: Faces, b: Faces) -> Faces:
     return Faces(boxes[keep], scores[keep]).sorted_left_to_right()
 
 
-def _chunks(frames: Iterator[Frame], n: int) -> Iterator[list[Frame]]:
-    chunk: list[Frame] = []
-    for f in frames:
-        chunk.append(f)
+def chunked(items: Iterable[T], n: int) -> Iterator[list[T]]:
+    """``items`` in lists of ``n`` (the last one shorter)."""
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
         if len(chunk) == n:
             yield chunk
             chunk = []
