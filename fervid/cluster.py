@@ -28,6 +28,9 @@ INSTALL_HINT = 'Ray is not installed: pip install "fervid[ray]"'
 #: creates it and ends its process abruptly (as a crashed node would), to show the retry.
 CRASH_ONCE_ENV = "FERVID_RAY_CRASH_ONCE"
 
+#: Seconds around a cut within which a part's track continues one of the part before.
+CONTINUE_WINDOW = 2.0
+
 
 class ClusterError(RuntimeError):
     """Ray is missing or the cluster cannot be reached; the message is one line."""
@@ -314,6 +317,7 @@ def stitch(parts: Sequence[Path], out: Path, *, drop_parts: bool = False) -> Non
     the track it overlaps most, at IoU >= 0.3, among the tracks seen in the last 2 s of the
     part before; the others get new ids)."""
     import csv
+    import itertools
 
     from .outputs import atomic_path
 
@@ -327,23 +331,30 @@ def stitch(parts: Sequence[Path], out: Path, *, drop_parts: bool = False) -> Non
                 header = next(reader)
                 if k == 0:
                     w.writerow(header)
-                rows = list(reader)
-            mapping = _continue_ids(rows, recent)
-            for r in rows:
-                if r[2] != "":
-                    if r[2] not in mapping:
-                        mapping[r[2]] = next_id
-                        next_id += 1
-                    r[2] = str(mapping[r[2]])
-                    recent[int(r[2])] = (float(r[1]), [float(v) for v in r[3:7]])
-                w.writerow(r)
+                # the part's first seconds decide which ids continue; the rest is streamed
+                head: list[list[str]] = []
+                for r in reader:
+                    head.append(r)
+                    if float(r[1]) - float(head[0][1]) > CONTINUE_WINDOW:
+                        break
+                mapping = _continue_ids(head, recent)
+                for r in itertools.chain(head, reader):
+                    if r[2] != "":
+                        if r[2] not in mapping:
+                            mapping[r[2]] = next_id
+                            next_id += 1
+                        r[2] = str(mapping[r[2]])
+                        recent[int(r[2])] = (float(r[1]), [float(v) for v in r[3:7]])
+                    w.writerow(r)
             next_id = max([next_id, *(i + 1 for i in recent)])
     if drop_parts:
         for part in parts:
             Path(part).unlink(missing_ok=True)
 
 
-def _continue_ids(rows: list[list[str]], recent: dict, window: float = 2.0) -> dict[str, int]:
+def _continue_ids(
+    rows: list[list[str]], recent: dict, window: float = CONTINUE_WINDOW
+) -> dict[str, int]:
     """A part's track ids -> the ids of the tracks from the part before that they continue:
     each of the part's tracks first seen in its first ``window`` seconds takes, at its first
     box, the best-overlapping (IoU >= 0.3) track seen in the ``window`` seconds before that,
