@@ -15,15 +15,17 @@ import numpy as np
 TEMPERATURE_RANGE = (0.05, 20.0)
 
 
-def temperature_scale(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """``probs`` (N, C) with the temperature applied; rows still sum to 1."""
+def temperature_scale(probs, temperature: float):
+    """``probs`` (N, C) with the temperature applied; rows still sum to 1. A tensor (any
+    device; what inference applies) gives a tensor, an array a float64 array."""
+    import torch
+
+    if isinstance(probs, torch.Tensor):
+        if temperature == 1.0:
+            return probs
+        return torch.softmax(torch.log(probs.clamp_min(1e-12)) / temperature, dim=1)
     p = np.asarray(probs, np.float64)
-    if temperature == 1.0:
-        return p
-    logp = np.log(np.clip(p, 1e-12, 1.0)) / temperature
-    logp -= logp.max(axis=1, keepdims=True)
-    q = np.exp(logp)
-    return q / q.sum(axis=1, keepdims=True)
+    return temperature_scale(torch.from_numpy(p), temperature).numpy()
 
 
 def nll(probs: np.ndarray, labels: np.ndarray) -> float:

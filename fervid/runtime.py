@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .calibration import temperature_scale
 from .preprocess import normalize
 
 
@@ -125,6 +126,4 @@ class Runtime:
             probs = (probs + torch.softmax(flipped.float(), dim=1)) / 2
         elif tta != "none":
             raise ValueError(f"unknown test-time augmentation {tta!r} (none, hflip)")
-        if temperature != 1.0:
-            probs = torch.softmax(torch.log(probs.clamp_min(1e-12)) / temperature, dim=1)
-        return probs
+        return temperature_scale(probs, temperature)
