@@ -18,27 +18,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from eval_default_model import link_view  # bench/, on the path when run as a script
 
 import fervid
 from fervid.calibration import calibration_report, fit_temperature, temperature_scale
 from fervid.classify import DEFAULT_MODEL
-from fervid.emotions import canonical
 from fervid.train.data import read_rafdb
 from fervid.train.sources import open_sources
-
-
-def link_view(root: Path, items: list[tuple[str, str]]) -> Path:
-    """A class-folder view ``root/<class>/<i>_<name>`` of (image, class) pairs, as links."""
-    for i, (path, cls) in enumerate(items):
-        d = root / cls
-        d.mkdir(parents=True, exist_ok=True)
-        os.symlink(os.path.realpath(path), d / f"{i}_{Path(path).name}")
-    return root
+from fervid.train.study import scan_truth
 
 
 def splits(data: Path, classes: list[str]) -> dict[str, tuple[list[tuple[str, str]], bool]]:
@@ -60,12 +51,9 @@ def splits(data: Path, classes: list[str]) -> dict[str, tuple[list[tuple[str, st
 
 def probabilities(model, items, tmp: Path) -> tuple[np.ndarray, np.ndarray]:
     """(N, C) probabilities through the inference path and (N,) true class indices."""
-    view = link_view(tmp, items)
-    df = fervid.analyze_images(view, model=model, crops=True)
-    df = df[df["emotion"].notna()]
-    folders = df["path"].str.replace("\\", "/").str.split("/").str[0]
-    truth = np.array([list(model.classes).index(canonical(f)) for f in folders])
-    return df[list(model.classes)].to_numpy(np.float64), truth
+    view = link_view(tmp, [(Path(p), c) for p, c in items])
+    read, truth = scan_truth(fervid.analyze_images(view, model=model, crops=True), model.classes)
+    return read[list(model.classes)].to_numpy(np.float64), np.array(truth)
 
 
 def main() -> None:

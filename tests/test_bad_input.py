@@ -252,15 +252,9 @@ def test_a_huge_image_is_read_with_one_clear_line(tmp_path, monkeypatch, caplog)
 
 
 def test_evaluate_json_under_a_file_is_one_line(tmp_path):
-    from train_fixtures import make_folder_dataset
+    from train_fixtures import make_folder_dataset, train_tiny
 
-    data = make_folder_dataset(tmp_path / "d", per_class=(8, 8, 8), val_per_class=4)
-    r = CliRunner().invoke(
-        train_cli, ["--data", str(data), "--archs", "resnet18", "--input-size", "32",
-                    "--epochs", "1", "--out", str(tmp_path / "r"), "-q"],
-    )  # fmt: skip
-    assert r.exit_code == 0, r.output
-    ckpt = tmp_path / "r" / "resnet18" / "best.safetensors"
+    data, ckpt = train_tiny(tmp_path)
     blocker = tmp_path / "file"
     blocker.write_text("x")
     r = CliRunner().invoke(

@@ -71,3 +71,19 @@ def make_rafdb(root: Path, counts_train=None, counts_test=None, seed=0, crlf=Tru
 
 
 __all__ = ["EMOTIONS", "make_folder_dataset", "make_rafdb", "toy_image"]
+
+
+def train_tiny(tmp_path: Path) -> tuple[Path, Path]:
+    """A tiny dataset (8 training and 4 val images per class) and the best checkpoint of one
+    epoch of fervid-train on it at 32 px: (dataset root, checkpoint)."""
+    from click.testing import CliRunner
+
+    from fervid.train.cli import cli
+
+    data = make_folder_dataset(tmp_path / "d", per_class=(8, 8, 8), val_per_class=4)
+    r = CliRunner().invoke(
+        cli, ["--data", str(data), "--archs", "resnet18", "--input-size", "32",
+              "--epochs", "1", "--out", str(tmp_path / "r"), "-q"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    return data, tmp_path / "r" / "resnet18" / "best.safetensors"

@@ -13,7 +13,7 @@ from fervid.calibration import TEMPERATURE_RANGE
 from fervid.checkpoint import CheckpointError
 from fervid.errors import first_line
 
-from .config import TrainConfig, click_options
+from .config import TrainConfig, click_options, source_options
 from .data import DataError
 
 log = logging.getLogger(__name__)
@@ -159,9 +159,10 @@ def export(checkpoint, output, half, crop_scale, crop_shift, tta, temperature, d
     from dataclasses import replace
 
     from fervid.checkpoint import CropPolicy, load_checkpoint, save_checkpoint
+    from fervid.outputs import check_output
 
     try:
-        _not_the_input(output, checkpoint)
+        check_output(output, inputs=[checkpoint], kind="safetensors")
         state, meta = load_checkpoint(checkpoint)
         crop = CropPolicy(
             meta.crop.scale if crop_scale is None else crop_scale,
@@ -180,58 +181,34 @@ def export(checkpoint, output, half, crop_scale, crop_shift, tta, temperature, d
     )
 
 
-def _not_the_input(output, checkpoint) -> None:
-    from fervid.outputs import OutputError, same_file
-
-    if same_file(output, checkpoint):
-        raise OutputError(f"{output}: is the input checkpoint; choose another output name")
-
-
 @cli.command(context_settings=CONTEXT)
 @click.argument("checkpoint", type=click.Path(dir_okay=False, exists=True))
 @click.argument("output", type=click.Path(dir_okay=False))
-@click.option(
-    "--data",
-    multiple=True,
-    required=True,
-    type=click.Path(file_okay=False),
-    help="The training run's dataset roots (repeat --data as it did).",
-)
-@click.option(
-    "--exclude",
-    multiple=True,
-    type=click.Path(dir_okay=False),
-    help="The training run's --exclude files.",
-)
-@click.option("--holdout", default=0.1, type=click.FloatRange(0, 1, max_open=True),
-              help="The training run's --holdout.")  # fmt: skip
-@click.option("--labels", default="dataset", type=click.Choice(["dataset", "ferplus"]),
-              help="The training run's --labels.")  # fmt: skip
-@click.option("--eval-labels", default="dataset", type=click.Choice(["dataset", "majority"]),
-              help="The training run's --eval-labels.")  # fmt: skip
+@source_options
 @click.option("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--batch-size", default=128, type=click.IntRange(1), help="Images per forward pass.")
 @click.option("--half/--no-half", default=True, help="Store the weights as fp16 (half size).")
 @click.option("--json", "as_json", type=click.Path(dir_okay=False), default=None,
               help="Also write the report to this JSON file.")  # fmt: skip
-def calibrate(checkpoint, output, data, exclude, holdout, labels, eval_labels, device,
-              batch_size, half, as_json):  # fmt: skip
+def calibrate(checkpoint, output, device, batch_size, half, as_json, **sources):
     """Fit the temperature of CHECKPOINT's probabilities on the validation splits it was
-    selected on (never a test split) and write the calibrated model to OUTPUT. The top
-    class never changes; probabilities become as confident as the model is right."""
+    selected on (give the training run's --data, --exclude, --holdout, --labels, ...: never
+    a test split) and write the calibrated model to OUTPUT. The top class never changes;
+    probabilities become as confident as the model is right."""
     from fervid.checkpoint import save_checkpoint
     from fervid.outputs import check_output, write_text_atomic
 
     from .calibrate import calibrate_checkpoint
 
+    if not sources["data"]:
+        raise click.UsageError("--data is required (the training run's dataset roots)")
     try:
-        _not_the_input(output, checkpoint)
+        check_output(output, inputs=[checkpoint], kind="safetensors")
         if as_json:
             check_output(as_json, inputs=[checkpoint], kind="json")
         state, meta, report = calibrate_checkpoint(
-            checkpoint, data, exclude=exclude, holdout=holdout, labels=labels,
-            eval_labels=eval_labels, device=device, batch_size=batch_size,
-        )  # fmt: skip
+            checkpoint, device=device, batch_size=batch_size, **sources
+        )
         path = save_checkpoint(output, state, meta, half=half)
         if as_json:
             write_text_atomic(as_json, json.dumps(report, indent=2) + "\n")

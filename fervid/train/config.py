@@ -5,6 +5,7 @@ and the values checked (the same ranges for the API and the command line)."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -338,10 +339,16 @@ def option_flag(f: dataclasses.Field) -> str:
     return flags[0].split("/")[0] if flags else "--" + f.name.replace("_", "-")
 
 
-def click_options(command):
-    """Decorate a click command with an option for every setting of :class:`TrainConfig`."""
+#: The settings that decide a run's datasets and splits (what ``open_sources`` takes).
+SOURCE_SETTINGS = ("data", "eval_split", "holdout", "exclude", "labels", "soft_labels",
+                   "soft_min_valid", "eval_labels", "ignore_unknown")  # fmt: skip
+
+
+def click_options(command, names: Sequence[str] | None = None):
+    """Decorate a click command with an option for every setting of :class:`TrainConfig`
+    (or for those in ``names``)."""
     for f in reversed(dataclasses.fields(TrainConfig)):
-        if "help" not in f.metadata:
+        if "help" not in f.metadata or (names is not None and f.name not in names):
             continue
         meta = f.metadata
         flags = meta["flags"] or (option_flag(f),)
@@ -352,3 +359,8 @@ def click_options(command):
             kwargs.setdefault("default", f.default)
         command = click.option(*flags, f.name, help=meta["help"], **kwargs)(command)
     return command
+
+
+def source_options(command):
+    """The options of :data:`SOURCE_SETTINGS`, as ``fervid-train`` defines them."""
+    return click_options(command, SOURCE_SETTINGS)

@@ -59,6 +59,18 @@ class Split:
             None if self.soft is None else self.soft[keep],
         )
 
+    def relabel(self, classes: Sequence[str], target: Sequence[str], where: str = "") -> Split:
+        """The same images with labels that index ``target`` instead of ``classes`` (a
+        model's class list); a class ``target`` lacks is a :class:`DataError`."""
+        unknown = [c for c in classes if c not in target]
+        if unknown:
+            raise DataError(
+                f"{where}classes {', '.join(unknown)} are not among the checkpoint's "
+                f"({', '.join(target)})"
+            )
+        remap = [list(target).index(c) for c in classes]
+        return Split(list(self.paths), [remap[y] for y in self.labels])
+
 
 @dataclass
 class DatasetSpec:

@@ -5,6 +5,7 @@ place where device, mixed precision and channels_last are decided."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 
@@ -12,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from fervid.architectures import build_model
+from fervid.checkpoint import ModelMeta, load_checkpoint
 from fervid.runtime import Runtime, resolve_device  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
@@ -90,6 +93,18 @@ def train_one_epoch(
         "seconds": dt,
         "images_per_s": seen / dt if dt > 0 else 0.0,
     }
+
+
+def load_network(
+    checkpoint: str | os.PathLike, device: str = "auto", amp: str = "auto"
+) -> tuple[nn.Module, ModelMeta, Runtime]:
+    """A checkpoint's network as training built it (no inference rewrites), on the
+    runtime's device and memory format, with its metadata and the runtime."""
+    state, meta = load_checkpoint(checkpoint)
+    runtime = Runtime.create(device, amp)
+    model = build_model(meta.arch, len(meta.classes))
+    model.load_state_dict(state)
+    return runtime.prepare_model(model), meta, runtime
 
 
 @torch.inference_mode()

@@ -23,7 +23,7 @@ from fervid.architectures import arch_spec, build_model, count_parameters
 
 from .augment import BatchAugment, BatchMix
 from .checkpoints import CheckpointWriter, RunState, write_json_atomic
-from .config import METRICS, TrainConfig
+from .config import METRICS, SOURCE_SETTINGS, TrainConfig
 from .data import DataError, EpochSampler, SplitData, class_loss_weights, detect_channels
 from .distributed import init_distributed, reduce_sum
 from .engine import Runtime, evaluate, train_one_epoch
@@ -107,17 +107,7 @@ def prepare_data(
     cfg: TrainConfig, runtime: Runtime, rank: int, world: int, main: bool
 ) -> TrainData:
     """Open every source, decode the splits (once, into memory when they fit)."""
-    classes, sources = open_sources(
-        cfg.data,
-        eval_split=cfg.eval_split,
-        holdout=cfg.holdout,
-        exclude=cfg.exclude,
-        soft_labels=cfg.soft_labels,
-        labels=cfg.labels,
-        soft_min_valid=cfg.soft_min_valid,
-        eval_labels=cfg.eval_labels,
-        ignore_unknown=cfg.ignore_unknown,
-    )
+    classes, sources = open_sources(**{k: getattr(cfg, k) for k in SOURCE_SETTINGS})
     if cfg.select_source not in ["mean", *[s.name for s in sources]]:
         names = ", ".join(s.name for s in sources)
         raise DataError(f"--select-source must be 'mean' or one of the sources: {names}")

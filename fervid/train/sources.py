@@ -71,7 +71,7 @@ class SoftLabels:
 
 
 def open_sources(
-    roots: Sequence[str | os.PathLike],
+    data: Sequence[str | os.PathLike],
     *,
     eval_split: str = "auto",
     holdout: float = 0.1,
@@ -83,13 +83,13 @@ def open_sources(
     ignore_unknown: bool = False,
 ) -> tuple[list[str], list[Source]]:
     """Read every ``--data`` root and return the run's class list and its sources."""
-    if not roots:
+    if not data:
         raise DataError("no dataset given (--data)")
     if eval_split not in EVAL_SPLITS:
         raise DataError(f"--eval-split must be one of {', '.join(EVAL_SPLITS)}")
     if not 0 <= holdout < 1:
         raise DataError("--holdout must be in [0, 1)")
-    specs = [open_dataset(r, ignore_unknown=ignore_unknown) for r in roots]
+    specs = [open_dataset(r, ignore_unknown=ignore_unknown) for r in data]
     names = _unique_names([s.name for s in specs])
     present = {c for s in specs for c in s.classes}
     classes = [e for e in EMOTIONS if e in present]

@@ -12,14 +12,12 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from fervid.architectures import build_model
-from fervid.checkpoint import load_checkpoint
 from fervid.emotions import canonical
 from fervid.outputs import atomic_path, write_text_atomic
 
-from .data import DataError, SplitData, open_dataset
+from .data import SplitData, open_dataset
 from .distributed import dist_info
-from .engine import Runtime, confusion_matrix, evaluate, metrics_from_confusion
+from .engine import confusion_matrix, evaluate, load_network, metrics_from_confusion
 from .run import RunResult, TrainConfig, fit
 
 if TYPE_CHECKING:
@@ -199,22 +197,10 @@ def evaluate_checkpoint(
     progress: bool = False,
 ) -> dict:
     """Evaluate a fervid checkpoint on a dataset split with the training evaluator."""
-    state, meta = load_checkpoint(checkpoint)
+    model, meta, runtime = load_network(checkpoint, device, amp)
     spec = open_dataset(data, ignore_unknown=ignore_unknown)
     name = spec.eval_split if split == "auto" else split
-    sp = spec.split(name)
-    unknown = [c for c in spec.classes if c not in meta.classes]
-    if unknown:
-        raise DataError(
-            f"{data}: classes {', '.join(unknown)} are not among the checkpoint's "
-            f"({', '.join(meta.classes)})"
-        )
-    remap = [meta.classes.index(c) for c in spec.classes]
-    sp = type(sp)(sp.paths, [remap[y] for y in sp.labels])
-    runtime = Runtime.create(device, amp)
-    model = build_model(meta.arch, len(meta.classes))
-    model.load_state_dict(state)
-    model = runtime.prepare_model(model)
+    sp = spec.split(name).relabel(spec.classes, meta.classes, f"{data}: ")
     loaded = SplitData(sp, meta.input_size, meta.channels, progress=progress)
     metrics = evaluate(
         model,
@@ -237,14 +223,20 @@ def evaluate_checkpoint(
     return metrics
 
 
+def scan_truth(df: pd.DataFrame, classes: Sequence[str]) -> tuple[pd.DataFrame, list[int]]:
+    """The rows of a scan of a labelled folder (``<class>/<image>``) that were read, and
+    each one's true class: the index in ``classes`` of its path's first folder."""
+    read = df[df["emotion"].notna()]
+    folders = read["path"].str.replace("\\", "/").str.split("/").str[0]
+    return read, [list(classes).index(canonical(f)) for f in folders]
+
+
 def scan_metrics(df: pd.DataFrame, classes: Sequence[str]) -> dict:
     """Metrics of fervid's inference path on a labelled folder: ``df`` is what
     ``fervid.analyze_images(split_dir, crops=True)`` returns for a split laid out as
     ``<class>/<image>``; each row's true class is the first folder of its ``path``. Rows
     without an emotion (unreadable images) are left out and counted in ``unread``."""
-    read = df[df["emotion"].notna()]
-    folders = read["path"].str.replace("\\", "/").str.split("/").str[0]
-    truth = [classes.index(canonical(f)) for f in folders]
+    read, truth = scan_truth(df, classes)
     pred = [classes.index(e) for e in read["emotion"]]
     cm = confusion_matrix(torch.tensor(truth), torch.tensor(pred), len(classes))
     return {**metrics_from_confusion(cm), "unread": int(len(df) - len(read))}
