@@ -36,8 +36,10 @@ def splits(data: Path, classes: list[str]) -> dict[str, tuple[list[tuple[str, st
     """name -> ((image, class) pairs, whether it is a fitting split)."""
     _, sources = open_sources(
         [data / "fer2013", data / "rafdb" / "basic", data / "affectnet-subset"],
-        exclude=[data / "test-duplicates.txt"], labels="ferplus", eval_labels="majority",
-    )  # fmt: skip
+        exclude=[data / "test-duplicates.txt"],
+        labels="ferplus",
+        eval_labels="majority",
+    )
     out = {}
     for s in sources:
         pairs = [(p, classes[y]) for p, y in zip(s.val.paths, s.val.labels)]
@@ -72,8 +74,12 @@ def main() -> None:
     p = np.concatenate([v[0] for v in read.values() if v[2]])
     y = np.concatenate([v[1] for v in read.values() if v[2]])
     t = fit_temperature(p, y)
-    out = {"model": args.model, "model_temperature": model.meta.temperature,
-           "fitted_temperature": round(t, 4), "splits": {}}  # fmt: skip
+    out = {
+        "model": args.model,
+        "model_temperature": model.meta.temperature,
+        "fitted_temperature": round(t, 4),
+        "splits": {},
+    }
     for name, (p, y, fit) in read.items():
         out["splits"][name] = {
             "fitted_on": fit,

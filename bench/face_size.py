@@ -50,8 +50,14 @@ def main() -> None:
         n = len(model.classes)
         cm = np.bincount(labels * n + probs.argmax(1), minlength=n * n).reshape(n, n)
         m = metrics_from_confusion(cm)
-        rows.append({"face_px": s, "crop_px": side, "acc": round(m["acc"], 4),
-                     "balanced_acc": round(m["balanced_acc"], 4)})  # fmt: skip
+        rows.append(
+            {
+                "face_px": s,
+                "crop_px": side,
+                "acc": round(m["acc"], 4),
+                "balanced_acc": round(m["balanced_acc"], 4),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
 
 

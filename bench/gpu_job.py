@@ -190,10 +190,17 @@ def main() -> None:
     runs.mkdir(parents=True, exist_ok=True)
     budget_min = f"{(deadline - time.time() - 15) / 60:.2f}"
     jobs = {
-        name: train_cmd(*args, "--epochs", str(cand_epochs), "--time-budget", budget_min,
-                        "--out", str(runs / name))
+        name: train_cmd(
+            *args,
+            "--epochs",
+            str(cand_epochs),
+            "--time-budget",
+            budget_min,
+            "--out",
+            str(runs / name),
+        )
         for name, args in cands.items()
-    }  # fmt: skip
+    }
     study = study_args(data, a, size, study_epochs)
     jobs["study-b7"] = train_cmd(*study, "--archs", "efficientnet_b7", "--out", str(runs / "study"))
     jobs["study-rest"] = train_cmd(
@@ -227,8 +234,17 @@ def final(a, args: list[str], work: Path, out: Path, deadline: float) -> None:
     runs = work / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     budget_min = f"{(deadline - time.time() - 45) / 60:.2f}"  # decoding comes first
-    cmd = train_cmd(*args, "--epochs", str(a.final), "--time-budget", budget_min,
-                    "--workers", "8", "--out", str(runs / "final-rgb"))  # fmt: skip
+    cmd = train_cmd(
+        *args,
+        "--epochs",
+        str(a.final),
+        "--time-budget",
+        budget_min,
+        "--workers",
+        "8",
+        "--out",
+        str(runs / "final-rgb"),
+    )
     log(f"start final-rgb: {' '.join(cmd)}")
     with open(runs / "final-rgb.log", "w") as fh:
         p = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)

@@ -29,8 +29,9 @@ import make_samples as ms  # noqa: E402
 def fervid(*args: str) -> float:
     env = dict(os.environ, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "fervid.cli", "-q", *args], check=False, env=env,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "fervid.cli", "-q", *args], check=False, env=env, capture_output=True
+    )
     return time.perf_counter() - t
 
 
@@ -50,21 +51,33 @@ def main() -> None:
         if not p.exists():
             ms.write_video(p, width=1280, height=720, fps=25, seconds=4.0, audio=False)
     rows = []
-    for label, extra in (("one machine", []), ("ray, 1 worker", ["--ray-workers", "1"]),
-                         ("ray, 2 workers", ["--ray-workers", "2"])):  # fmt: skip
+    for label, extra in (
+        ("one machine", []),
+        ("ray, 1 worker", ["--ray-workers", "1"]),
+        ("ray, 2 workers", ["--ray-workers", "2"]),
+    ):
         ray = ["--ray-address", "local", *extra] if extra else []
         csv = out / f"photos_{len(rows)}.csv"
         t_p = fervid("scan", str(photos), "--csv", str(csv), "--overwrite", *ray)
-        t_v = fervid("annotate", str(vids), "--out-dir", str(out / f"v{len(rows)}"),
-                     "--overwrite", "--no-video", *ray)  # fmt: skip
-        rows.append({
-            "run": label,
-            "photos_per_s": round(args.photos / t_p, 2),
-            "video_frames_per_s": round(args.videos * 100 / t_v, 1),
-            "photos_seconds": round(t_p, 1),
-            "videos_seconds": round(t_v, 1),
-            "same_rows": csv.read_text() == (out / "photos_0.csv").read_text(),
-        })  # fmt: skip
+        t_v = fervid(
+            "annotate",
+            str(vids),
+            "--out-dir",
+            str(out / f"v{len(rows)}"),
+            "--overwrite",
+            "--no-video",
+            *ray,
+        )
+        rows.append(
+            {
+                "run": label,
+                "photos_per_s": round(args.photos / t_p, 2),
+                "video_frames_per_s": round(args.videos * 100 / t_v, 1),
+                "photos_seconds": round(t_p, 1),
+                "videos_seconds": round(t_v, 1),
+                "same_rows": csv.read_text() == (out / "photos_0.csv").read_text(),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
 
 

@@ -201,9 +201,9 @@ def bench_images(folder: Path) -> dict:
     from facenet_pytorch import MTCNN
     from PIL import Image
 
-    from fervid.api import iter_images
     from fervid.classify import load_model
     from fervid.faces import Faces
+    from fervid.photos import iter_images
 
     model = load_model(device="cpu")
     paths = sorted(folder.glob("*.jpg"))
@@ -267,10 +267,11 @@ def train_one(arch: str, out: Path, steps: int) -> dict:
     import torchvision.transforms as T
     from PIL import Image
 
+    from fervid.architectures import arch_spec, build_model
+    from fervid.runtime import Runtime
     from fervid.train.augment import BatchAugment
     from fervid.train.data import SplitData, open_dataset
-    from fervid.train.engine import Runtime, train_one_epoch
-    from fervid.train.models import arch_spec, build_model
+    from fervid.train.engine import train_one_epoch
 
     data = out / "train_data"
     if not data.exists():
@@ -587,7 +588,7 @@ def main() -> None:
         results["small_images"] = bench_images(make_images(out, n, small=True))
         save()
     if "train" in only:
-        from fervid.train.models import STUDY_ARCHS
+        from fervid.architectures import STUDY_ARCHS
 
         archs = ["resnet18", "resnet34"] if args.quick else list(STUDY_ARCHS)
         results["train"] = bench_train(archs, out, steps=3 if args.quick else 4)

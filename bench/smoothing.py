@@ -30,7 +30,8 @@ from video import clips, write_clip  # noqa: E402
 
 def raw_tracks(path, model, min_face):
     """Per analysed frame: (time, image, ids, raw boxes) with box smoothing off."""
-    from fervid.pipeline import VideoOptions, VideoPipeline
+    from fervid.options import VideoOptions
+    from fervid.pipeline import VideoPipeline
     from fervid.video import FrameReader
 
     pipe = VideoPipeline(path, model, VideoOptions(box_cutoff=0.0, min_face_size=min_face))

@@ -17,8 +17,9 @@ import time
 import torch
 
 from fervid.architectures import STUDY_ARCHS, build_model, count_parameters
+from fervid.runtime import Runtime
 from fervid.train.augment import BatchAugment
-from fervid.train.engine import Runtime, train_one_epoch
+from fervid.train.engine import train_one_epoch
 
 
 def measure(arch: str, args) -> dict:

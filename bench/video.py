@@ -50,28 +50,71 @@ def clips(quick: bool) -> dict:
     """name -> (width, height, fps, frames, actors, texture, min_face_size)."""
     n = 100 if quick else 250
     return {
-        "slow_two": (1280, 720, 25, n, [
-            Actor(0, lambda t: (200 + 50 * t, 360), lambda t: 120),
-            Actor(1, lambda t: (850 + 25 * t, 330 + 60 * math.sin(2 * t)), lambda t: 130),
-        ], False, 32),
-        "fast_small": (640, 360, 25, 50, [
-            Actor(0, lambda t: (40 + 200 * t, 180), lambda t: 28),
-        ], False, 20),
-        "enter_leave": (1280, 720, 25, n, [
-            Actor(0, lambda t: (-150 + 300 * t, 330), lambda t: 110,
-                  lambda t: -150 + 300 * t > -60 and -150 + 300 * t < 1340),
-            Actor(1, lambda t: (1400 - 250 * t, 380), lambda t: 140,
-                  lambda t: t > 1.0),
-        ], False, 32),
-        "crossing": (1280, 720, 25, n, [
-            Actor(0, lambda t: (200 + 800 * t / (n / 25), 360), lambda t: 120),
-            Actor(1, lambda t: (1080 - 800 * t / (n / 25), 340), lambda t: 120),
-        ], False, 32),
-        "textured": (1280, 720, 25, n, [
-            Actor(0, lambda t: (400 + 20 * math.sin(t), 360), lambda t: 110),
-            Actor(1, lambda t: (880, 360 + 15 * math.sin(1.3 * t)), lambda t: 130),
-        ], True, 32),
-    }  # fmt: skip
+        "slow_two": (
+            1280,
+            720,
+            25,
+            n,
+            [
+                Actor(0, lambda t: (200 + 50 * t, 360), lambda t: 120),
+                Actor(1, lambda t: (850 + 25 * t, 330 + 60 * math.sin(2 * t)), lambda t: 130),
+            ],
+            False,
+            32,
+        ),
+        "fast_small": (
+            640,
+            360,
+            25,
+            50,
+            [
+                Actor(0, lambda t: (40 + 200 * t, 180), lambda t: 28),
+            ],
+            False,
+            20,
+        ),
+        "enter_leave": (
+            1280,
+            720,
+            25,
+            n,
+            [
+                Actor(
+                    0,
+                    lambda t: (-150 + 300 * t, 330),
+                    lambda t: 110,
+                    lambda t: -150 + 300 * t > -60 and -150 + 300 * t < 1340,
+                ),
+                Actor(1, lambda t: (1400 - 250 * t, 380), lambda t: 140, lambda t: t > 1.0),
+            ],
+            False,
+            32,
+        ),
+        "crossing": (
+            1280,
+            720,
+            25,
+            n,
+            [
+                Actor(0, lambda t: (200 + 800 * t / (n / 25), 360), lambda t: 120),
+                Actor(1, lambda t: (1080 - 800 * t / (n / 25), 340), lambda t: 120),
+            ],
+            False,
+            32,
+        ),
+        "textured": (
+            1280,
+            720,
+            25,
+            n,
+            [
+                Actor(0, lambda t: (400 + 20 * math.sin(t), 360), lambda t: 110),
+                Actor(1, lambda t: (880, 360 + 15 * math.sin(1.3 * t)), lambda t: 130),
+            ],
+            True,
+            32,
+        ),
+    }
 
 
 def identities(df, truth: list, analysed: set[int]) -> dict:
@@ -126,8 +169,9 @@ def naive_in_subprocess(path: Path, out: Path) -> tuple[float, list[np.ndarray]]
     else:
         env["OMP_WAIT_POLICY"] = _GIVEN_OMP
     target = out / f"{path.stem}.naive.npz"
-    subprocess.run([sys.executable, __file__, "--naive", str(path), "--out", str(out)],
-                   check=True, env=env)  # fmt: skip
+    subprocess.run(
+        [sys.executable, __file__, "--naive", str(path), "--out", str(out)], check=True, env=env
+    )
     data = np.load(target)
     n = int(data["frames"])
     return float(data["fps"]), [data[f"f{i}"] for i in range(n)]
@@ -203,12 +247,15 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     model = fervid.load_model(device="cpu")
     only = {x for x in args.only.split(",") if x}
-    results = {"machine": f"{platform.processor() or platform.machine()}, "
-               f"{os.cpu_count()} cores", "clips": []}  # fmt: skip
+    results = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "clips": [],
+    }
     specs = clips(args.quick)
     if not only or "two_people" in only:
-        res = bench_clip("two_people", HERE.parent / "samples" / "two_people.mp4", None, 32,
-                         model, out)  # fmt: skip
+        res = bench_clip(
+            "two_people", HERE.parent / "samples" / "two_people.mp4", None, 32, model, out
+        )
         print(json.dumps(res), flush=True)
         results["clips"].append(res)
     for name, (w, h, fps, n, actors, texture, min_face) in specs.items():

@@ -4,13 +4,33 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "analyze_images", "analyze_video", "load_model"]
+#: The public API (:mod:`fervid.api`'s ``__all__``), imported on first use: the API pulls
+#: in torch, MTCNN and PyAV, which the package's import does not.
+__all__ = [
+    "__version__",
+    "analyze_images",
+    "analyze_video",
+    "annotate_video",
+    "annotate_videos",
+    "iter_images",
+    "load_model",
+    "scan_folder",
+    "summarize_csv",
+    "ImageOptions",
+    "ImageResult",
+    "ScanReport",
+    "VideoOptions",
+    "VideoReport",
+]
 
 
 def __getattr__(name: str):
-    # The API pulls in torch, MTCNN and PyAV: import it on first use, not with the package.
-    if name in ("analyze_images", "analyze_video", "load_model"):
+    if name in __all__:
         from . import api
 
         return getattr(api, name)
     raise AttributeError(f"module 'fervid' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

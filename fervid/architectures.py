@@ -101,5 +101,3 @@ def _replace_head(model: nn.Module, num_classes: int) -> None:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-

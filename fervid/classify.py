@@ -143,8 +143,7 @@ def load_model(
         from .checkpoint import CheckpointError
 
         raise CheckpointError(
-            f"{ckpt}: weights do not fit architecture {meta.arch} "
-            f"({first_line(exc, 120)})"
+            f"{ckpt}: weights do not fit architecture {meta.arch} ({first_line(exc, 120)})"
         ) from None
     runtime = Runtime.create(device, amp, channels_last=None)
     log.debug(

@@ -1,47 +1,41 @@
-"""``fervid``: the command line, a thin layer over :mod:`fervid.api`."""
+"""``fervid``: the command line, a thin layer over :mod:`fervid.api`: options (made from
+:class:`~fervid.options.VideoOptions` and :class:`~fervid.options.ImageOptions`), the loop over
+the inputs, messages and exit codes."""
 
 from __future__ import annotations
 
-import csv
 import logging
-import math
 import os
 import sys
 from pathlib import Path
 
 import click
 
+from .options import ImageOptions, VideoOptions, cli_message, click_options
+
 log = logging.getLogger(__name__)
 CONTEXT = {"show_default": True, "help_option_names": ["-h", "--help"]}
+TABLES = ("csv", "jsonl", "parquet")  # fervid.writers.WRITERS: the command starts without numpy
 
 
-def _device_option(f):
-    return click.option(
-        "--device",
-        default="auto",
-        help="auto (cuda, then mps, else cpu), cpu, cuda, cuda:N or mps.",
+def _common_options(f):
+    f = click.option(
+        "--format",
+        "fmt",
+        default="csv",
+        type=click.Choice(TABLES),
+        help='Output format: CSV, JSON lines, or Parquet (pip install "fervid[parquet]"); the '
+        "rows are streamed to a CSV first, which becomes the chosen format when done.",
     )(f)
-
-
-def _model_option(f):
+    f = click.option("--overwrite", is_flag=True, help="Replace existing outputs.")(f)
+    devices = "auto (cuda, then mps, else cpu), cpu, cuda, cuda:N or mps."
+    f = click.option("--device", default="auto", help=devices)(f)
     return click.option(
         "--model",
         "model_path",
         type=click.Path(dir_okay=False),
         default=None,
         help="A fervid checkpoint (from fervid-train). Default: the bundled model.",
-    )(f)
-
-
-def _format_option(f):
-    # the keys of fervid.writers.WRITERS, written out: the command starts without numpy
-    return click.option(
-        "--format",
-        "fmt",
-        default="csv",
-        type=click.Choice(["csv", "jsonl", "parquet"]),
-        help="Output format: CSV, JSON lines, or Parquet (pip install \"fervid[parquet]\"); the "
-        "rows are streamed to a CSV first, which becomes the chosen format when done.",
     )(f)
 
 
@@ -68,20 +62,23 @@ def _ray_options(f):
         "--ray-address",
         default=None,
         metavar="local|auto|ray://HOST:PORT",
-        help="Run on a Ray cluster (pip install \"fervid[ray]\"): local starts one here, auto "
+        help='Run on a Ray cluster (pip install "fervid[ray]"): local starts one here, auto '
         "joins this machine's, ray://... a remote one. Inputs and outputs on shared storage.",
     )(f)
 
 
-def _ray_setup(address, ray_workers, num_cpus, num_gpus):
-    """Connect to the cluster; the workers' resources."""
-    from .cluster import ClusterError, Resources, connect
+def _resources(ray_workers, num_cpus, num_gpus):
+    from .cluster import Resources
 
-    try:
-        connect(address)
-    except ClusterError as exc:
-        raise click.ClickException(str(exc)) from None
     return Resources(workers=ray_workers, num_cpus=num_cpus, num_gpus=num_gpus)
+
+
+def _settings(cls, settings: dict):
+    """The typed settings from the command line's values; a bad one is a usage error."""
+    try:
+        return cls(**settings)
+    except ValueError as exc:
+        raise click.UsageError(cli_message(exc, cls)) from None
 
 
 def _load(model_path, device):
@@ -91,9 +88,7 @@ def _load(model_path, device):
     try:
         return load_model(model_path, device=device)
     except (CheckpointError, ValueError, RuntimeError) as exc:
-        from .errors import first_line
-
-        msg = first_line(exc, 400)
+        msg = _line(exc)
         if isinstance(exc, RuntimeError) and "device" in msg:
             msg = f"--device {device}: not a device here (auto, cpu, cuda, cuda:N or mps)"
         raise click.UsageError(msg) from None
@@ -114,6 +109,97 @@ def cli(ctx, quiet):
 
 
 # -- annotate --------------------------------------------------------------------------
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Write outputs here instead of beside each input.",
+)
+@_common_options
+@click_options(VideoOptions)
+@click.option("--no-video", is_flag=True, help="Write the table only.")
+@click.option("--plot", is_flag=True, help="Also write a PNG timeline of each track's emotions.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue interrupted runs from their last complete chunk of frames (same rows as an "
+    "uninterrupted run; the video is then drawn from the rows).",
+)
+@_ray_options
+@click.option(
+    "--ray-split",
+    default=None,
+    type=click.FloatRange(0, min_open=True),
+    metavar="MINUTES",
+    help="With --ray-address: cut longer videos into parts of this many minutes analysed in "
+    "parallel, then stitched (track ids continued across the cuts).",
+)
+@click.pass_context
+def annotate(
+    ctx,
+    inputs,
+    out_dir,
+    model_path,
+    device,
+    overwrite,
+    fmt,
+    no_video,
+    plot,
+    resume,
+    ray_address,
+    ray_workers,
+    num_cpus,
+    num_gpus,
+    ray_split,
+    **settings,
+):
+    """Annotate videos: per-frame CSV (VIDEO.fervid.csv) and annotated video (VIDEO.fervid.mp4).
+
+    INPUTS are video files or folders of videos."""
+    from .outputs import plan_outputs
+    from .writers import working_table
+
+    opts = _settings(VideoOptions, settings)
+    if resume and overwrite:
+        raise click.UsageError("--resume and --overwrite exclude each other")
+    found, unread = _video_inputs(inputs)
+    if not found:
+        if unread:
+            sys.exit(1)
+        raise click.UsageError("no video files found in the given inputs")
+    plan = plan_outputs(found, out_dir)
+    for outs in plan.values():
+        outs["table"] = working_table(outs[fmt])
+    wanted = {fmt} | (set() if no_video else {"mp4"}) | ({"png"} if plot else set())
+    model = None if ray_address else _load(model_path, device)
+    failed: list[str] = []
+    videos = [v for v, _ in found if _ready(v, plan[v], wanted, overwrite, resume, failed)]
+    if ray_address and videos:
+        resources = _resources(ray_workers, num_cpus, num_gpus)
+        failed += _annotate_on_ray(
+            ctx,
+            videos,
+            plan,
+            wanted,
+            model_path,
+            device,
+            opts,
+            resume,
+            ray_address,
+            resources,
+            ray_split,
+        )
+    else:
+        failed += [
+            str(v)
+            for v in videos
+            if not _annotate_one(ctx, v, model, opts, plan[v], wanted, resume)
+        ]
+    _exit_if_failed(unread + failed, len(unread) + len(found))
 
 
 def _video_inputs(inputs: tuple[str, ...]) -> tuple[list[tuple[Path, Path | None]], list[str]]:
@@ -137,162 +223,21 @@ def _video_inputs(inputs: tuple[str, ...]) -> tuple[list[tuple[Path, Path | None
     return out, unread
 
 
-@cli.command(context_settings=CONTEXT)
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option(
-    "--out-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Write outputs here instead of beside each input.",
-)
-@_model_option
-@_device_option
-@click.option(
-    "--batch-size",
-    default=16,
-    type=click.IntRange(1, 1024),
-    help="Frames detected and classified together.",
-)
-@click.option(
-    "--every",
-    default=1,
-    type=click.IntRange(1),
-    help="Analyse every Nth frame (the video still gets every frame).",
-)
-@click.option(
-    "--detect-interval",
-    default=1.0,
-    type=click.FloatRange(0),
-    help="Search the whole frame for faces at least this often (seconds), and also on scene "
-    "cuts, when something moves outside the tracked faces (at most every 0.2 s) and when a "
-    "tracked face is lost; in between, only near where each face is expected. A face that "
-    "appears is found within this delay at worst. 0: every analysed frame.",
-)
-@click.option("--start", type=click.FloatRange(0), default=None, help="Start time (s).")
-@click.option("--end", type=click.FloatRange(0, min_open=True), default=None, help="End time (s).")
-@click.option(
-    "--min-face-size",
-    default=32,
-    type=click.IntRange(4),
-    help="Smallest face to find, in pixels of the original frame (smaller faces read poorly: "
-    "docs/video.md; smaller values make whole-frame searches slower).",
-)
-@click.option(
-    "--detect-size",
-    default=960,
-    type=click.IntRange(0),
-    help="Long side (px) the detector sees on keyframes; boxes map back to full "
-    "resolution; faces under 12 px at that size are not sought. 0: full resolution.",
-)
-@click.option(
-    "--smooth",
-    default=0.2,
-    type=click.FloatRange(0),
-    help="Per-track smoothing of probabilities, time constant in seconds (0: each frame's "
-    "own probabilities).",
-)
-@click.option("--no-video", is_flag=True, help="Write the CSV only.")
-@click.option("--plot", is_flag=True, help="Also write a PNG timeline of each track's emotions.")
-@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
-@click.option(
-    "--resume",
-    is_flag=True,
-    help="Continue interrupted runs from their last complete chunk of frames (same rows as an "
-    "uninterrupted run; the video is then drawn from the rows).",
-)
-@_format_option
-@_ray_options
-@click.option(
-    "--ray-split",
-    default=None,
-    type=click.FloatRange(0, min_open=True),
-    metavar="MINUTES",
-    help="With --ray-address: cut longer videos into parts of this many minutes analysed in "
-    "parallel, then stitched (track ids continued across the cuts).",
-)
-@click.pass_context
-def annotate(
-    ctx,
-    inputs,
-    out_dir,
-    model_path,
-    device,
-    batch_size,
-    every,
-    detect_interval,
-    start,
-    end,
-    min_face_size,
-    detect_size,
-    smooth,
-    no_video,
-    plot,
-    overwrite,
-    resume,
-    fmt,
-    ray_address,
-    ray_workers,
-    num_cpus,
-    num_gpus,
-    ray_split,
-):
-    """Annotate videos: per-frame CSV (VIDEO.fervid.csv) and annotated video (VIDEO.fervid.mp4).
+def _ready(video, outs, wanted, overwrite, resume, failed: list[str]) -> bool:
+    """Check a video's outputs before any work: True to go on; False when it is skipped or
+    fails (said on stderr; a failure is added to ``failed``)."""
+    from .outputs import OutputError, OutputSkip, check_video_outputs
 
-    INPUTS are video files or folders of videos."""
-    if start is not None and end is not None and end <= start:
-        raise click.BadParameter("--end must be after --start", param_hint="--end")
-    if detect_size and detect_size < 64:
-        raise click.BadParameter("must be 0 or >= 64", param_hint="--detect-size")
-    for name, v in (("--start", start), ("--end", end)):
-        if v is not None and not math.isfinite(v):
-            raise click.BadParameter("must be a finite number of seconds", param_hint=name)
-    if resume and overwrite:
-        raise click.UsageError("--resume and --overwrite exclude each other")
-    found, unread = _video_inputs(inputs)
-    if not found:
-        if unread:
-            sys.exit(1)
-        raise click.UsageError("no video files found in the given inputs")
-    from .outputs import plan_outputs
-    from .writers import working_table
-
-    plan = plan_outputs(found, out_dir)
-    for outs in plan.values():
-        outs["table"] = working_table(outs[fmt])
-    videos = [v for v, _ in found]
-    opts = opts_of(
-        batch_size, every, detect_interval, start, end, min_face_size, detect_size, smooth
-    )
-    flags = {"no_video": no_video, "plot": plot, "overwrite": overwrite, "resume": resume,
-             "fmt": fmt}  # fmt: skip
-    if ray_address:
-        resources = _ray_setup(ray_address, ray_workers, num_cpus, num_gpus)
-        failed = _annotate_on_ray(ctx, videos, plan, model_path, device, resources,
-                                  options=opts, split=ray_split, **flags)  # fmt: skip
-    else:
-        failed = _annotate_here(ctx, videos, plan, model_path, device, opts, flags)
-    _exit_if_failed(unread + failed, len(unread) + len(videos))
-
-
-def _annotate_here(ctx, videos, plan, model_path, device, opts, flags) -> list[str]:
-    """The videos one after the other on this machine; the ones that failed."""
-    model = _load(model_path, device)
-    failed: list[str] = []
-    for video in videos:
-        try:
-            ok = _annotate_one(
-                video, model, opts, outs=plan[video], quiet=ctx.obj["quiet"], **flags
-            )
-        except KeyboardInterrupt:
-            click.echo(
-                f"interrupted: {video}'s rows so far are kept; run again with --resume to "
-                "continue",
-                err=True,
-            )
-            sys.exit(130)
-        if not ok:
-            failed.append(str(video))
-    return failed
+    try:
+        check_video_outputs(video, outs, wanted, overwrite=overwrite, resume=resume)
+    except OutputSkip as skip:
+        click.echo(f"{_printable(video)}: {skip}", err=True)
+        return False
+    except OutputError as exc:
+        click.echo(f"{_printable(video)}: {_line(exc)}", err=True)
+        failed.append(str(video))
+        return False
+    return True
 
 
 def _exit_if_failed(failed: list[str], total: int) -> None:
@@ -301,231 +246,49 @@ def _exit_if_failed(failed: list[str], total: int) -> None:
         sys.exit(1)
 
 
-def _annotate_one(
-    video: Path, model, opts: dict, *, outs, no_video, plot, overwrite, resume, fmt, quiet
-) -> bool:
-    from .outputs import OutputError
-
-    wanted = _wanted(no_video, plot, fmt)
-    ready = _ready(video, outs, wanted, overwrite=overwrite, resume=resume)
-    if ready is not True:
-        return ready is None  # skipped is not failed
-    try:
-        return _annotate_checked(
-            video, model, opts, outs=outs, wanted=wanted, plot=plot, resume=resume, quiet=quiet,
-            fmt=fmt,
-        )  # fmt: skip
-    except OutputError as exc:
-        click.echo(f"{_printable(video)}: {_line(exc)}", err=True)
-        return False
-
-
-def _ready(video, outs, wanted, *, overwrite, resume) -> bool | None:
-    """Check a video's outputs before any work: True to go on, None when the video is
-    skipped, False when it fails (both said on stderr)."""
-    from .outputs import OutputError, check_writable
-
-    try:
-        _check_outputs(video, outs, wanted, overwrite=overwrite, resume=resume)
-        check_writable(outs["table"].parent)
-    except _Skip as skip:
-        click.echo(f"{_printable(video)}: {skip}", err=True)
-        return None
-    except OutputError as exc:
-        click.echo(f"{_printable(video)}: {_line(exc)}", err=True)
-        return False
-    return True
-
-
-def _wanted(no_video: bool, plot: bool, fmt: str) -> set[str]:
-    """The outputs asked for: the table (in its format), the video, the plot."""
-    return {fmt} | (set() if no_video else {"mp4"}) | ({"png"} if plot else set())
-
-
-class _Skip(Exception):
-    """Outputs exist and may be kept: the video is skipped (not a failure)."""
-
-
-def opts_of(batch_size, every, detect_interval, start, end, min_face_size, detect_size, smooth):
-    return {
-        "batch_size": batch_size,
-        "every": every,
-        "detect_interval": detect_interval,
-        "start": start,
-        "end": end,
-        "min_face_size": min_face_size,
-        "detect_size": detect_size,
-        "smooth": smooth,
-    }
-
-
-def _annotate_on_ray(ctx, videos, plan, model_path, device, resources, *, no_video, plot,
-                     overwrite, resume, fmt, options, split) -> list[str]:  # fmt: skip
-    """The videos as Ray tasks (one per video); outputs checked here first, as on one
-    machine; a progress bar over the videos; the usual summary per video. Returns the
-    videos that failed."""
-    from tqdm import tqdm
-
-    from .api import summarize_csv
-    from .cluster import annotate_jobs
-    from .writers import classes_of, write_format
-
-    quiet = ctx.obj["quiet"]
-    wanted = _wanted(no_video, plot, fmt)
-    jobs, failed = [], []
-    for video in videos:
-        outs = plan[video]
-        ready = _ready(video, outs, wanted, overwrite=overwrite, resume=resume)
-        if ready is False:
-            failed.append(str(video))
-        elif ready:
-            jobs.append((video, outs["table"], outs["mp4"] if "mp4" in wanted else None))
-    bar = tqdm(total=len(jobs), unit="video", disable=quiet or None, leave=False)
-    reports = annotate_jobs(
-        jobs, model_path=model_path, device=device, options=options, resources=resources,
-        resume=resume, split_seconds=split * 60 if split else None,
-        on_done=lambda r: bar.update(1),
-    )  # fmt: skip
-    bar.close()
-    for (video, csv_path, _), r in zip(jobs, reports):
-        if r.get("error") and not r.get("frames"):
-            click.echo(f"{_printable(video)}: {_printable(r['error'])}", err=True)
-            failed.append(str(video))
-            continue
-        if plot:
-            from .plot import plot_timeline
-
-            plot_timeline(csv_path, classes_of(csv_path), plan[video]["png"], title=video.name)
-        s = summarize_csv(csv_path)
-        write_format(csv_path, plan[video][fmt])
-        if not quiet:
-            click.echo(
-                f"{_printable(video)}: {r['frames']} frames ({r['analysed']} analysed) on "
-                f"Ray in {r['seconds']:.1f} s; {s['faces']} faces in {len(s['tracks'])} tracks"
-            )
-        if r.get("error"):
-            click.echo(f"{_printable(video)}: truncated or damaged ({r['error']})", err=True)
-            failed.append(str(video))
-    return failed
-
-
-def _check_outputs(video, outs, wanted, *, overwrite, resume) -> None:
-    """Refuse outputs that are the input, or files fervid did not write; skip a video whose
-    outputs exist unless asked to redo or resume it."""
-    from .outputs import check_output, is_fervid_output, may_replace, partial_path
-    from .video import is_fervid_video
-
-    for k in wanted:
-        check_output(outs[k], inputs=[video], kind=k)
-    existing = [k for k in sorted(wanted) if outs[k].exists()]
-    if existing and not (overwrite or resume):
-        names = ", ".join(str(outs[k]) for k in existing)
-        raise _Skip(f"skipped, outputs exist ({names}); --overwrite to redo")
-    if resume and set(existing) == wanted and not partial_path(outs["table"]).exists():
-        raise _Skip("finished earlier; skipped")
-    owned = {"mp4": is_fervid_video, "png": _is_fervid_png}
-    paths = {outs[k]: k for k in wanted} | {outs["table"]: "csv"}
-    for path, k in paths.items():
-        own = owned.get(k, is_fervid_output)
-        may_replace(path, own)
-        may_replace(partial_path(path), lambda p, own=own, k=k: own(p) or _unfinished(p, k))
-
-
-def _unfinished(path: Path, kind: str) -> bool:
-    """A file of this kind cut off mid-write (by a kill), as fervid's partial files can be:
-    an MP4 that starts with its file-type box, or a PNG with its signature."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(12)
-    except OSError:
-        return False
-    if kind == "mp4":
-        return head[4:8] == b"ftyp" or not head
-    if kind == "png":
-        return head.startswith(b"\x89PNG") or not head
-    return False
-
-
-def _is_fervid_png(path: Path) -> bool:
-    try:
-        from PIL import Image
-
-        with Image.open(path) as im:
-            return im.info.get("Software", "").startswith("fervid")
-    except OSError:
-        return False
-
-
-def _annotate_checked(video, model, opts, *, outs, wanted, plot, resume, quiet, fmt) -> bool:
+def _annotate_one(ctx, video: Path, model, opts: VideoOptions, outs, wanted, resume) -> bool:
+    """One video on this machine; False when it failed (said on stderr)."""
     from tqdm import tqdm
 
     from ._malloc import Releaser
+    from .annotation import finish_outputs
     from .api import annotate_video
-    from .outputs import OutputError
     from .video import VideoError, VideoInfo
 
     try:
         info = VideoInfo.from_path(video)
-    except VideoError as exc:
+        end = info.duration_s if opts.end is None else min(opts.end, info.duration_s)
+        span = end - (opts.start or 0)
+        frames = int(span * info.fps) if span > 0 else None
+        with tqdm(
+            total=frames,
+            desc=video.name,
+            unit="frame",
+            leave=False,
+            disable=ctx.obj["quiet"] or None,
+        ) as bar:
+            report = annotate_video(
+                video,
+                outs["table"],
+                model=model,
+                options=opts,
+                resume=resume,
+                annotated=outs["mp4"] if "mp4" in wanted else None,
+                progress=Releaser(bar.update),
+            )
+        summary = finish_outputs(video, outs, wanted, model.classes)
+    except KeyboardInterrupt:
+        click.echo(
+            f"interrupted: {_printable(video)}'s rows so far are kept; run again with "
+            "--resume to continue",
+            err=True,
+        )
+        sys.exit(130)
+    except (VideoError, ValueError, OSError) as exc:
         click.echo(f"{_printable(video)}: {_tail(exc, video)}", err=True)
         return False
-    total_s = (opts["end"] or info.duration_s or 0) - (opts["start"] or 0)
-    total = int(total_s * info.fps) if total_s > 0 else None
-    bar = tqdm(total=total, desc=video.name, unit="frame", disable=quiet or None, leave=False)
-    try:
-        report = annotate_video(
-            video,
-            outs["table"],
-            model=model,
-            annotated=outs["mp4"] if "mp4" in wanted else None,
-            resume=resume,
-            progress=Releaser(bar.update),
-            **opts,
-        )
-    except OutputError:
-        raise
-    except (VideoError, ValueError) as exc:
-        bar.close()  # before the message, so that it is not drawn over
-        click.echo(f"{_printable(video)}: {_tail(exc, video)}", err=True)
-        return False
-    finally:
-        bar.close()
-    if plot:
-        from .plot import plot_timeline
-
-        plot_timeline(outs["table"], model.classes, outs["png"], title=video.name)
-    ok = _report(video, report, outs, wanted, quiet)
-    from .writers import write_format
-
-    write_format(outs["table"], outs[fmt])
-    return ok
-
-
-def _report(video, report, outs, wanted, quiet) -> bool:
-    """The summary of one video; False when it failed (truncated or damaged)."""
-    from .api import summarize_csv
-
-    s = summarize_csv(outs["table"])
-    done = f"{report.frames} frames ({report.analysed} analysed"
-    if report.resumed_from is not None:
-        done += f", resumed after frame {report.resumed_from}"
-    if report.bad_packets:
-        done += f", {report.bad_packets} undecodable packet(s) skipped"
-    lines = [
-        f"{_printable(video)}: {done}) in {report.seconds:.1f} s, "
-        f"{report.frames_per_s:.1f} frames/s; "
-        f"{s['faces']} faces in {len(s['tracks'])} tracks"
-    ]
-    for t in s["tracks"][:10]:
-        lines.append(
-            f"  face {t['face']}: {t['emotion']} {t['share']:.0%} of {t['frames']} analysed frames"
-        )
-    lines.append(
-        "  -> " + ", ".join(str(outs[k]) for k in ("csv", "jsonl", "parquet", "mp4", "png")
-                            if k in wanted)
-    )  # fmt: skip
-    if not quiet:
-        click.echo("\n".join(lines))
+    if not ctx.obj["quiet"]:
+        click.echo(_summary(video, report, summary, outs, wanted))
     if report.error:
         click.echo(
             f"{_printable(video)}: truncated or damaged, processed up to the error "
@@ -536,12 +299,72 @@ def _report(video, report, outs, wanted, quiet) -> bool:
     return True
 
 
-def _tail(exc: BaseException, video: Path) -> str:
-    from .errors import first_line
+def _summary(video, report, summary, outs, wanted) -> str:
+    """What one video gave: frames, speed, faces per track, the files written."""
+    done = f"{report.frames} frames ({report.analysed} analysed"
+    if report.resumed_from is not None:
+        done += f", resumed after frame {report.resumed_from}"
+    if report.bad_packets:
+        done += f", {report.bad_packets} undecodable packet(s) skipped"
+    lines = [
+        f"{_printable(video)}: {done}) in {report.seconds:.1f} s, "
+        f"{report.frames_per_s:.1f} frames/s; "
+        f"{summary['faces']} faces in {len(summary['tracks'])} tracks"
+    ]
+    for t in summary["tracks"][:10]:
+        lines.append(
+            f"  face {t['face']}: {t['emotion']} {t['share']:.0%} of {t['frames']} analysed frames"
+        )
+    written = [str(outs[k]) for k in (*TABLES, "mp4", "png") if k in wanted]
+    lines.append("  -> " + _printable(", ".join(written)))
+    return "\n".join(lines)
 
-    msg = first_line(exc, 400)
-    prefix = f"{video}: "
-    return _printable(msg[len(prefix) :] if msg.startswith(prefix) else msg)
+
+def _annotate_on_ray(
+    ctx, videos, plan, wanted, model_path, device, opts, resume, address, resources, split
+) -> list[str]:
+    """The videos as Ray tasks; a progress bar over the videos; the usual summary per video.
+    Returns the videos that failed."""
+    from tqdm import tqdm
+
+    from .annotation import finish_outputs
+    from .api import annotate_videos
+    from .cluster import ClusterError
+    from .rows import classes_of
+
+    jobs = [(v, plan[v]["table"], plan[v]["mp4"] if "mp4" in wanted else None) for v in videos]
+    with tqdm(total=len(jobs), unit="video", disable=ctx.obj["quiet"] or None, leave=False) as bar:
+        try:
+            reports = annotate_videos(
+                jobs,
+                model=model_path,
+                device=device,
+                options=opts,
+                ray_address=address,
+                ray_resources=resources,
+                resume=resume,
+                split_minutes=split,
+                on_done=lambda r: bar.update(1),
+            )
+        except ClusterError as exc:
+            raise click.ClickException(str(exc)) from None
+    failed = []
+    for video, r in zip(videos, reports):
+        if r.get("error") and not r.get("frames"):
+            click.echo(f"{_printable(video)}: {_printable(r['error'])}", err=True)
+            failed.append(str(video))
+            continue
+        s = finish_outputs(video, plan[video], wanted, classes_of(plan[video]["table"]))
+        if not ctx.obj["quiet"]:
+            click.echo(
+                f"{_printable(video)}: {r['frames']} frames ({r['analysed']} analysed) on "
+                f"Ray in {r['seconds']:.1f} s; {s['faces']} faces in {len(s['tracks'])} "
+                "tracks"
+            )
+        if r.get("error"):
+            click.echo(f"{_printable(video)}: truncated or damaged ({r['error']})", err=True)
+            failed.append(str(video))
+    return failed
 
 
 # -- scan ------------------------------------------------------------------------------
@@ -554,178 +377,95 @@ def _tail(exc: BaseException, video: Path) -> str:
     "csv_path",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Output CSV. Default: FOLDER.fervid.csv beside the folder.",
+    help="Output table. Default: FOLDER.fervid.csv beside the folder.",
 )
-@_model_option
-@_device_option
-@click.option(
-    "--crops",
-    is_flag=True,
-    help="Every image is already a face crop: classify it whole, no detection.",
-)
-@click.option(
-    "--min-face-size", default=20, type=click.IntRange(4), help="Smallest face to find, in pixels."
-)
-@click.option(
-    "--detect-size",
-    default=1024,
-    type=click.IntRange(0),
-    help="Larger images are downscaled to this long side for detection. 0: never.",
-)
+@_common_options
+@click_options(ImageOptions)
 @click.option("--resume", is_flag=True, help="Continue an interrupted scan of the same folder.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing CSV.")
-@_format_option
 @_ray_options
 @click.pass_context
 def scan(
-    ctx, folder, csv_path, model_path, device, crops, min_face_size, detect_size, resume, overwrite,
-    fmt, ray_address, ray_workers, num_cpus, num_gpus,
-):  # fmt: skip
+    ctx,
+    folder,
+    csv_path,
+    model_path,
+    device,
+    overwrite,
+    fmt,
+    resume,
+    ray_address,
+    ray_workers,
+    num_cpus,
+    num_gpus,
+    **settings,
+):
     """Scan a folder of photos (recursively): one CSV row per face."""
-    from .outputs import OutputError, OutputLock, check_output, check_writable
-
-    if resume and overwrite:
-        raise click.UsageError("--resume and --overwrite exclude each other")
-    if detect_size and detect_size < 64:
-        raise click.BadParameter("must be 0 or >= 64", param_hint="--detect-size")
-    root = Path(folder)
-    final = (
-        Path(csv_path) if csv_path else root.resolve().parent / f"{root.resolve().name}.fervid.csv"
-    )
-    if fmt != "csv" and final.suffix.lower() == ".csv":
-        final = final.with_suffix(f".{fmt}")
-    model = _load(model_path, device)
-    ray = None
-    if ray_address:
-        ray = (_ray_setup(ray_address, ray_workers, num_cpus, num_gpus), model_path, device)
-    try:
-        check_output(final, inputs=[root] if root.is_file() else [], kind=fmt)
-        check_writable(final.parent)
-        with OutputLock(final):
-            _scan(ctx, root, final, model, crops, min_face_size, detect_size, resume, overwrite,
-                  ray, fmt)  # fmt: skip
-    except OutputError as exc:
-        raise click.ClickException(_line(exc)) from None
-
-
-def _scan(
-    ctx, root, final, model, crops, min_face_size, detect_size, resume, overwrite, ray=None,
-    fmt="csv",
-) -> None:  # fmt: skip
     from tqdm import tqdm
 
     from ._malloc import Releaser
-    from .api import relpath, resolve_inputs
-    from .writers import CsvRowWriter, image_columns, working_table, write_format
+    from .api import scan_folder
+    from .cluster import ClusterError
+    from .outputs import OutputError
+    from .photos import ScanInterrupted
 
-    columns = image_columns(model.classes)
-    table = working_table(final)  # the rows go here; another format is made from it
-    partial = _prepare_scan_outputs(final, table, columns, resume=resume, overwrite=overwrite)
-    done = _done_images(partial) if resume and partial.exists() else set()
-    paths, base = resolve_inputs(root)
-    writer = CsvRowWriter(partial, columns, append=resume)
-    failed: list[str] = []
-    n_faces = n_images = 0
-    release = Releaser()
-    bar = tqdm(
-        total=len(paths) - len(done & {relpath(p, base) for p in paths}),
-        unit="img",
-        disable=ctx.obj["quiet"] or None,
-        leave=False,
-    )
-    options = {"crops": crops, "min_face_size": min_face_size, "detect_size": detect_size}
+    opts = _settings(ImageOptions, settings)
+    if resume and overwrite:
+        raise click.UsageError("--resume and --overwrite exclude each other")
+    root = Path(folder)
+    final = Path(csv_path or root.resolve().parent / f"{root.resolve().name}.fervid.csv")
+    if fmt != "csv" and final.suffix.lower() == ".csv":
+        final = final.with_suffix(f".{fmt}")
+    model = _load(model_path, device)
+    ray = {}
+    if ray_address:
+        ray = {
+            "ray_address": ray_address,
+            "model": model_path,
+            "ray_resources": _resources(ray_workers, num_cpus, num_gpus),
+        }
+    bar = tqdm(unit="img", disable=ctx.obj["quiet"] or None, leave=False)
     try:
-        for rows in _image_rows(paths, base, model, options, done, ray):
-            writer.write(rows)
-            n_images += 1
-            n_faces += sum(1 for r in rows if r[1] != "")
-            if rows[0][-1]:
-                failed.append(f"{_printable(rows[0][0])} ({rows[0][-1]})")
-            bar.update(1)
-            release(1)
-    except KeyboardInterrupt:
-        writer.close()
-        bar.close()
-        click.echo(
-            f"interrupted: {n_images} images written to {partial}; run again with "
-            "--resume to continue",
-            err=True,
+        report = scan_folder(
+            root,
+            final,
+            **({"model": model} | ray),
+            device=device,
+            options=opts,
+            resume=resume,
+            overwrite=overwrite,
+            progress=Releaser(bar.update),
+            on_total=bar.reset,
         )
+    except ScanInterrupted as exc:
+        bar.close()
+        click.echo(f"interrupted: {exc}; run again with --resume to continue", err=True)
         sys.exit(130)
-    writer.close()
-    bar.close()
-    os.replace(partial, table)
-    write_format(table, final)
+    except (OutputError, ClusterError) as exc:
+        raise click.ClickException(_line(exc)) from None
+    finally:
+        bar.close()
+    _scan_summary(ctx, report)
+
+
+def _scan_summary(ctx, report) -> None:
     if not ctx.obj["quiet"]:
         click.echo(
-            f"{n_images} images scanned ({len(done)} already done), {n_faces} faces -> {final}"
+            f"{report.images} images scanned ({report.already_done} already done), "
+            f"{report.faces} faces -> {_printable(report.out)}"
         )
-    if failed:
-        click.echo(f"{len(failed)} file(s) could not be read:", err=True)
-        for f in failed[:20]:
-            click.echo(f"  {f}", err=True)
-        if len(failed) > 20:
-            click.echo(f"  ... and {len(failed) - 20} more (see the error column)", err=True)
+    if report.failed:
+        click.echo(f"{len(report.failed)} file(s) could not be read:", err=True)
+        for path, why in report.failed[:20]:
+            click.echo(f"  {_printable(path)} ({_printable(why)})", err=True)
+        if len(report.failed) > 20:
+            click.echo(f"  ... and {len(report.failed) - 20} more (see the error column)", err=True)
         sys.exit(1)
 
 
-def _image_rows(paths, base, model, options, done, ray):
-    """Each image's rows, in order: read here, or by a pool of Ray workers."""
-    from .api import iter_images, relpath
-
-    if ray is None:
-        for res in iter_images(
-            paths, relative_to=base, model=model, skip=done.__contains__, **options
-        ):
-            yield res.rows()
-        return
-    from .cluster import scan_rows
-
-    resources, model_path, device = ray
-    todo = [p for p in paths if relpath(p, base) not in done]
-    for shard in scan_rows(todo, base, model_path=model_path, device=device, options=options,
-                           resources=resources):  # fmt: skip
-        yield from shard
-
-
-def _prepare_scan_outputs(final: Path, table: Path, columns, *, resume: bool, overwrite: bool):
-    """Check every existing output before touching any; returns the partial CSV's path
-    (``final``: the output, ``table``: the CSV the rows go to, the same path for CSV)."""
-    from .outputs import OutputError, is_fervid_csv, may_replace, partial_path
-
-    partial = partial_path(table)
-    if final.exists() and not (overwrite or resume):
-        raise OutputError(f"{final} exists: --overwrite to replace it, --resume to continue it")
-    may_replace(final)
-    if final != table and resume and final.exists() and not partial.exists():
-        raise OutputError(f"{final}: finished already; --overwrite to redo it")
-    final = table
-    may_replace(final)
-    may_replace(partial)
-    if resume:
-        for p in (partial, final):
-            if p.exists() and not is_fervid_csv(p, columns):
-                raise OutputError(
-                    f"{p} was written with other columns (another model?); cannot resume it"
-                )
-        if final.exists() and not partial.exists():
-            os.replace(final, partial)
-    else:
-        partial.unlink(missing_ok=True)
-    return partial
-
-
-def _done_images(partial: Path) -> set[str]:
-    """Images whose rows are complete in a partial CSV; the last one's rows may not be (a
-    kill between two of its faces): they are cut, and it is done again."""
-    from .writers import drop_last_item, repair_partial_csv
-
-    repair_partial_csv(partial)
-    drop_last_item(partial)
-    with open(partial, newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        next(reader, None)
-        return {row[0] for row in reader if row}
+def _tail(exc: BaseException, video: Path) -> str:
+    msg = _line(exc)
+    prefix = _printable(f"{video}: ")
+    return msg[len(prefix) :] if msg.startswith(prefix) else msg
 
 
 def _line(exc: BaseException) -> str:

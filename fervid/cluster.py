@@ -4,7 +4,7 @@
   model once; the driver writes the rows in the order a single machine writes them (a shard
   is written when all before it are), so the CSV is the same.
 - Videos: one task per video (a video's frames stay in order for tracking and smoothing),
-  each writing its outputs with :func:`fervid.api.annotate_video`, resumable: a task retried
+  each writing its outputs with :func:`fervid.annotation.annotate_video`, resumable: a task retried
   after a worker crash continues where the crashed attempt stopped.
 
 Inputs and outputs must be on storage every node sees at the same path (a shared or network
@@ -19,6 +19,9 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from .options import ImageOptions, VideoOptions
+from .rows import RowSchema
 
 log = logging.getLogger(__name__)
 
@@ -106,19 +109,19 @@ def _maybe_crash() -> None:
 class _ScanWorker:
     """Holds the model once; reads shards of photos into rows."""
 
-    def __init__(self, model_path: str | None, device: str, options: dict) -> None:
+    def __init__(self, model_path: str | None, device: str, options: ImageOptions) -> None:
         from .classify import load_model
 
         self.model = load_model(model_path, device=device)
         self.options = options
 
     def scan(self, shard: list[str], base: str | None) -> list[list[list]]:
-        from .api import iter_images
+        from .photos import iter_images
 
         _maybe_crash()
         out = []
         for res in iter_images(
-            [Path(p) for p in shard], model=self.model, relative_to=base, **self.options
+            [Path(p) for p in shard], model=self.model, relative_to=base, options=self.options
         ):
             out.append(res.rows())
         return out
@@ -130,7 +133,7 @@ def scan_rows(
     *,
     model_path: str | None,
     device: str,
-    options: dict,
+    options: ImageOptions,
     resources: Resources,
     shard_size: int = 32,
 ) -> Iterator[list[list[list]]]:
@@ -162,7 +165,7 @@ def scan_rows(
 
 
 def _annotate_task(video, csv, annotated, resume, model_path, device, options):
-    from .api import annotate_video
+    from .annotation import annotate_video
     from .errors import first_line
     from .outputs import partial_path
 
@@ -175,16 +178,27 @@ def _annotate_task(video, csv, annotated, resume, model_path, device, options):
     _maybe_crash()
     try:
         report = annotate_video(
-            video, csv, model=model_path, device=device, annotated=annotated, resume=resume,
-            **options,
-        )  # fmt: skip
+            video,
+            csv,
+            model=model_path,
+            device=device,
+            annotated=annotated,
+            resume=resume,
+            options=options,
+        )
     except (ValueError, OSError) as exc:  # the input's own fault: reported, not retried
         attempt.unlink(missing_ok=True)
         return {"video": str(video), "error": first_line(exc, 400)}
     attempt.unlink(missing_ok=True)
     r = report
-    return {"video": str(video), "error": r.error, "frames": r.frames, "analysed": r.analysed,
-            "seconds": r.seconds, "bad_packets": r.bad_packets}  # fmt: skip
+    return {
+        "video": str(video),
+        "error": r.error,
+        "frames": r.frames,
+        "analysed": r.analysed,
+        "seconds": r.seconds,
+        "bad_packets": r.bad_packets,
+    }
 
 
 def _finished_report(video, csv) -> dict:
@@ -192,24 +206,30 @@ def _finished_report(video, csv) -> dict:
 
     frames = pd.read_csv(csv, usecols=["frame"])["frame"]
     n = int(frames.nunique())
-    return {"video": str(video), "error": None, "frames": n, "analysed": n, "seconds": 0.0,
-            "bad_packets": 0}  # fmt: skip
+    return {
+        "video": str(video),
+        "error": None,
+        "frames": n,
+        "analysed": n,
+        "seconds": 0.0,
+        "bad_packets": 0,
+    }
 
 
 def _render_task(video, table, annotated, start, end):
     """Draw a finished (stitched) table onto the video: decoding, drawing, encoding."""
     from .pipeline import render_from_rows
+    from .rows import classes_of
     from .video import VideoInfo, VideoSink
-    from .writers import classes_of
 
     info = VideoInfo.from_path(video)
     with VideoSink(annotated, info, audio_from=video, time_offset=start or 0.0, end=end) as sink:
         return render_from_rows(video, table, sink, classes_of(table), start=start, end=end)
 
 
-def split_ranges(video: str | Path, options: dict, seconds: float | None) -> list[tuple]:
+def split_ranges(video: str | Path, options: VideoOptions, seconds: float | None) -> list[tuple]:
     """The time ranges a long video is cut into (one range when it is not cut)."""
-    start, end = options.get("start"), options.get("end")
+    start, end = options.start, options.end
     if not seconds:
         return [(start, end)]
     from .video import VideoInfo
@@ -234,7 +254,7 @@ def annotate_jobs(
     *,
     model_path: str | None,
     device: str,
-    options: dict,
+    options: VideoOptions,
     resources: Resources,
     resume: bool = False,
     split_seconds: float | None = None,
@@ -257,8 +277,17 @@ def annotate_jobs(
     for video, table, annotated in jobs:
         ranges = split_ranges(video, options, split_seconds)
         if len(ranges) == 1:
-            refs = [task.remote(str(video), str(table), str(annotated) if annotated else None,
-                                resume, model_path, device, options)]  # fmt: skip
+            refs = [
+                task.remote(
+                    str(video),
+                    str(table),
+                    str(annotated) if annotated else None,
+                    resume,
+                    model_path,
+                    device,
+                    options,
+                )
+            ]
         else:
             refs = [
                 task.remote(
@@ -268,8 +297,8 @@ def annotate_jobs(
                     resume,
                     model_path,
                     device,
-                    options | {"start": s, "end": e},
-                )  # fmt: skip
+                    options.replace(start=s, end=e),
+                )
                 for k, (s, e) in enumerate(ranges)
             ]
         parts.append(refs)
@@ -296,8 +325,9 @@ def _finish_job(ray, render, video, table, annotated, refs, options) -> dict:
     stitch([part_path(table, k) for k in range(len(reports))], table, drop_parts=True)
     if annotated is not None:
         try:
-            ray.get(render.remote(str(video), str(table), str(annotated), options.get("start"),
-                                  options.get("end")))  # fmt: skip
+            ray.get(
+                render.remote(str(video), str(table), str(annotated), options.start, options.end)
+            )
         except ray.exceptions.RayError as exc:
             return {"video": str(video), "error": f"drawing failed: {first_line(exc)}"}
     return {
@@ -317,12 +347,10 @@ def stitch(parts: Sequence[Path], out: Path, *, drop_parts: bool = False) -> Non
     the track it overlaps most, at IoU >= 0.3, among the tracks seen in the last 2 s of the
     part before; the others get new ids)."""
     import csv
-    import itertools
 
     from .outputs import atomic_path
 
-    next_id = 0
-    recent: dict[int, tuple[float, list[float]]] = {}  # global id -> (time, box) last seen
+    state = {"next_id": 0, "recent": {}}  # recent: global id -> (time, box) last seen
     with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         for k, part in enumerate(parts):
@@ -331,29 +359,37 @@ def stitch(parts: Sequence[Path], out: Path, *, drop_parts: bool = False) -> Non
                 header = next(reader)
                 if k == 0:
                     w.writerow(header)
-                # the part's first seconds decide which ids continue; the rest is streamed
-                head: list[list[str]] = []
-                for r in reader:
-                    head.append(r)
-                    if float(r[1]) - float(head[0][1]) > CONTINUE_WINDOW:
-                        break
-                mapping = _continue_ids(head, recent)
-                for r in itertools.chain(head, reader):
-                    if r[2] != "":
-                        if r[2] not in mapping:
-                            mapping[r[2]] = next_id
-                            next_id += 1
-                        r[2] = str(mapping[r[2]])
-                        recent[int(r[2])] = (float(r[1]), [float(v) for v in r[3:7]])
-                    w.writerow(r)
-            next_id = max([next_id, *(i + 1 for i in recent)])
+                w.writerows(_continued(reader, RowSchema.from_header(header), state))
     if drop_parts:
         for part in parts:
             Path(part).unlink(missing_ok=True)
 
 
+def _continued(reader, schema: RowSchema, state: dict):
+    """A part's rows with their track ids continued from the parts before (``state``)."""
+    import itertools
+
+    face, time_s = schema.index("face"), schema.index("time_s")
+    recent, head = state["recent"], []
+    # the part's first seconds decide which ids continue; the rest is streamed
+    for r in reader:
+        head.append(r)
+        if float(r[time_s]) - float(head[0][time_s]) > CONTINUE_WINDOW:
+            break
+    mapping = _continue_ids(head, recent, schema)
+    for r in itertools.chain(head, reader):
+        if r[face] != "":
+            if r[face] not in mapping:
+                mapping[r[face]] = state["next_id"]
+                state["next_id"] += 1
+            r[face] = str(mapping[r[face]])
+            recent[int(r[face])] = (float(r[time_s]), schema.box(r))
+        yield r
+    state["next_id"] = max([state["next_id"], *(i + 1 for i in recent)])
+
+
 def _continue_ids(
-    rows: list[list[str]], recent: dict, window: float = CONTINUE_WINDOW
+    rows: list[list[str]], recent: dict, schema: RowSchema, window: float = CONTINUE_WINDOW
 ) -> dict[str, int]:
     """A part's track ids -> the ids of the tracks from the part before that they continue:
     each of the part's tracks first seen in its first ``window`` seconds takes, at its first
@@ -365,17 +401,21 @@ def _continue_ids(
 
     if not rows or not recent:
         return {}
-    t_start = float(rows[0][1])
+    face, time_s = schema.index("face"), schema.index("time_s")
+    t_start = float(rows[0][time_s])
     firsts: dict[str, tuple[float, list[float]]] = {}
     for r in rows:
-        if r[2] != "" and r[2] not in firsts:
-            firsts[r[2]] = (float(r[1]), [float(v) for v in r[3:7]])
+        if r[face] != "" and r[face] not in firsts:
+            firsts[r[face]] = (float(r[time_s]), schema.box(r))
     mapping: dict[str, int] = {}
     for local, (t, box) in sorted(firsts.items(), key=lambda kv: kv[1][0]):
         if t - t_start > window:
             break
-        live = [(i, b) for i, (tl, b) in recent.items()
-                if t - tl <= window and i not in mapping.values()]  # fmt: skip
+        live = [
+            (i, b)
+            for i, (tl, b) in recent.items()
+            if t - tl <= window and i not in mapping.values()
+        ]
         if not live:
             continue
         m = iou_matrix(np.array([b for _, b in live], np.float32), np.array([box], np.float32))

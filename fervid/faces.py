@@ -82,9 +82,6 @@ class Faces:
     def with_probs(self, probs: np.ndarray, classes: tuple[str, ...] | list[str]) -> Faces:
         return Faces(self.boxes, self.scores, probs, self.track_ids, tuple(classes))
 
-    def with_track_ids(self, track_ids: np.ndarray) -> Faces:
-        return Faces(self.boxes, self.scores, self.probs, track_ids, self.classes)
-
     def sorted_left_to_right(self) -> Faces:
         order = np.argsort(self.boxes[:, 0], kind="stable")
         return self[order]
@@ -93,7 +90,3 @@ class Faces:
         idx = np.asarray(idx)
         probs = self.probs[idx] if self.probs.shape[0] == len(self) and len(self) else self.probs
         return Faces(self.boxes[idx], self.scores[idx], probs, self.track_ids[idx], self.classes)
-
-    def scaled(self, factor: float) -> Faces:
-        """Boxes multiplied by ``factor`` (e.g. from detector resolution to full resolution)."""
-        return Faces(self.boxes * factor, self.scores, self.probs, self.track_ids, self.classes)

@@ -80,10 +80,6 @@ class KeyframePolicy:
             return self._key(t)
         return "none", None
 
-    def is_key(self, t: float, image: np.ndarray, faces: np.ndarray | None = None) -> bool:
-        """Whether :meth:`decide` says to search the whole frame."""
-        return self.decide(t, image, faces)[0] == "full"
-
     def _key(self, t: float) -> tuple[str, None]:
         self.last_key = t
         return "full", None
@@ -116,8 +112,9 @@ def _moved_regions(moved: np.ndarray, hw: tuple[int, int], min_cells: int) -> li
         if int((moved & (labels == k)).sum()) < min_cells:
             continue
         c0, r0, cw, rh = stats[k, :4]
-        out.append((int(c0 * cx), int(r0 * cy), int(min(w, (c0 + cw) * cx)),
-                    int(min(h, (r0 + rh) * cy))))  # fmt: skip
+        out.append(
+            (int(c0 * cx), int(r0 * cy), int(min(w, (c0 + cw) * cx)), int(min(h, (r0 + rh) * cy)))
+        )
     return out
 
 

@@ -232,3 +232,105 @@ def plan_outputs(
             for k in ("csv", "jsonl", "parquet", "mp4", "png")
         }
     return plan
+
+
+# -- resuming a table ----------------------------------------------------------------------
+
+
+def prepare_table(
+    final: Path, table: Path, columns: list[str], *, resume: bool, overwrite: bool, fmt: str
+) -> tuple[Path, set[str]]:
+    """Check every existing output of a photo scan before touching any (``final``: the
+    output, ``table``: the CSV the rows go to, the same path for CSV); returns the partial
+    CSV's path and, when resuming, the items (first column) whose rows are complete in it."""
+    partial = partial_path(table)
+    if final.exists() and not (overwrite or resume):
+        raise OutputError(f"{final} exists: --overwrite to replace it, --resume to continue it")
+    may_replace(final, is_fervid_csv if fmt == "csv" else is_fervid_output)
+    if final != table and resume and final.exists() and not partial.exists():
+        raise OutputError(f"{final}: finished already; --overwrite to redo it")
+    may_replace(table)
+    may_replace(partial)
+    if not resume:
+        partial.unlink(missing_ok=True)
+        return partial, set()
+    for p in (partial, table):
+        if p.exists() and not is_fervid_csv(p, columns):
+            raise OutputError(
+                f"{p} was written with other columns (another model?); cannot resume it"
+            )
+    if table.exists() and not partial.exists():
+        os.replace(table, partial)
+    return partial, done_items(partial) if partial.exists() else set()
+
+
+def done_items(partial: Path) -> set[str]:
+    """Items (first column) whose rows are complete in a partial CSV; the last one's rows may
+    not be (a kill between two of its faces): they are cut, and it is done again."""
+    from .writers import drop_last_item, repair_partial_csv
+
+    repair_partial_csv(partial)
+    drop_last_item(partial)
+    with open(partial, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        next(reader, None)
+        return {row[0] for row in reader if row}
+
+
+# -- a video's outputs ---------------------------------------------------------------------
+
+
+class OutputSkip(Exception):
+    """A video's outputs exist and may be kept: the video is skipped (not a failure)."""
+
+
+def check_video_outputs(
+    video: Path, outs: dict[str, Path], wanted: set[str], *, overwrite: bool, resume: bool
+) -> None:
+    """Refuse outputs that are the input, or files fervid did not write (OutputError); skip
+    a video whose outputs exist unless asked to redo or resume it (OutputSkip). ``outs``
+    maps each kind (``csv``, ``jsonl``, ``parquet``, ``mp4``, ``png``, and ``table``, the
+    working CSV) to its path; ``wanted`` says which are asked for."""
+    from .video import is_fervid_video
+
+    for k in wanted:
+        check_output(outs[k], inputs=[video], kind=k)
+    existing = [k for k in sorted(wanted) if outs[k].exists()]
+    if existing and not (overwrite or resume):
+        names = ", ".join(str(outs[k]) for k in existing)
+        raise OutputSkip(f"skipped, outputs exist ({names}); --overwrite to redo")
+    if resume and set(existing) == wanted and not partial_path(outs["table"]).exists():
+        raise OutputSkip("finished earlier; skipped")
+    owned = {"mp4": is_fervid_video, "png": is_fervid_png}
+    paths = {outs[k]: k for k in wanted} | {outs["table"]: "csv"}
+    for path, k in paths.items():
+        own = owned.get(k, is_fervid_output)
+        may_replace(path, own)
+        may_replace(partial_path(path), lambda p, own=own, k=k: own(p) or _unfinished(p, k))
+    check_writable(outs["table"].parent)
+
+
+def _unfinished(path: Path, kind: str) -> bool:
+    """A file of this kind cut off mid-write (by a kill), as fervid's partial files can be:
+    an MP4 that starts with its file-type box, or a PNG with its signature."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return False
+    if kind == "mp4":
+        return head[4:8] == b"ftyp" or not head
+    if kind == "png":
+        return head.startswith(b"\x89PNG") or not head
+    return False
+
+
+def is_fervid_png(path: Path) -> bool:
+    """Whether a PNG says it was written by fervid (its Software field)."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return im.info.get("Software", "").startswith("fervid")
+    except OSError:
+        return False

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import itertools
 import logging
 import os
 import time
@@ -29,50 +30,15 @@ from .detect import FaceDetector
 from .draw import annotate
 from .faces import Faces
 from .keyframes import KeyframePolicy
+from .options import VideoOptions
+from .rows import RowSchema
 from .track import FaceTracker, ProbSmoother
 from .video import Frame, FrameReader, VideoInfo, VideoSink
-from .writers import face_rows, video_columns
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 STATE_VERSION = 1
-
-
-@dataclass(frozen=True)
-class VideoOptions:
-    """How a video is analysed (the settings a resumed run must share)."""
-
-    every: int = 1
-    detect_interval: float = 1.0
-    start: float | None = None
-    end: float | None = None
-    batch_size: int = 16
-    min_face_size: int = 32
-    detect_size: int = 960
-    smooth: float = 0.2
-    box_cutoff: float = 0.0
-    box_beta: float = 2.0
-    max_age: float = 2.0
-
-    def validate(self) -> None:
-        checks = [
-            (self.every >= 1, "every must be >= 1"),
-            (self.detect_interval >= 0, "detect_interval must be >= 0 seconds"),
-            (self.batch_size >= 1, "batch_size must be >= 1"),
-            (self.min_face_size >= 4, "min_face_size must be >= 4 pixels"),
-            (self.detect_size == 0 or self.detect_size >= 64, "detect_size must be 0 or >= 64"),
-            (self.smooth >= 0, "smooth must be >= 0 seconds"),
-            (self.max_age > 0, "max_age must be > 0 seconds"),
-        ]
-        for name in ("start", "end"):
-            v = getattr(self, name)
-            checks.append((v is None or (np.isfinite(v) and v >= 0), f"{name} must be >= 0"))
-        if self.start is not None and self.end is not None:
-            checks.append((self.end > self.start, "end must be after start"))
-        for ok, msg in checks:
-            if not ok:
-                raise ValueError(msg)
 
 
 @dataclass
@@ -102,7 +68,6 @@ class VideoPipeline:
     """Detect, track and classify the faces of one video, chunk by chunk."""
 
     def __init__(self, path: str | os.PathLike, model: EmotionModel, options: VideoOptions):
-        options.validate()
         self.path, self.model, self.options = str(path), model, options
         self.info = VideoInfo.from_path(path)
         o = options
@@ -122,6 +87,7 @@ class VideoPipeline:
         self.first_index: int | None = None
         self.last_frame = -1  # the last frame whose rows were written
         self.carried = Faces.empty(model.classes)
+        self.schema = RowSchema("video", model.classes)
 
     # -- one analysed frame ----------------------------------------------------------------
     def find_faces(self, image: np.ndarray, t: float) -> Faces:
@@ -186,10 +152,7 @@ class VideoPipeline:
         for f in chunk:
             if (f.index - self.first_index) % every == 0:
                 faces = self.smoother.update(next(classified), f.time_s)
-                rows.extend(
-                    [f.index, round(f.time_s, 6), *r]
-                    for r in face_rows(faces, self.model.classes, use_track_ids=True)
-                )
+                rows.extend(self.schema.video_rows(f.index, f.time_s, faces))
                 self.report.analysed += 1
                 self.carried = faces
             drawn.append(self.carried)
@@ -242,7 +205,7 @@ class VideoPipeline:
                 "keyframes": r.keyframes,
                 "regions": r.regions,
                 "seconds": r.seconds,
-            },  # fmt: skip
+            },
             "tracker": self.tracker.state_dict(),
             "policy": self.policy.state_dict(),
             "smoother": self.smoother.state_dict(),
@@ -298,35 +261,14 @@ def chunked(items: Iterable[T], n: int) -> Iterator[list[T]]:
 
 def faces_by_frame(csv_path: str | os.PathLike, classes: tuple[str, ...]) -> Iterator:
     """(frame index, Faces) for each analysed frame of a fervid video CSV, in file order."""
+    schema = RowSchema("video", classes)
     with open(csv_path, newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
-        header = next(reader, None)
-        if header != video_columns(classes):
+        if next(reader, None) != schema.columns:
             raise ValueError(f"{csv_path}: not a fervid video CSV of this model's classes")
-        n = len(classes)
-        current, rows = None, []
-        for row in reader:
-            if not row:
-                continue
-            idx = int(row[0])
-            if current is not None and idx != current:
-                yield current, _faces_from_rows(rows, classes, n)
-                rows = []
-            current = idx
-            rows.append(row)
-        if current is not None:
-            yield current, _faces_from_rows(rows, classes, n)
-
-
-def _faces_from_rows(rows: list[list[str]], classes: tuple[str, ...], n: int) -> Faces:
-    rows = [r for r in rows if r[2] != ""]
-    if not rows:
-        return Faces.empty(classes)
-    ids = [int(r[2]) for r in rows]
-    boxes = [[float(v) for v in r[3:7]] for r in rows]
-    scores = [float(r[7]) for r in rows]
-    probs = [[float(v) for v in r[8 : 8 + n]] for r in rows]
-    return Faces(boxes, scores, probs, ids, classes)
+        frame = schema.index("frame")
+        for idx, rows in itertools.groupby((r for r in reader if r), key=lambda r: r[frame]):
+            yield int(idx), schema.faces(rows)
 
 
 def render_from_rows(
@@ -359,6 +301,7 @@ def render_from_rows(
 
 def truncate_rows_after(csv_path: Path, last_frame: int) -> None:
     """Cut a fervid video CSV after the rows of ``last_frame`` (and any half-written line)."""
+    col = RowSchema.of_file(csv_path).index("frame")
     keep = 0
     with open(csv_path, "rb") as fh:
         header = fh.readline()
@@ -367,8 +310,8 @@ def truncate_rows_after(csv_path: Path, last_frame: int) -> None:
             if not line.endswith(b"\n"):
                 break
             try:
-                idx = int(line.split(b",", 1)[0])
-            except ValueError:
+                idx = int(line.split(b",")[col])
+            except (ValueError, IndexError):
                 break
             if idx > last_frame:
                 break

@@ -228,9 +228,10 @@ class FaceTracker:
         for s in d["tracks"]:
             f = OneEuro(self.smooth_cutoff, self.smooth_beta, **s["filter"])
             self.tracks.append(
-                Track(s["id"], s["box"], s["raw"], s["t"], s["velocity"], s["hits"],
-                      s["searched"], f)
-            )  # fmt: skip
+                Track(
+                    s["id"], s["box"], s["raw"], s["t"], s["velocity"], s["hits"], s["searched"], f
+                )
+            )
 
 
 @dataclass

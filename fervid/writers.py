@@ -1,4 +1,5 @@
-"""Result rows and files: CSV columns, row writers keyed by format, and atomic outputs."""
+"""Result files: the CSV row writer, the other formats keyed by name (written from the CSV),
+file names as text."""
 
 from __future__ import annotations
 
@@ -7,50 +8,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .faces import Faces
-
-BOX = ["x1", "y1", "x2", "y2"]
-
-
-def video_columns(classes: Sequence[str]) -> list[str]:
-    return ["frame", "time_s", "face", *BOX, "score", *classes, "emotion", "confidence"]
-
-
-def image_columns(classes: Sequence[str]) -> list[str]:
-    return ["path", "face", *BOX, "score", *classes, "emotion", "confidence", "error"]
-
-
-def face_rows(faces: Faces, classes: Sequence[str], *, use_track_ids: bool) -> list[list]:
-    """One row of face fields per face; one row of empty fields when there is none."""
-    if len(faces) == 0:
-        return [[""] * (1 + 4 + 1 + len(classes) + 2)]
-    rows = []
-    emotions, conf = faces.emotions, faces.confidences
-    for k in range(len(faces)):
-        fid = int(faces.track_ids[k]) if use_track_ids else k
-        probs = (
-            [round(float(p), 5) for p in faces.probs[k]]
-            if faces.classified
-            else [""] * len(classes)
-        )
-        rows.append(
-            [
-                fid,
-                *[round(float(v), 1) for v in faces.boxes[k]],
-                round(float(faces.scores[k]), 4),
-                *probs,
-                emotions[k],
-                round(float(conf[k]), 5) if faces.classified else "",
-            ]
-        )
-    return rows
-
-
-def classes_of(csv_path: str | os.PathLike) -> tuple[str, ...]:
-    """The class names of a fervid video CSV, from its header."""
-    with open(csv_path, newline="", encoding="utf-8") as fh:
-        header = next(csv.reader(fh))
-    return tuple(header[8:-2])
+from .rows import INT_COLUMNS, TEXT_COLUMNS
 
 
 def clean_text(text: str) -> str:
@@ -112,8 +70,8 @@ def _typed_chunks(csv_path: Path, chunk_rows: int = 100_000):
     import pandas as pd
 
     header = pd.read_csv(csv_path, nrows=0).columns
-    types = {c: "Int64" if c in ("frame", "face") else "float64" for c in header}
-    types |= {c: "string" for c in ("path", "emotion", "error") if c in header}
+    types = {c: "Int64" if c in INT_COLUMNS else "float64" for c in header}
+    types |= {c: "string" for c in TEXT_COLUMNS if c in header}
     yield from pd.read_csv(csv_path, dtype=types, chunksize=chunk_rows, keep_default_na=True)
 
 
@@ -151,18 +109,29 @@ def write_parquet(csv_path: Path, out: Path) -> None:
 WRITERS = {"csv": None, "jsonl": write_jsonl, "parquet": write_parquet}
 
 
-def working_table(out: Path) -> Path:
+def format_of(out: Path) -> str:
+    """The format a table file's name asks for: ``jsonl`` or ``parquet`` by its extension,
+    else CSV (whatever the extension: ``results``, ``faces.txt``)."""
+    ext = Path(out).suffix.lower().lstrip(".")
+    return ext if ext in WRITERS else "csv"
+
+
+def working_table(out: Path, fmt: str | None = None) -> Path:
     """The CSV the rows of ``out`` are streamed to: ``out`` itself for CSV, else a name of
     its own beside it (``faces.parquet.csv``), never another run's CSV output."""
-    return out if out.suffix.lower() == ".csv" else out.with_name(out.name + ".csv")
+    fmt = fmt or format_of(out)
+    return out if fmt == "csv" else out.with_name(out.name + ".csv")
 
 
-def write_format(table: Path, out: Path) -> Path:
-    """Turn the finished working ``table`` into ``out`` in the format its extension names
-    (the table is then removed); for CSV, the table is the output."""
+def write_format(table: Path, out: Path, fmt: str | None = None) -> Path:
+    """Turn the finished working ``table`` into ``out`` in ``fmt`` (by default the format
+    its extension names; the table is then removed); for CSV, the table is the output."""
     if table == out:
         return out
-    WRITERS[out.suffix.lower().lstrip(".")](table, out)
+    fmt = fmt or format_of(out)
+    if fmt not in WRITERS or WRITERS[fmt] is None:
+        raise ValueError(f"{out}: no writer for the format {fmt!r} (csv, jsonl or parquet)")
+    WRITERS[fmt](table, out)
     table.unlink()
     return out
 

@@ -164,8 +164,9 @@ def _place(img: np.ndarray, portrait: np.ndarray, face: tuple, cx: float, cy: fl
     fx1, fy1, fx2, fy2 = face
     k = px / max(fx2 - fx1, fy2 - fy1)
     ph, pw = portrait.shape[:2]
-    p = cv2.resize(portrait, (max(1, round(pw * k)), max(1, round(ph * k))),
-                   interpolation=cv2.INTER_AREA)  # fmt: skip
+    p = cv2.resize(
+        portrait, (max(1, round(pw * k)), max(1, round(ph * k))), interpolation=cv2.INTER_AREA
+    )
     fcx, fcy = (fx1 + fx2) / 2 * k, (fy1 + fy2) / 2 * k
     x0, y0 = int(round(cx - fcx)), int(round(cy - fcy))
     h, w = img.shape[:2]

@@ -86,18 +86,26 @@ def cases(root: Path) -> list[tuple[str, list[str]]]:
     return [
         ("scan a folder of awkward files", ["scan", str(p), "--csv", str(out / "p.csv")]),
         ("CSV named like a photo", ["scan", str(p), "--csv", str(p / "astronaut.jpg")]),
-        ("replace a file fervid did not write",
-         ["scan", str(p), "--csv", str(root / "notes.csv"), "--overwrite"]),
-        ("annotate a folder with clip.mp4 and clip.mov",
-         ["annotate", str(v), "--out-dir", str(out / "v"), "--no-video"]),
+        (
+            "replace a file fervid did not write",
+            ["scan", str(p), "--csv", str(root / "notes.csv"), "--overwrite"],
+        ),
+        (
+            "annotate a folder with clip.mp4 and clip.mov",
+            ["annotate", str(v), "--out-dir", str(out / "v"), "--no-video"],
+        ),
         ("a FIFO as the video", ["annotate", str(v / "pipe.mp4"), "--out-dir", str(out)]),
-        ("--start past the end",
-         ["annotate", str(v / "clip.mp4"), "--start", "60", "--out-dir", str(out / "s")]),
+        (
+            "--start past the end",
+            ["annotate", str(v / "clip.mp4"), "--start", "60", "--out-dir", str(out / "s")],
+        ),
         ("--end inf", ["annotate", str(v / "clip.mp4"), "--end", "inf"]),
         ("--device bogus", ["annotate", str(v / "clip.mp4"), "--device", "bogus"]),
-        ("output folder under a file",
-         ["annotate", str(v / "clip.mp4"), "--out-dir", str(root / "notes.csv" / "sub")]),
-    ]  # fmt: skip
+        (
+            "output folder under a file",
+            ["annotate", str(v / "clip.mp4"), "--out-dir", str(root / "notes.csv" / "sub")],
+        ),
+    ]
 
 
 def make_corpus(root: Path) -> Path:

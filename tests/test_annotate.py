@@ -131,6 +131,7 @@ def test_existing_outputs_kept_unless_overwrite(videos, tmp_path):
     assert r.exit_code == 1 and "not written by fervid" in r.output
     assert csv.read_text() == "precious"
 
+
 def test_api_and_cli_agree(two, videos, model):
     api = fervid.analyze_video(videos["two"], model=model)
     cli_df = pd.read_csv(two / "two.fervid.csv")

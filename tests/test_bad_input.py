@@ -77,6 +77,7 @@ def test_a_partial_csv_that_is_not_utf8_is_left_alone(corpus, tmp_path):
     assert partial.read_bytes() == b"\xff\xfe garbage\n"
 
 
+@pytest.mark.slow
 def test_two_runs_on_one_output_the_second_is_refused(corpus, tmp_path):
     photos, videos = corpus
     out = tmp_path / "o.csv"
@@ -89,6 +90,7 @@ def test_two_runs_on_one_output_the_second_is_refused(corpus, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_a_lock_left_by_a_killed_run_is_free(tmp_path):
     code = (
         "import os, sys; from fervid.outputs import OutputLock\n"
@@ -111,8 +113,7 @@ def test_output_names_never_collide_within_a_run(corpus, tmp_path):
     r = _run("annotate", d, "--out-dir", tmp_path / "out", "--no-video")
     assert r.exit_code == 0, r.output
     made = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*"))
-    assert made == ["a", "a/clip.mov.fervid.csv", "a/clip.mp4.fervid.csv", "b",
-                    "b/clip.fervid.csv"]  # fmt: skip
+    assert made == ["a", "a/clip.mov.fervid.csv", "a/clip.mp4.fervid.csv", "b", "b/clip.fervid.csv"]
 
 
 def test_the_api_refuses_to_draw_over_its_input(corpus, model):
@@ -155,16 +156,29 @@ def test_every_awkward_photo_gets_a_row_and_the_rest_are_read(corpus, tmp_path):
     assert {"astronaut.jpg", "new\nline.jpg", "latin\\xe9.jpg", "long" * 60 + ".jpg"} <= set(
         faces["path"]
     )
-    assert all("\n" not in line or "new" in line for line in r.output.splitlines())
+    # a newline in a name is escaped: every line of the output is one of the summary's
+    for line in r.output.splitlines():
+        assert line.startswith("  ") or "images scanned" in line or "not be read" in line, line
 
 
+@pytest.mark.slow
 def test_a_fifo_video_is_refused_without_hanging(corpus, tmp_path):
     _, videos = corpus
     r = subprocess.run(
-        [sys.executable, "-m", "fervid.cli", "-q", "annotate", str(videos / "pipe.mp4"),
-         "--out-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "fervid.cli",
+            "-q",
+            "annotate",
+            str(videos / "pipe.mp4"),
+            "--out-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 1 and "not a regular file" in r.stderr
 
 
@@ -223,17 +237,29 @@ def test_bad_options_get_one_line(corpus, tmp_path, args, message):
 def test_a_video_without_frames_writes_nothing(tmp_path):
     empty = samples.write_video(tmp_path / "empty.mp4", frame_times=[], audio=True)
     r = _run("annotate", empty, "--out-dir", tmp_path / "o")
-    assert r.exit_code == 1 and "no" in _one_line(r).split(": ", 1)[-1]
+    assert r.exit_code == 1 and r.output.splitlines()[0] == f"{empty}: no video stream"
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
 
 
+@pytest.mark.slow
 def test_plot_of_a_video_without_faces_warns_nothing(corpus, tmp_path):
     _, videos = corpus
     r = subprocess.run(
-        [sys.executable, "-m", "fervid.cli", "annotate", str(videos / "tiny.mp4"), "--plot",
-         "--no-video", "--out-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "fervid.cli",
+            "annotate",
+            str(videos / "tiny.mp4"),
+            "--plot",
+            "--no-video",
+            "--out-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0 and "Warning" not in r.stderr, r.stderr
     assert (tmp_path / "tiny.fervid.png").stat().st_size > 1000
 
@@ -269,9 +295,22 @@ def test_evaluate_json_under_a_file_is_one_line(tmp_path):
     other = make_folder_dataset(tmp_path / "e", per_class=(8, 8, 8), val_per_class=4, seed=1)
     config = (tmp_path / "r" / "resnet18" / "config.json").read_text()
     r = CliRunner().invoke(
-        train_cli, ["--data", str(other), "--archs", "resnet18", "--input-size", "32",
-                    "--epochs", "2", "--out", str(tmp_path / "r"), "--resume", "-q"],
-    )  # fmt: skip
+        train_cli,
+        [
+            "--data",
+            str(other),
+            "--archs",
+            "resnet18",
+            "--input-size",
+            "32",
+            "--epochs",
+            "2",
+            "--out",
+            str(tmp_path / "r"),
+            "--resume",
+            "-q",
+        ],
+    )
     assert r.exit_code == 1 and "was started with data" in r.output
     assert (tmp_path / "r" / "resnet18" / "config.json").read_text() == config
 

@@ -55,8 +55,14 @@ def test_calibration_error_by_hand():
 
 
 def _meta(**kw) -> ModelMeta:
-    base = dict(arch="resnet18", classes=["a", "b"], input_size=32, channels="rgb",
-                mean=[0.5] * 3, std=[0.5] * 3)  # fmt: skip
+    base = dict(
+        arch="resnet18",
+        classes=["a", "b"],
+        input_size=32,
+        channels="rgb",
+        mean=[0.5] * 3,
+        std=[0.5] * 3,
+    )
     return ModelMeta(**{**base, **kw})
 
 
@@ -91,9 +97,19 @@ def test_calibrate_command_writes_a_calibrated_copy(tmp_path):
     data, ckpt = train_tiny(tmp_path)
     out = tmp_path / "calibrated.safetensors"
     r = CliRunner().invoke(
-        train_cli, ["calibrate", str(ckpt), str(out), "--data", str(data), "--device", "cpu",
-                    "--json", str(tmp_path / "report.json")],
-    )  # fmt: skip
+        train_cli,
+        [
+            "calibrate",
+            str(ckpt),
+            str(out),
+            "--data",
+            str(data),
+            "--device",
+            "cpu",
+            "--json",
+            str(tmp_path / "report.json"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     state, meta = load_checkpoint(out)
     assert "temperature 1.0 -> " in r.output and "val (12 images" in r.output

@@ -242,6 +242,7 @@ def test_release_free_memory_returns_freed_heap():
     assert keep[0] == 1
 
 
+@pytest.mark.slow
 def test_inference_never_imports_training():
     code = (
         "import sys, fervid, fervid.api, fervid.cli, fervid.pipeline\n"

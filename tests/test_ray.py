@@ -15,6 +15,8 @@ from conftest import samples
 
 ray = pytest.importorskip("ray")
 
+pytestmark = pytest.mark.slow  # a Ray cluster starts in each module run
+
 
 @pytest.fixture(scope="module")
 def cluster():
@@ -46,8 +48,16 @@ def _run(*args):
 def test_scan_on_ray_writes_the_same_csv(cluster, inputs, tmp_path):
     photos = inputs / "photos"
     _run("scan", photos, "--csv", tmp_path / "one.csv")
-    r = _run("scan", photos, "--csv", tmp_path / "ray.csv", "--ray-address", "local",
-             "--ray-workers", "2")  # fmt: skip
+    r = _run(
+        "scan",
+        photos,
+        "--csv",
+        tmp_path / "ray.csv",
+        "--ray-address",
+        "local",
+        "--ray-workers",
+        "2",
+    )
     assert r.exit_code == 1 and "broken.jpg" in r.output  # the bad file reported, the rest read
     assert (tmp_path / "ray.csv").read_text() == (tmp_path / "one.csv").read_text()
     df = fervid.analyze_images(photos, ray_address="local")
@@ -68,8 +78,16 @@ def test_annotate_on_ray_writes_the_same_csvs(cluster, inputs, tmp_path):
 def test_a_long_video_cut_into_parts_is_stitched(cluster, inputs, tmp_path):
     video = samples.write_video(tmp_path / "long.mp4", width=480, height=270, fps=10, seconds=2.0)
     _run("annotate", video, "--out-dir", tmp_path / "one", "--no-video")
-    r = _run("annotate", video, "--out-dir", tmp_path / "ray", "--ray-address", "local",
-             "--ray-split", "0.0125")  # fmt: skip
+    r = _run(
+        "annotate",
+        video,
+        "--out-dir",
+        tmp_path / "ray",
+        "--ray-address",
+        "local",
+        "--ray-split",
+        "0.0125",
+    )
     assert r.exit_code == 0, r.output
     import pandas as pd
 
@@ -100,8 +118,9 @@ def test_a_crashed_worker_is_retried_and_nothing_is_lost(cluster, inputs, tmp_pa
     monkeypatch.setenv(CRASH_ONCE_ENV, str(marker2))
     videos = inputs / "videos"
     _run("annotate", videos, "--out-dir", tmp_path / "one_v", "--no-video")
-    r = _run("annotate", videos, "--out-dir", tmp_path / "ray_v", "--no-video",
-             "--ray-address", "local")  # fmt: skip
+    r = _run(
+        "annotate", videos, "--out-dir", tmp_path / "ray_v", "--no-video", "--ray-address", "local"
+    )
     assert r.exit_code == 0 and marker2.exists()
     for name in ("a", "b"):
         one = (tmp_path / "one_v" / f"{name}.fervid.csv").read_text()

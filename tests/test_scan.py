@@ -92,9 +92,9 @@ def test_existing_csv_kept_unless_overwrite(photos, tmp_path):
 
 def test_resume_after_interruption(photos, tmp_path, monkeypatch):
     out = tmp_path / "out.csv"
-    import fervid.api
+    import fervid.photos
 
-    real = fervid.api.iter_images
+    real = fervid.photos.iter_images
 
     def interrupted(*a, **k):
         for i, res in enumerate(real(*a, **k)):
@@ -102,7 +102,7 @@ def test_resume_after_interruption(photos, tmp_path, monkeypatch):
                 raise KeyboardInterrupt
             yield res
 
-    monkeypatch.setattr(fervid.api, "iter_images", interrupted)
+    monkeypatch.setattr(fervid.photos, "iter_images", interrupted)
     r = _scan([str(photos), "--csv", str(out)])
     assert r.exit_code == 130 and "--resume" in r.output
     partial = tmp_path / "out.partial.csv"
@@ -111,7 +111,7 @@ def test_resume_after_interruption(photos, tmp_path, monkeypatch):
     assert kept["path"].nunique() == 3
     with open(partial, "a") as fh:  # a row cut in half by a hard kill
         fh.write("sub/wall.png,0,1.0,2")
-    monkeypatch.setattr(fervid.api, "iter_images", real)
+    monkeypatch.setattr(fervid.photos, "iter_images", real)
     r = _scan([str(photos), "--csv", str(out), "--resume"])
     # the last image written may lack rows (a kill between two of its faces): it is redone
     assert r.exit_code == 1 and "(2 already done)" in r.output

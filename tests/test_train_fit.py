@@ -12,9 +12,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from fervid.architectures import REGISTRY, STUDY_ARCHS, build_model
 from fervid.checkpoint import load_checkpoint
 from fervid.train.cli import cli
-from fervid.train.models import REGISTRY, STUDY_ARCHS, build_model, smoke_forward
 from fervid.train.run import RunResult
 from fervid.train.study import COLUMNS, write_report
 
@@ -108,6 +108,7 @@ def test_evaluate_command_matches_training_metrics(fitted, toy, tmp_path):
     assert got["confusion"] == meta.metrics["confusion"]
 
 
+@pytest.mark.slow
 def test_evaluate_rejects_foreign_checkpoint(tmp_path, toy):
     bad = tmp_path / "x.safetensors"
     bad.write_bytes(os.urandom(200))
@@ -130,6 +131,7 @@ def _train_cmd(data, out, epochs):
     ]
 
 
+@pytest.mark.slow
 def test_resume_after_kill_equals_uninterrupted(toy, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     full = tmp_path / "full"
@@ -193,6 +195,7 @@ def test_rafdb_fit_with_loss_balance(tmp_path):
     assert cfg["sources"][0]["val_split"] == "holdout" and cfg["sources"][0]["test"] == 21
 
 
+@pytest.mark.slow
 def test_ddp_two_gloo_processes(toy, tmp_path):
     out = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -232,7 +235,9 @@ def test_ddp_two_gloo_processes(toy, tmp_path):
 
 @pytest.mark.parametrize("arch", sorted(REGISTRY))
 def test_every_registered_arch_builds_and_runs(arch):
-    assert smoke_forward(arch, size=32, num_classes=7) == torch.Size([1, 7])
+    with torch.no_grad():
+        out = build_model(arch, 7).eval()(torch.zeros(1, 3, 32, 32))
+    assert out.shape == torch.Size([1, 7])
 
 
 def test_study_archs_are_registered():

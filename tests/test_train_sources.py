@@ -36,8 +36,23 @@ def two_sets(tmp_path_factory):
     return folders, raf
 
 
-def _votes_csv(root, rows, header=("path", "neutral", "happiness", "surprise", "sadness",
-                                   "anger", "disgust", "fear", "contempt", "unknown", "NF")):
+def _votes_csv(
+    root,
+    rows,
+    header=(
+        "path",
+        "neutral",
+        "happiness",
+        "surprise",
+        "sadness",
+        "anger",
+        "disgust",
+        "fear",
+        "contempt",
+        "unknown",
+        "NF",
+    ),
+):
     path = root / "votes.csv"
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
@@ -174,10 +189,30 @@ def test_multi_source_run_with_soft_labels_and_mixing(two_sets, tmp_path):
     )
     out = tmp_path / "o"
     r = _train(
-        "--data", folders, "--data", raf, "--soft-labels", votes, "--eval-labels", "majority",
-        "--epochs", 2, "--mixup", 0.2, "--cutmix", 1.0, "--random-gray", 0.2,
-        "--source-power", 0.5, "--schedule", "plateau", "--out", out, *FAST,
-    )  # fmt: skip
+        "--data",
+        folders,
+        "--data",
+        raf,
+        "--soft-labels",
+        votes,
+        "--eval-labels",
+        "majority",
+        "--epochs",
+        2,
+        "--mixup",
+        0.2,
+        "--cutmix",
+        1.0,
+        "--random-gray",
+        0.2,
+        "--source-power",
+        0.5,
+        "--schedule",
+        "plateau",
+        "--out",
+        out,
+        *FAST,
+    )
     assert r.exit_code == 0, r.output
     run = out / "resnet18"
     cfg = json.loads((run / "config.json").read_text())

@@ -18,8 +18,8 @@ import fervid
 from fervid.faces import Faces
 from fervid.keyframes import KeyframePolicy
 from fervid.pipeline import faces_by_frame, truncate_rows_after
+from fervid.rows import video_columns
 from fervid.track import iou_matrix
-from fervid.writers import video_columns
 
 from conftest import samples
 
@@ -153,18 +153,31 @@ def test_rows_come_back_as_faces_and_truncate_at_a_frame(tmp_path):
 
 
 def _annotate_cmd(video, out, *extra):
-    return [sys.executable, "-m", "fervid.cli", "-q", "annotate", str(video), "--out-dir",
-            str(out), "--batch-size", "4", *extra]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "fervid.cli",
+        "-q",
+        "annotate",
+        str(video),
+        "--out-dir",
+        str(out),
+        "--batch-size",
+        "4",
+        *extra,
+    ]
 
 
+@pytest.mark.slow
 def test_resume_after_kill_equals_an_uninterrupted_run(slow_two, tmp_path):
     path, _ = slow_two
     env = dict(os.environ, OMP_NUM_THREADS="1")
     whole = tmp_path / "whole"
     subprocess.run(_annotate_cmd(path, whole), check=True, env=env, capture_output=True)
     cut = tmp_path / "cut"
-    proc = subprocess.Popen(_annotate_cmd(path, cut), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        _annotate_cmd(path, cut), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     state = cut / "slow_two.fervid.state.json"
     partial = cut / "slow_two.fervid.partial.csv"
     deadline = time.time() + 300
@@ -176,8 +189,9 @@ def test_resume_after_kill_equals_an_uninterrupted_run(slow_two, tmp_path):
     proc.wait()
     assert not (cut / "slow_two.fervid.csv").exists(), "the run was not interrupted mid-way"
     assert not (cut / "slow_two.fervid.mp4").exists()
-    r = subprocess.run(_annotate_cmd(path, cut, "--resume"), env=env, capture_output=True,
-                       text=True)  # fmt: skip
+    r = subprocess.run(
+        _annotate_cmd(path, cut, "--resume"), env=env, capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stderr
     resumed = (cut / "slow_two.fervid.csv").read_text()
     assert resumed == (whole / "slow_two.fervid.csv").read_text()

@@ -82,8 +82,20 @@ def train_tiny(tmp_path: Path) -> tuple[Path, Path]:
 
     data = make_folder_dataset(tmp_path / "d", per_class=(8, 8, 8), val_per_class=4)
     r = CliRunner().invoke(
-        cli, ["--data", str(data), "--archs", "resnet18", "--input-size", "32",
-              "--epochs", "1", "--out", str(tmp_path / "r"), "-q"],
-    )  # fmt: skip
+        cli,
+        [
+            "--data",
+            str(data),
+            "--archs",
+            "resnet18",
+            "--input-size",
+            "32",
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "r"),
+            "-q",
+        ],
+    )
     assert r.exit_code == 0, r.output
     return data, tmp_path / "r" / "resnet18" / "best.safetensors"

@@ -38,9 +38,13 @@ def calibrate_checkpoint(
     for s in opened:
         loaded = SplitData(s.val.relabel(classes, meta.classes), meta.input_size, meta.channels)
         probs, y = predict(
-            model, loaded.batches(torch.arange(len(loaded)), batch_size), runtime=runtime,
-            mean=meta.mean, std=meta.std, tta=meta.tta,
-        )  # fmt: skip
+            model,
+            loaded.batches(torch.arange(len(loaded)), batch_size),
+            runtime=runtime,
+            mean=meta.mean,
+            std=meta.std,
+            tta=meta.tta,
+        )
         read[f"{s.name} {s.val_split}"] = (probs.numpy(), y.numpy())
     read["all"] = tuple(np.concatenate([v[i] for v in read.values()]) for i in (0, 1))
     t = fit_temperature(*read["all"])

@@ -188,8 +188,13 @@ def export(checkpoint, output, half, crop_scale, crop_shift, tta, temperature, d
 @click.option("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--batch-size", default=128, type=click.IntRange(1), help="Images per forward pass.")
 @click.option("--half/--no-half", default=True, help="Store the weights as fp16 (half size).")
-@click.option("--json", "as_json", type=click.Path(dir_okay=False), default=None,
-              help="Also write the report to this JSON file.")  # fmt: skip
+@click.option(
+    "--json",
+    "as_json",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write the report to this JSON file.",
+)
 def calibrate(checkpoint, output, device, batch_size, half, as_json, **sources):
     """Fit the temperature of CHECKPOINT's probabilities on the validation splits it was
     selected on (give the training run's --data, --exclude, --holdout, --labels, ...: never

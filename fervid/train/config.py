@@ -4,26 +4,20 @@ and the values checked (the same ranges for the API and the command line)."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
 from fervid.architectures import arch_spec
+from fervid.options import check_fields, setting
+from fervid.options import click_options as _click_options
 
 METRICS = ("balanced_acc", "acc", "macro_f1")
 
 
-def option(default, help: str, *, flags: tuple[str, ...] | None = None, **click_kwargs):
-    """A setting: ``default`` (``list`` for a repeatable option), the help text, the option
-    ``flags`` (default ``--field-name``) and any other ``click.option`` argument (``type``,
-    ``multiple``, ``is_flag``, ``metavar``)."""
-    meta = {"help": help, "flags": flags, "click": click_kwargs}
-    if default is list:
-        return field(default_factory=list, metadata=meta)
-    return field(default=default, metadata=meta)
+option = setting  # the name the fields below use
 
 
 @dataclass
@@ -320,45 +314,27 @@ class TrainConfig:
         arch_spec(self.arch)
         if not self.data:
             raise ValueError("--data is required")
-        for f in dataclasses.fields(self):
-            kind = f.metadata.get("click", {}).get("type")
-            value = getattr(self, f.name)
-            if kind is None or value is None or not isinstance(kind, click.ParamType):
-                continue
-            if isinstance(kind, click.Path):
-                continue  # paths are checked where they are opened, with their own message
-            for v in value if isinstance(value, list) else [value]:
-                try:
-                    kind.convert(v, None, None)
-                except click.BadParameter as exc:
-                    raise ValueError(f"{option_flag(f)}: {exc.message}") from None
-
-
-def option_flag(f: dataclasses.Field) -> str:
-    flags = f.metadata.get("flags")
-    return flags[0].split("/")[0] if flags else "--" + f.name.replace("_", "-")
+        check_fields(self)
 
 
 #: The settings that decide a run's datasets and splits (what ``open_sources`` takes).
-SOURCE_SETTINGS = ("data", "eval_split", "holdout", "exclude", "labels", "soft_labels",
-                   "soft_min_valid", "eval_labels", "ignore_unknown")  # fmt: skip
+SOURCE_SETTINGS = (
+    "data",
+    "eval_split",
+    "holdout",
+    "exclude",
+    "labels",
+    "soft_labels",
+    "soft_min_valid",
+    "eval_labels",
+    "ignore_unknown",
+)
 
 
 def click_options(command, names: Sequence[str] | None = None):
     """Decorate a click command with an option for every setting of :class:`TrainConfig`
     (or for those in ``names``)."""
-    for f in reversed(dataclasses.fields(TrainConfig)):
-        if "help" not in f.metadata or (names is not None and f.name not in names):
-            continue
-        meta = f.metadata
-        flags = meta["flags"] or (option_flag(f),)
-        kwargs = dict(meta["click"])
-        if f.default is not dataclasses.MISSING and not kwargs.get("is_flag"):
-            kwargs.setdefault("default", f.default)
-        if kwargs.get("is_flag"):
-            kwargs.setdefault("default", f.default)
-        command = click.option(*flags, f.name, help=meta["help"], **kwargs)(command)
-    return command
+    return _click_options(TrainConfig, names)(command)
 
 
 def source_options(command):

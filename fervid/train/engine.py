@@ -1,6 +1,6 @@
-"""The training loop in the manner of torchvision's classification reference:
-free functions :func:`train_one_epoch` and :func:`evaluate`, and :class:`Runtime`, the one
-place where device, mixed precision and channels_last are decided."""
+"""The training loop in the manner of torchvision's classification reference: free functions
+:func:`train_one_epoch` and :func:`evaluate` (device, mixed precision and channels_last are
+decided in one place, :class:`fervid.runtime.Runtime`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from torch import nn
 
 from fervid.architectures import build_model
 from fervid.checkpoint import ModelMeta, load_checkpoint
-from fervid.runtime import Runtime, resolve_device  # noqa: F401 (re-exported)
+from fervid.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -20,13 +20,14 @@ import torch
 from torch import nn
 
 from fervid.architectures import arch_spec, build_model, count_parameters
+from fervid.runtime import Runtime
 
 from .augment import BatchAugment, BatchMix
 from .checkpoints import CheckpointWriter, RunState, write_json_atomic
 from .config import METRICS, SOURCE_SETTINGS, TrainConfig
 from .data import DataError, EpochSampler, SplitData, class_loss_weights, detect_channels
 from .distributed import init_distributed, reduce_sum
-from .engine import Runtime, evaluate, train_one_epoch
+from .engine import evaluate, train_one_epoch
 from .schedule import LRSchedule
 from .sources import Source, open_sources, sampling_weights, union_train
 

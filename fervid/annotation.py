@@ -1,0 +1,248 @@
+"""A video analysed into rows: held in memory (:func:`analyze_video`) or streamed to a CSV
+file, resumable (:func:`annotate_video`), with the annotated video drawn as it goes or from
+the rows; and a finished CSV summarised per track (:func:`summarize_csv`)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from .classify import EmotionModel
+from .options import VideoOptions, make_options
+from .outputs import OutputLock, check_output, check_writable, partial_path, write_text_atomic
+from .photos import as_model
+from .pipeline import VideoPipeline, VideoReport, render_from_rows, truncate_rows_after
+from .rows import RowSchema, to_frame
+from .video import VideoError, VideoSink
+from .writers import CsvRowWriter
+
+
+def analyze_video(
+    path: str | os.PathLike,
+    *,
+    model: EmotionModel | str | os.PathLike | None = None,
+    device: str = "auto",
+    annotated: str | os.PathLike | None = None,
+    progress: Callable[[int], None] | None = None,
+    options: VideoOptions | None = None,
+    **settings,
+) -> pd.DataFrame:
+    """Detect, track and classify the faces of a video; the rows as a DataFrame.
+
+    Returns one row per face per analysed frame (``frame``, ``time_s``, ``face`` = track id,
+    box, ``score``, one probability column per class, ``emotion``, ``confidence``); an
+    analysed frame without faces has one row with empty face fields. The settings are an
+    :class:`~fervid.options.VideoOptions` (``options``) or its fields as keywords:
+    ``every=N`` analyses every Nth frame; the whole frame is searched for faces at least
+    every ``detect_interval`` seconds, on scene cuts and whenever a tracked face is not
+    found near its predicted place; ``start``/``end`` in seconds; ``smooth`` the
+    probabilities' time constant. With ``annotated=PATH`` every frame in the range is also
+    written, boxes drawn, as H.264 with the input's audio (the output rules of
+    :mod:`fervid.outputs` hold: an input or a file fervid did not write is never replaced).
+    ``DataFrame.attrs['fervid']`` holds a :class:`~fervid.pipeline.VideoReport` (with
+    ``error`` set when the file was truncated and decoding stopped early).
+
+    The rows are held in memory; for long recordings :func:`annotate_video` streams them to
+    a CSV file instead.
+    """
+    opts = make_options(VideoOptions, options, **settings)
+    emo = as_model(model, device)
+    if annotated is not None:
+        _check_annotated(annotated, path)
+    pipe = VideoPipeline(path, emo, opts)
+    rows: list[list] = []
+    sink = _sink(annotated, pipe, path, opts) if annotated is not None else None
+    with sink if sink is not None else contextlib.nullcontext():
+        report = pipe.run(rows.extend, sink=sink, progress=progress)
+    report.annotated = str(annotated) if annotated else None
+    df = to_frame(rows, RowSchema("video", emo.classes))
+    df.attrs["fervid"] = report
+    return df
+
+
+def _sink(annotated, pipe: VideoPipeline, path, opts: VideoOptions) -> VideoSink:
+    return VideoSink(
+        annotated, pipe.info, audio_from=path, time_offset=opts.start or 0.0, end=opts.end
+    )
+
+
+def _check_annotated(annotated, video) -> None:
+    """The annotated video is never the input nor a video fervid did not write."""
+    from .outputs import may_replace, same_file
+    from .video import is_fervid_video
+
+    if same_file(annotated, video):
+        raise VideoError(f"{annotated}: is the input video; choose another output name")
+    check_output(annotated, kind="mp4")
+    may_replace(Path(annotated), is_fervid_video)
+
+
+def annotate_video(
+    path: str | os.PathLike,
+    csv_path: str | os.PathLike,
+    *,
+    model: EmotionModel | str | os.PathLike | None = None,
+    device: str = "auto",
+    annotated: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: Callable[[int], None] | None = None,
+    options: VideoOptions | None = None,
+    **settings,
+) -> VideoReport:
+    """Analyse a video straight to a CSV file (rows written as they come, memory flat for
+    any length), and optionally draw it to ``annotated``.
+
+    Both outputs are written under temporary names (``NAME.partial.csv`` and
+    ``NAME.partial.mp4``, with ``NAME.state.json`` beside the CSV) and renamed when
+    complete. With ``resume=True`` an interrupted run continues from its last complete chunk
+    of frames: the same rows as an uninterrupted run; the annotated video is then drawn from
+    the rows (no detection). ``options`` and ``settings`` are :func:`analyze_video`'s.
+    """
+    opts = make_options(VideoOptions, options, **settings)
+    emo = as_model(model, device)
+    csv_path = check_output(csv_path, inputs=[path], kind="csv")
+    if annotated is not None:
+        check_output(annotated, inputs=[path], kind="mp4")
+    check_writable(csv_path.parent)
+    with OutputLock(csv_path):  # the lock first, then the checks: no race between runs
+        check_annotate_outputs(csv_path, annotated)
+        return _annotate_locked(path, csv_path, emo, opts, annotated, resume, progress)
+
+
+def check_annotate_outputs(csv_path: Path, annotated: str | os.PathLike | None) -> None:
+    """Refuse to replace or delete any file :func:`annotate_video` would touch (the CSV, its
+    partial file and state, the annotated video and its partial file) that fervid did not
+    write."""
+    from .outputs import is_fervid_csv, is_fervid_output, may_replace
+    from .video import is_fervid_video
+
+    def ours_or_empty(check):
+        return lambda p: check(p) or p.stat().st_size == 0
+
+    may_replace(csv_path, is_fervid_output)
+    may_replace(partial_path(csv_path), ours_or_empty(is_fervid_csv))
+    may_replace(state_path_of(csv_path), ours_or_empty(_is_state))
+    if annotated is not None:
+        may_replace(Path(annotated), is_fervid_video)
+        may_replace(partial_path(annotated), ours_or_empty(is_fervid_video_start))
+
+
+def state_path_of(csv_path: Path) -> Path:
+    """Where the state of an interrupted run of ``csv_path`` is kept."""
+    return csv_path.with_name(csv_path.stem + ".state.json")
+
+
+def _is_state(path: Path) -> bool:
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(d, dict) and {"version", "video", "options", "last_frame"} <= set(d)
+
+
+def is_fervid_video_start(path: Path) -> bool:
+    """A video fervid wrote, or an MP4 cut off mid-write (its file-type box first)."""
+    from .video import is_fervid_video
+
+    if is_fervid_video(path):
+        return True
+    with open(path, "rb") as fh:
+        return fh.read(12)[4:8] == b"ftyp"
+
+
+def _annotate_locked(path, csv_path, emo, opts, annotated, resume, progress) -> VideoReport:
+    partial = partial_path(csv_path)
+    state_path = state_path_of(csv_path)
+    pipe = VideoPipeline(path, emo, opts)
+    resumed = False
+    if resume and partial.exists() and state_path.exists():
+        pipe.load_state_dict(json.loads(state_path.read_text()))
+        truncate_rows_after(partial, pipe.last_frame)
+        resumed = True
+    else:
+        partial.unlink(missing_ok=True)
+        state_path.unlink(missing_ok=True)
+    writer = CsvRowWriter(partial, RowSchema("video", emo.classes).columns, append=resumed)
+
+    def checkpoint(state: dict) -> None:
+        write_text_atomic(state_path, json.dumps(state))
+
+    live = annotated is not None and not resumed
+    sink = _sink(annotated, pipe, path, opts) if annotated is not None else None
+    try:
+        with sink if live else contextlib.nullcontext():
+            report = pipe.run(
+                writer.write, sink=sink if live else None, progress=progress, checkpoint=checkpoint
+            )
+            if report.frames == 0:  # nothing to show: no outputs at all (the sink discards)
+                raise VideoError(_why_no_frames(pipe.info, opts, report))
+    except VideoError:
+        writer.close()
+        if pipe.report.frames == 0:
+            for p in (partial, state_path):
+                p.unlink(missing_ok=True)
+        raise
+    finally:
+        writer.close()
+    if annotated is not None and resumed:
+        with sink:
+            render_from_rows(path, partial, sink, emo.classes, start=opts.start, end=opts.end)
+    os.replace(partial, csv_path)
+    state_path.unlink(missing_ok=True)
+    report.annotated = str(annotated) if annotated else None
+    return report
+
+
+def _why_no_frames(info, opts: VideoOptions, report: VideoReport) -> str:
+    if report.error:
+        return f"{info.path}: no frame could be decoded ({report.error})"
+    if opts.start is not None and (info.duration_s <= 0 or opts.start >= info.duration_s):
+        return (
+            f"{info.path}: --start {opts.start:g} s is past the end of the video "
+            f"({info.duration_s:.2f} s)"
+        )
+    return f"{info.path}: no video frames in the range asked for"
+
+
+def summarize_csv(csv_path: str | os.PathLike, chunk_rows: int = 200_000) -> dict:
+    """A video CSV's rows, faces and tracks, each track's dominant emotion and its share,
+    read in chunks (memory flat for any length)."""
+    counts: dict[int, dict[str, int]] = {}
+    rows = faces = 0
+    for part in pd.read_csv(csv_path, usecols=["face", "emotion"], chunksize=chunk_rows):
+        rows += len(part)
+        part = part.dropna(subset=["face"])
+        faces += len(part)
+        for (tid, emo), n in part.groupby(["face", "emotion"]).size().items():
+            per = counts.setdefault(int(tid), {})
+            per[emo] = per.get(emo, 0) + int(n)
+    tracks = []
+    for tid, per in counts.items():
+        total = sum(per.values())
+        emo = max(per, key=per.get)
+        tracks.append({"face": tid, "frames": total, "emotion": emo, "share": per[emo] / total})
+    tracks.sort(key=lambda t: -t["frames"])
+    return {"rows": rows, "faces": faces, "tracks": tracks}
+
+
+def finish_outputs(
+    video: Path, outs: dict[str, Path], wanted: set[str], classes: tuple[str, ...]
+) -> dict:
+    """After a video's table is complete: the plot (``png`` in ``wanted``) and the table in
+    the format asked for (``csv``, ``jsonl`` or ``parquet``) from the working CSV
+    ``outs["table"]``. Returns the table's summary (:func:`summarize_csv`)."""
+    from .writers import write_format
+
+    if "png" in wanted:
+        from .plot import plot_timeline
+
+        plot_timeline(outs["table"], classes, outs["png"], title=video.name)
+    summary = summarize_csv(outs["table"])
+    fmt = next(k for k in ("csv", "jsonl", "parquet") if k in wanted)
+    write_format(outs["table"], outs[fmt])
+    return summary

@@ -1,0 +1,202 @@
+"""Settings defined once: each field of a settings dataclass carries its default, its help and
+its command-line type; the command-line options are made from the fields and the values are
+checked against the same types, so the API, the command line, the pipeline and the Ray jobs
+share one definition (:class:`VideoOptions`, :class:`ImageOptions`; ``fervid-train``'s
+``TrainConfig`` is built the same way).
+
+This module imports no numpy or torch: the command line starts with it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+
+def setting(
+    default, help: str, *, flags: tuple[str, ...] | None = None, unit: str = "", **click_kwargs
+):
+    """A setting: ``default`` (``list`` for a repeatable option), the help text, the option
+    ``flags`` (default ``--field-name``), its ``unit`` (for messages) and any other
+    ``click.option`` argument (``type``, ``multiple``, ``is_flag``, ``metavar``)."""
+    meta = {"help": help, "flags": flags, "unit": unit, "click": click_kwargs}
+    if default is list:
+        return field(default_factory=list, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def option_flag(f: dataclasses.Field) -> str:
+    """The command-line name of a setting (``--detect-size`` for ``detect_size``)."""
+    flags = f.metadata.get("flags")
+    return flags[0].split("/")[0] if flags else "--" + f.name.replace("_", "-")
+
+
+def check_fields(obj: Any, *, name_of=option_flag) -> None:
+    """Check every value of a settings dataclass against its option's type: a ValueError whose
+    message names the option (``name_of(field)``). Floats must be finite numbers (a range
+    check lets NaN through)."""
+    for f in dataclasses.fields(obj):
+        kind = f.metadata.get("click", {}).get("type")
+        value = getattr(obj, f.name)
+        if kind is None or value is None or isinstance(kind, click.Path):
+            continue  # paths are checked where they are opened, with their own message
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, float) and not math.isfinite(v):
+                unit = f" of {f.metadata['unit']}" if f.metadata.get("unit") else ""
+                raise ValueError(f"{name_of(f)}: must be a finite number{unit}")
+            if isinstance(kind, click.ParamType):
+                try:
+                    kind.convert(v, None, None)
+                except click.BadParameter as exc:
+                    raise ValueError(f"{name_of(f)}: {exc.message}") from None
+            elif kind in (int, float):
+                try:
+                    if kind(v) != v or isinstance(v, bool):
+                        raise ValueError
+                except (TypeError, ValueError, OverflowError):
+                    msg = f"{name_of(f)}: {v!r} is not a valid {kind.__name__}"
+                    raise ValueError(msg) from None
+
+
+def click_options(cls, names: Sequence[str] | None = None, *, exclude: Sequence[str] = ()):
+    """A decorator adding an option to a click command for every documented setting of the
+    dataclass ``cls`` (or those in ``names``), in the order of the fields."""
+
+    def decorate(command):
+        for f in reversed(dataclasses.fields(cls)):
+            if "help" not in f.metadata or f.name in exclude:
+                continue
+            if names is not None and f.name not in names:
+                continue
+            meta = f.metadata
+            flags = meta["flags"] or (option_flag(f),)
+            kwargs = dict(meta["click"])
+            if f.default is not dataclasses.MISSING:
+                kwargs.setdefault("default", f.default)
+            command = click.option(*flags, f.name, help=meta["help"], **kwargs)(command)
+        return command
+
+    return decorate
+
+
+def api_name(f: dataclasses.Field) -> str:
+    """A setting as the API spells it (``detect_size``), for messages to library users."""
+    return f.name
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """How a video is analysed: every setting a resumed run must share. Built from keyword
+    arguments (the API), from the command line (the same fields), or for the Ray jobs; the
+    values are checked when the object is made (ValueError naming the setting)."""
+
+    batch_size: int = setting(
+        16, "Frames detected and classified together.", type=click.IntRange(1, 1024)
+    )
+    every: int = setting(
+        1, "Analyse every Nth frame (the video still gets every frame).", type=click.IntRange(1)
+    )
+    detect_interval: float = setting(
+        1.0,
+        "Search the whole frame for faces at least this often (seconds), and also on scene "
+        "cuts, when something moves outside the tracked faces (at most every 0.2 s) and when a "
+        "tracked face is lost; in between, only near where each face is expected. A face that "
+        "appears is found within this delay at worst. 0: every analysed frame.",
+        type=click.FloatRange(0),
+        unit="seconds",
+    )
+    start: float | None = setting(None, "Start time (s).", type=click.FloatRange(0), unit="seconds")
+    end: float | None = setting(
+        None, "End time (s).", type=click.FloatRange(0, min_open=True), unit="seconds"
+    )
+    min_face_size: int = setting(
+        32,
+        "Smallest face to find, in pixels of the original frame (smaller faces read poorly: "
+        "docs/video.md; smaller values make whole-frame searches slower).",
+        type=click.IntRange(4),
+    )
+    detect_size: int = setting(
+        960,
+        "Long side (px) the detector sees on keyframes; boxes map back to full resolution; "
+        "faces under 12 px at that size are not sought. 0 (full resolution) or >= 64.",
+        type=click.IntRange(0),
+    )
+    smooth: float = setting(
+        0.2,
+        "Per-track smoothing of probabilities, time constant in seconds (0: each frame's own "
+        "probabilities).",
+        type=click.FloatRange(0),
+        unit="seconds",
+    )
+    box_cutoff: float = 0.0
+    box_beta: float = 2.0
+    max_age: float = 2.0
+
+    def __post_init__(self) -> None:
+        check_fields(self, name_of=api_name)
+        if self.detect_size and self.detect_size < 64:
+            raise ValueError("detect_size: must be 0 or >= 64")
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise ValueError("end: must be after start")
+        if not self.max_age > 0:
+            raise ValueError("max_age: must be > 0 seconds")
+
+    def replace(self, **changes) -> VideoOptions:
+        """A copy with some settings changed (checked again)."""
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """How photos are analysed (``fervid scan``, :func:`fervid.analyze_images`)."""
+
+    crops: bool = setting(
+        False,
+        "Every image is already a face crop: classify it whole, no detection.",
+        is_flag=True,
+    )
+    min_face_size: int = setting(20, "Smallest face to find, in pixels.", type=click.IntRange(4))
+    detect_size: int = setting(
+        1024,
+        "Larger images are downscaled to this long side for detection. 0 (never) or >= 64.",
+        type=click.IntRange(0),
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self, name_of=api_name)
+        if self.detect_size and self.detect_size < 64:
+            raise ValueError("detect_size: must be 0 or >= 64")
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def make_options(cls, options=None, **changes):
+    """``options`` (an instance of ``cls``, or None for the defaults) with ``changes`` applied;
+    a ValueError names a keyword that is not a setting."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        raise TypeError(f"unexpected option(s) for {cls.__name__}: {', '.join(unknown)}")
+    if options is None:
+        return cls(**changes)
+    if not isinstance(options, cls):
+        raise TypeError(f"options must be a {cls.__name__}, not {type(options).__name__}")
+    return dataclasses.replace(options, **changes) if changes else options
+
+
+def cli_message(exc: ValueError, cls=VideoOptions) -> str:
+    """A settings error as the command line spells its options (``--detect-size: ...``)."""
+    msg = str(exc)
+    for f in dataclasses.fields(cls):
+        if msg.startswith(f.name + ":"):
+            return option_flag(f) + msg[len(f.name) :]
+    return msg

@@ -1,0 +1,262 @@
+"""Photos: finding them, reading them in order with decoding ahead of use, their faces and
+rows (:func:`iter_images`), and a resumable scan of a folder into a table file
+(:func:`scan_folder`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .classify import EmotionModel, load_model
+from .detect import FaceDetector
+from .faces import Faces
+from .images import IMAGE_EXTS, ImageError, load_image, walk_entries
+from .options import ImageOptions, make_options
+from .pipeline import chunked
+from .rows import RowSchema
+from .writers import WRITERS, CsvRowWriter, clean_text, format_of, working_table, write_format
+
+#: MTCNN's pyramid step for photos: 20% faster than facenet-pytorch's 0.709, the same faces
+#: found (bench/run.py --only small_images)
+PHOTO_PYRAMID_FACTOR = 0.6
+
+
+def as_model(model: EmotionModel | str | os.PathLike | None, device: str) -> EmotionModel:
+    """A loaded model, a checkpoint's path, or None for the bundled model, as a model."""
+    if isinstance(model, EmotionModel):
+        return model
+    return load_model(model, device=device)
+
+
+@dataclass
+class ImageResult:
+    """The faces of one image file, or why it could not be read."""
+
+    path: Path
+    relpath: str
+    faces: Faces
+    error: str = ""
+
+    def rows(self) -> list[list]:
+        return RowSchema("image", self.faces.classes).image_rows(
+            self.relpath, self.faces, self.error
+        )
+
+
+def resolve_inputs(inputs) -> tuple[list[Path], Path | None]:
+    """Image paths and the folder they are relative to: a folder is walked recursively (every
+    name with an image extension, and folders that cannot be listed, so that each gets a
+    row), a file is itself, a list is taken as it is (no common folder)."""
+    if isinstance(inputs, (str, os.PathLike)):
+        root = Path(inputs)
+        if root.is_dir():
+            return [p for p, _ in walk_entries(root, IMAGE_EXTS)], root
+        return [root], root.parent
+    paths = [Path(p) for p in inputs]
+    return paths, None
+
+
+def relpath(p: Path, root: Path | None) -> str:
+    """``p`` relative to ``root`` in POSIX form, or as given when outside it (bytes that
+    are not UTF-8 written as backslash escapes, so that every name fits a CSV row)."""
+    if root is not None:
+        try:
+            return clean_text(p.relative_to(root).as_posix())
+        except ValueError:
+            pass
+    return clean_text(str(p))
+
+
+def iter_images(
+    inputs: str | os.PathLike | Iterable[str | os.PathLike],
+    *,
+    model: EmotionModel | str | os.PathLike | None = None,
+    device: str = "auto",
+    options: ImageOptions | None = None,
+    skip: Callable[[str], bool] | None = None,
+    prefetch: int = 8,
+    relative_to: str | os.PathLike | None = None,
+    **settings,
+) -> Iterator[ImageResult]:
+    """Yield an :class:`ImageResult` per image, in order, as each is done.
+
+    ``inputs``: a folder (walked recursively), one file, or a list of files. ``options`` (an
+    :class:`~fervid.options.ImageOptions`) or its fields as keywords (``crops=True`` takes
+    every image as an already-cropped face: no detection). ``skip(relpath)`` leaves out
+    images already processed (resuming). ``relative_to`` names the folder that ``relpath``
+    is relative to when ``inputs`` is a list.
+    """
+    opts = make_options(ImageOptions, options, **settings)
+    emo = as_model(model, device)
+    paths, root = resolve_inputs(inputs)
+    if relative_to is not None:
+        root = Path(relative_to)
+    todo = [(p, relpath(p, root)) for p in paths]
+    if skip is not None:
+        todo = [(p, r) for p, r in todo if not skip(r)]
+    detector = None
+    if not opts.crops:
+        detector = FaceDetector(
+            device=emo.device,
+            min_face_size=opts.min_face_size,
+            detect_size=opts.detect_size,
+            pyramid_factor=PHOTO_PYRAMID_FACTOR,
+        )
+    chunk = 64 if opts.crops else 4  # crops: one forward pass per 64; photos: MTCNN batches
+    for batch in chunked(_decode_ahead(todo, prefetch=max(prefetch, chunk)), chunk):
+        images = [item[2] for item in batch if item[2] is not None]
+        found = iter(_faces_of(images, emo, detector) if images else [])
+        for p, r, image, err in batch:
+            if image is None:
+                yield ImageResult(p, r, Faces.empty(emo.classes), err)
+            else:
+                yield ImageResult(p, r, next(found))
+
+
+def _faces_of(images: list[np.ndarray], emo: EmotionModel, detector) -> list[Faces]:
+    """The classified faces of each image (each image one face when ``detector`` is None)."""
+    if detector is not None:
+        return emo.classify(images, detector.detect(images))
+    probs = emo.predict(np.stack([emo.prepare(img) for img in images]))
+    return [
+        Faces([[0, 0, img.shape[1], img.shape[0]]], [1.0], probs[k : k + 1], classes=emo.classes)
+        for k, img in enumerate(images)
+    ]
+
+
+def _decode(p: Path) -> tuple[np.ndarray | None, str]:
+    try:
+        if p.is_dir():
+            os.listdir(p)
+    except OSError as exc:
+        return None, f"cannot list folder: {exc.strerror or exc}"
+    try:
+        return load_image(p), ""
+    except ImageError as exc:
+        return None, str(exc)
+    except OSError as exc:
+        return None, f"cannot read file: {exc.strerror or exc}"
+
+
+def _decode_ahead(todo: list[tuple[Path, str]], prefetch: int):
+    """(path, relpath, image or None, error) in order, decoded by two threads ahead of use;
+    the read-ahead is bounded so memory does not grow with the folder."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pending = [pool.submit(_decode, p) for p, _ in todo[:prefetch]]
+        nxt = len(pending)
+        for i, (p, r) in enumerate(todo):
+            image, err = pending[i].result()
+            pending[i] = None
+            if nxt < len(todo):
+                pending.append(pool.submit(_decode, todo[nxt][0]))
+                nxt += 1
+            yield p, r, image, err
+
+
+# -- a folder scanned into a table file ----------------------------------------------------
+
+
+@dataclass
+class ScanReport:
+    """How a scan went: images written in this run, those done by an earlier run (resume),
+    faces found, and the images that could not be read (relative path, why)."""
+
+    out: Path
+    images: int = 0
+    already_done: int = 0
+    faces: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+class ScanInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a scan: the rows so far are kept in ``partial`` for ``resume``."""
+
+    def __init__(self, report: ScanReport, partial: Path) -> None:
+        super().__init__(f"{report.images} images written to {partial}")
+        self.report, self.partial = report, partial
+
+
+def scan_folder(
+    folder: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    model: EmotionModel | str | os.PathLike | None = None,
+    device: str = "auto",
+    options: ImageOptions | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    fmt: str | None = None,
+    read: Callable[[list[Path], Path | None], Iterator[list[list]]] | None = None,
+    progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> ScanReport:
+    """Scan ``folder`` (recursively) into the table ``out`` in the format ``fmt`` (``csv``,
+    ``jsonl`` or ``parquet``; by default from the name, CSV unless it ends in ``.jsonl`` or
+    ``.parquet``), rows streamed to a working CSV, resumable: ``resume=True`` continues an
+    interrupted scan of the same folder. The output rules of :mod:`fervid.outputs` hold (a
+    file fervid did not write is never replaced). ``read(paths, base)``, when given, yields
+    each image's rows in order instead of reading them here (a Ray cluster:
+    :func:`fervid.api.scan_folder`). ``on_total(n)`` is told how many images are to be
+    read, ``progress(1)`` after each."""
+    from .outputs import OutputLock, check_output, check_writable, prepare_table
+
+    if resume and overwrite:
+        raise ValueError("resume and overwrite exclude each other")
+    opts = options or ImageOptions()
+    root, final = Path(folder), Path(out)
+    fmt = fmt or format_of(final)
+    if fmt not in WRITERS:
+        raise ValueError(f"format {fmt!r}: csv, jsonl or parquet")
+    emo = as_model(model, device)
+    check_output(final, inputs=[root] if root.is_file() else [], kind=fmt)
+    check_writable(final.parent)
+    with OutputLock(final):
+        table = working_table(final, fmt)
+        schema = RowSchema("image", emo.classes)
+        partial, done = prepare_table(
+            final, table, schema.columns, resume=resume, overwrite=overwrite, fmt=fmt
+        )
+        paths, base = resolve_inputs(root)
+        todo = [p for p in paths if relpath(p, base) not in done]
+        if on_total is not None:
+            on_total(len(todo))
+        report = ScanReport(final, already_done=len(done))
+        source = read(todo, base) if read is not None else _rows_here(todo, base, emo, opts)
+        _write_rows(
+            source,
+            CsvRowWriter(partial, schema.columns, append=resume),
+            schema,
+            report,
+            partial,
+            progress,
+        )
+        os.replace(partial, table)
+        write_format(table, final, fmt)
+    return report
+
+
+def _write_rows(source, writer: CsvRowWriter, schema: RowSchema, report, partial, progress):
+    try:
+        for rows in source:
+            writer.write(rows)
+            report.images += 1
+            report.faces += sum(1 for r in rows if schema.has_face(r))
+            error = schema.get(rows[0], "error")
+            if error:
+                report.failed.append((schema.get(rows[0], "path"), error))
+            if progress is not None:
+                progress(1)
+    except KeyboardInterrupt:
+        raise ScanInterrupted(report, partial) from None
+    finally:
+        writer.close()
+
+
+def _rows_here(paths, base, emo, opts) -> Iterator[list[list]]:
+    for res in iter_images(paths, relative_to=base, model=emo, options=opts):
+        yield res.rows()

@@ -1,0 +1,180 @@
+"""The row layout of fervid's tables, by field name, in one place.
+
+A :class:`RowSchema` knows the columns of a video table (``frame, time_s, face, box, score,
+<classes>, emotion, confidence``) or of a photo table
+(``path, face, box, score, <classes>, emotion, confidence, error``); it turns
+:class:`~fervid.faces.Faces` into rows and rows back into ``Faces``, finds fields by name and
+reads a schema back from a file's header. Everything else reads and writes rows through it, so
+that adding a column touches this module only.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from .faces import Faces
+
+BOX = ("x1", "y1", "x2", "y2")
+#: Video rows: the frame, its time and the track (``face``).
+VIDEO_KEYS = ("frame", "time_s", "face")
+IMAGE_KEYS = ("path", "face")
+RESULT = ("emotion", "confidence")
+IMAGE_TAIL = ("error",)
+#: Columns that hold integers (nullable: a frame without a face has none).
+INT_COLUMNS = ("frame", "face", "person")
+#: Columns that hold text.
+TEXT_COLUMNS = ("path", "emotion", "error")
+
+
+@dataclass(frozen=True)
+class RowSchema:
+    """The columns of a video (``kind="video"``) or photo (``kind="image"``) table for a
+    model's ``classes``."""
+
+    kind: str
+    classes: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("video", "image"):
+            raise ValueError(f"RowSchema: kind must be 'video' or 'image', not {self.kind!r}")
+        object.__setattr__(self, "classes", tuple(self.classes))
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return VIDEO_KEYS if self.kind == "video" else IMAGE_KEYS
+
+    @property
+    def columns(self) -> list[str]:
+        tail = IMAGE_TAIL if self.kind == "image" else ()
+        return [*self.keys, *BOX, "score", *self.classes, *RESULT, *tail]
+
+    def index(self, name: str) -> int:
+        return self._positions[name]
+
+    @property
+    def _positions(self) -> dict[str, int]:
+        return {c: k for k, c in enumerate(self.columns)}
+
+    def get(self, row: Sequence, name: str):
+        """One field of a row, by name."""
+        return row[self._positions[name]]
+
+    def box(self, row: Sequence) -> list[float]:
+        k = self._positions["x1"]
+        return [float(v) for v in row[k : k + 4]]
+
+    def probs(self, row: Sequence) -> list[float]:
+        k = self._positions["score"] + 1
+        return [float(v) for v in row[k : k + len(self.classes)]]
+
+    def has_face(self, row: Sequence) -> bool:
+        return row[self._positions["face"]] != ""
+
+    # -- faces to rows and back --------------------------------------------------------
+    def _face_values(self, faces: Faces, k: int) -> dict:
+        """The fields of face ``k``, by name."""
+        values = dict(zip(BOX, (round(float(v), 1) for v in faces.boxes[k])))
+        values["score"] = round(float(faces.scores[k]), 4)
+        values["face"] = int(faces.track_ids[k]) if self.kind == "video" else k
+        if faces.classified:
+            values.update(zip(self.classes, (round(float(p), 5) for p in faces.probs[k])))
+            values["emotion"] = self.classes[int(faces.probs[k].argmax())]
+            values["confidence"] = round(float(faces.probs[k].max()), 5)
+        return values
+
+    def rows(self, fixed: dict, faces: Faces, extra: dict[str, Sequence] | None = None):
+        """The rows of one frame or image: the ``fixed`` fields (``frame`` and ``time_s``,
+        or ``path`` and ``error``) on every row, one row per face with its fields and the
+        ``extra`` per-face fields by name; one row of empty face fields when there is none."""
+        columns = self.columns
+        if len(faces) == 0:
+            return [[fixed.get(c, "") for c in columns]]
+        out = []
+        for k in range(len(faces)):
+            values = self._face_values(faces, k) | fixed
+            for name, per_face in (extra or {}).items():
+                values[name] = per_face[k]
+            out.append([values.get(c, "") for c in columns])
+        return out
+
+    def video_rows(self, frame: int, time_s: float, faces: Faces, extra=None) -> list[list]:
+        """The rows of one analysed video frame."""
+        return self.rows({"frame": frame, "time_s": round(time_s, 6)}, faces, extra)
+
+    def image_rows(self, relpath: str, faces: Faces, error: str = "") -> list[list]:
+        """The rows of one photo (``error`` set when it could not be read)."""
+        return self.rows({"path": relpath, "error": error}, faces)
+
+    def faces(self, rows: Iterable[Sequence[str]]) -> Faces:
+        """The faces of the rows of one frame or image (as read back from a CSV)."""
+        rows = [r for r in rows if self.has_face(r)]
+        if not rows:
+            return Faces.empty(self.classes)
+        face = self._positions["face"]
+        return Faces(
+            [self.box(r) for r in rows],
+            [float(self.get(r, "score")) for r in rows],
+            [self.probs(r) for r in rows],
+            [int(r[face]) for r in rows],
+            self.classes,
+        )
+
+    # -- headers -------------------------------------------------------------------------
+    @classmethod
+    def from_header(cls, header: Sequence[str]) -> RowSchema:
+        """The schema whose columns are ``header``; ValueError when it is not a fervid
+        table's."""
+        header = list(header)
+        for kind, keys in (("video", VIDEO_KEYS), ("image", IMAGE_KEYS)):
+            tail = len(RESULT) + (len(IMAGE_TAIL) if kind == "image" else 0)
+            first = len(keys) + len(BOX) + 1
+            if len(header) > first + tail and tuple(header[: len(keys)]) == keys:
+                schema = cls(kind, tuple(header[first : len(header) - tail]))
+                if schema.columns == header:
+                    return schema
+        raise ValueError("not a fervid table (unknown columns)")
+
+    @classmethod
+    def of_file(cls, path: str | os.PathLike) -> RowSchema:
+        """The schema of a fervid CSV, from its header."""
+        with open(path, newline="", encoding="utf-8") as fh:
+            header = next(csv.reader(fh), [])
+        try:
+            return cls.from_header(header)
+        except ValueError:
+            raise ValueError(f"{path}: not a fervid table (unknown columns)") from None
+
+
+def video_columns(classes: Sequence[str]) -> list[str]:
+    return RowSchema("video", tuple(classes)).columns
+
+
+def image_columns(classes: Sequence[str]) -> list[str]:
+    return RowSchema("image", tuple(classes)).columns
+
+
+def classes_of(csv_path: str | os.PathLike) -> tuple[str, ...]:
+    """The class names of a fervid table, from its header."""
+    return RowSchema.of_file(csv_path).classes
+
+
+def to_frame(rows: list[list], schema: RowSchema):
+    """Rows as a pandas DataFrame typed as pandas reads the CSV back (nullable integers,
+    text as text with empty fields missing, numbers as floats)."""
+    import numpy as np
+    import pandas as pd
+
+    df = pd.DataFrame(rows, columns=schema.columns)
+    for c in schema.columns:
+        if c == "path":
+            df[c] = df[c].astype(str)
+        elif c in TEXT_COLUMNS:  # empty -> NaN, as pandas reads the CSV back
+            df[c] = df[c].replace("", np.nan).astype(object)
+        else:
+            df[c] = pd.to_numeric(df[c].replace("", np.nan))
+            if c in INT_COLUMNS:
+                df[c] = df[c].astype("Int64")
+    return df
