@@ -59,8 +59,13 @@ def analyze_video(
     sink = _sink(annotated, pipe, path, opts) if annotated is not None else None
     with sink if sink is not None else contextlib.nullcontext():
         report = pipe.run(rows.extend, sink=sink, progress=progress)
+    schema = RowSchema("video", emo.classes)
+    changed = set_persons(rows, schema, pipe.final_persons())
+    if sink is not None and changed:  # the video's labels were drawn before the last word
+        with _sink(annotated, pipe, path, opts) as again:
+            render_from_rows(path, rows, again, emo.classes, start=opts.start, end=opts.end)
     report.annotated = str(annotated) if annotated else None
-    df = to_frame(rows, RowSchema("video", emo.classes))
+    df = to_frame(rows, schema)
     df.attrs["fervid"] = report
     return df
 
@@ -189,9 +194,10 @@ def _annotate_locked(path, csv_path, emo, opts, annotated, resume, progress) -> 
         raise
     finally:
         writer.close()
-    if annotated is not None and resumed:
-        with sink:
-            render_from_rows(path, partial, sink, emo.classes, start=opts.start, end=opts.end)
+    changed = persons_in_file(partial, pipe.final_persons())
+    if annotated is not None and (resumed or changed):
+        with _sink(annotated, pipe, path, opts) as again:
+            render_from_rows(path, partial, again, emo.classes, start=opts.start, end=opts.end)
     os.replace(partial, csv_path)
     state_path.unlink(missing_ok=True)
     report.annotated = str(annotated) if annotated else None
@@ -210,24 +216,29 @@ def _why_no_frames(info, opts: VideoOptions, report: VideoReport) -> str:
 
 
 def summarize_csv(csv_path: str | os.PathLike, chunk_rows: int = 200_000) -> dict:
-    """A video CSV's rows, faces and tracks, each track's dominant emotion and its share,
-    read in chunks (memory flat for any length)."""
+    """A video CSV's rows, faces, tracks and people, each person's dominant emotion and its
+    share, read in chunks (memory flat for any length). A table without a person column
+    (fervid before re-identification) is summarised per track."""
+    header = pd.read_csv(csv_path, nrows=0).columns
+    who = "person" if "person" in header else "face"
     counts: dict[int, dict[str, int]] = {}
+    tracks: set[int] = set()
     rows = faces = 0
-    for part in pd.read_csv(csv_path, usecols=["face", "emotion"], chunksize=chunk_rows):
+    for part in pd.read_csv(csv_path, usecols=list({"face", who, "emotion"}), chunksize=chunk_rows):
         rows += len(part)
         part = part.dropna(subset=["face"])
         faces += len(part)
-        for (tid, emo), n in part.groupby(["face", "emotion"]).size().items():
-            per = counts.setdefault(int(tid), {})
+        tracks |= set(part["face"].astype(int))
+        for (pid, emo), n in part.groupby([who, "emotion"]).size().items():
+            per = counts.setdefault(int(pid), {})
             per[emo] = per.get(emo, 0) + int(n)
-    tracks = []
-    for tid, per in counts.items():
+    people = []
+    for pid, per in counts.items():
         total = sum(per.values())
         emo = max(per, key=per.get)
-        tracks.append({"face": tid, "frames": total, "emotion": emo, "share": per[emo] / total})
-    tracks.sort(key=lambda t: -t["frames"])
-    return {"rows": rows, "faces": faces, "tracks": tracks}
+        people.append({who: pid, "frames": total, "emotion": emo, "share": per[emo] / total})
+    people.sort(key=lambda t: -t["frames"])
+    return {"rows": rows, "faces": faces, "tracks": len(tracks), "people": people, "by": who}
 
 
 def finish_outputs(
@@ -246,3 +257,45 @@ def finish_outputs(
     fmt = next(k for k in ("csv", "jsonl", "parquet") if k in wanted)
     write_format(outs["table"], outs[fmt])
     return summary
+
+
+def set_persons(rows: list[list], schema: RowSchema, persons: dict) -> bool:
+    """Give video rows (lists, changed in place) the whole video's persons (track id ->
+    (person, confidence)); whether any row's person changed."""
+    face, person, conf = (schema.index(k) for k in ("face", "person", "person_confidence"))
+    changed = False
+    for r in rows:
+        if r[face] == "" or int(r[face]) not in persons:
+            continue
+        p, c = persons[int(r[face])]
+        changed |= str(r[person]) != str(p)
+        r[person] = p
+        r[conf] = "" if c != c else round(float(c), 3)  # NaN: not measured
+    return changed
+
+
+def persons_in_file(csv_path: Path, persons: dict, chunk: int = 10_000) -> bool:
+    """:func:`set_persons` on a video CSV, streamed (written beside it, then renamed over
+    it); whether any row's person changed."""
+    import csv
+
+    from .outputs import replace_into
+
+    schema = RowSchema.of_file(csv_path)
+    tmp = csv_path.with_name(csv_path.name + ".persons")
+    changed = False
+    try:
+        with (
+            open(csv_path, newline="", encoding="utf-8") as src,
+            open(tmp, "w", newline="", encoding="utf-8") as dst,
+        ):
+            reader, writer = csv.reader(src), csv.writer(dst)
+            writer.writerow(next(reader))
+            while block := [r for _, r in zip(range(chunk), reader)]:
+                changed |= set_persons(block, schema, persons)
+                writer.writerows(block)
+        replace_into(tmp, csv_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return changed

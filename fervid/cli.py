@@ -309,12 +309,12 @@ def _summary(video, report, summary, outs, wanted) -> str:
     lines = [
         f"{_printable(video)}: {done}) in {report.seconds:.1f} s, "
         f"{report.frames_per_s:.1f} frames/s; "
-        f"{summary['faces']} faces in {len(summary['tracks'])} tracks"
+        f"{summary['faces']} faces in {summary['tracks']} tracks"
+        + (f", {len(summary['people'])} people" if summary["by"] == "person" else "")
     ]
-    for t in summary["tracks"][:10]:
-        lines.append(
-            f"  face {t['face']}: {t['emotion']} {t['share']:.0%} of {t['frames']} analysed frames"
-        )
+    for t in summary["people"][:10]:
+        who = f"person {t['person']}" if summary["by"] == "person" else f"face {t['face']}"
+        lines.append(f"  {who}: {t['emotion']} {t['share']:.0%} of {t['frames']} analysed frames")
     written = [str(outs[k]) for k in (*TABLES, "mp4", "png") if k in wanted]
     lines.append("  -> " + _printable(", ".join(written)))
     return "\n".join(lines)
@@ -358,8 +358,8 @@ def _annotate_on_ray(
         if not ctx.obj["quiet"]:
             click.echo(
                 f"{_printable(video)}: {r['frames']} frames ({r['analysed']} analysed) on "
-                f"Ray in {r['seconds']:.1f} s; {s['faces']} faces in {len(s['tracks'])} "
-                "tracks"
+                f"Ray in {r['seconds']:.1f} s; {s['faces']} faces in {s['tracks']} tracks, "
+                f"{len(s['people'])} people"
             )
         if r.get("error"):
             click.echo(f"{_printable(video)}: truncated or damaged ({r['error']})", err=True)

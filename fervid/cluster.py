@@ -198,6 +198,8 @@ def _annotate_task(video, csv, annotated, resume, model_path, device, options):
         "analysed": r.analysed,
         "seconds": r.seconds,
         "bad_packets": r.bad_packets,
+        "people": r.people,
+        "identity": r.identity,
     }
 
 
@@ -322,7 +324,8 @@ def _finish_job(ray, render, video, table, annotated, refs, options) -> dict:
     bad = [r for r in reports if r.get("error") and not r.get("frames")]
     if bad:
         return {"video": str(video), "error": bad[0]["error"]}
-    stitch([part_path(table, k) for k in range(len(reports))], table, drop_parts=True)
+    mappings = stitch([part_path(table, k) for k in range(len(reports))], table, drop_parts=True)
+    _persons_across_parts(table, reports, mappings, options)
     if annotated is not None:
         try:
             ray.get(
@@ -341,16 +344,47 @@ def _finish_job(ray, render, video, table, annotated, refs, options) -> dict:
     }
 
 
-def stitch(parts: Sequence[Path], out: Path, *, drop_parts: bool = False) -> None:
+def _persons_across_parts(table: Path, reports, mappings, options: VideoOptions) -> None:
+    """Persons for the whole stitched video: the parts' track identities joined (tracks
+    continued across a cut are one track) and grouped once more; a part without them (one
+    finished by an earlier run) keeps each of its tracks apart."""
+    from .annotation import persons_in_file
+    from .identity import cluster_tracks, join_summaries
+
+    summaries = [r.get("identity") for r in reports]
+    merged = join_summaries(summaries, mappings, tracks_in_table(table))
+    persons_in_file(table, cluster_tracks(merged, people=options.people))
+
+
+def tracks_in_table(csv_path: Path) -> dict[int, tuple[float, float]]:
+    """Each track of a video table: (first, last) time seen; streamed."""
+    import csv
+
+    out: dict[int, tuple[float, float]] = {}
+    with open(csv_path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        schema = RowSchema.from_header(next(reader))
+        face, time_s = schema.index("face"), schema.index("time_s")
+        for r in reader:
+            if r and r[face] != "":
+                tid, t = int(r[face]), float(r[time_s])
+                first, _ = out.get(tid, (t, t))
+                out[tid] = (first, t)
+    return out
+
+
+def stitch(parts: Sequence[Path], out: Path, *, drop_parts: bool = False) -> list[dict]:
     """One table from the tables of consecutive parts of a video: rows in order, track ids
     continued across each cut (a face in the first analysed frame of a part takes the id of
     the track it overlaps most, at IoU >= 0.3, among the tracks seen in the last 2 s of the
-    part before; the others get new ids)."""
+    part before; the others get new ids). Returns, per part, its track ids (as written in
+    it) -> the stitched ids."""
     import csv
 
     from .outputs import atomic_path
 
-    state = {"next_id": 0, "recent": {}}  # recent: global id -> (time, box) last seen
+    # recent: global id -> (time, box) last seen; mappings: per part, its ids -> global ids
+    state = {"next_id": 0, "recent": {}, "mappings": []}
     with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         for k, part in enumerate(parts):
@@ -363,6 +397,7 @@ def stitch(parts: Sequence[Path], out: Path, *, drop_parts: bool = False) -> Non
     if drop_parts:
         for part in parts:
             Path(part).unlink(missing_ok=True)
+    return state["mappings"]
 
 
 def _continued(reader, schema: RowSchema, state: dict):
@@ -377,6 +412,7 @@ def _continued(reader, schema: RowSchema, state: dict):
         if float(r[time_s]) - float(head[0][time_s]) > CONTINUE_WINDOW:
             break
     mapping = _continue_ids(head, recent, schema)
+    state["mappings"].append(mapping)
     for r in itertools.chain(head, reader):
         if r[face] != "":
             if r[face] not in mapping:

@@ -1,4 +1,4 @@
-"""Annotators: ``annotate(scene, faces) -> scene`` draws boxes, track ids and emotions."""
+"""Annotators: ``annotate(scene, faces) -> scene`` draws boxes, persons and emotions."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from .faces import Faces
 
 
 def annotate(scene: np.ndarray, faces: Faces, *, copy: bool = True) -> np.ndarray:
-    """Draw each face's box in its emotion's colour with a label "#id emotion 0.87"."""
+    """Draw each face's box in its emotion's colour with a label "P1 emotion 0.87" (the
+    person; "#3", the track, where the person is not known)."""
     img = scene.copy() if copy else scene
     if len(faces) == 0:
         return img
@@ -25,7 +26,9 @@ def annotate(scene: np.ndarray, faces: Faces, *, copy: bool = True) -> np.ndarra
         color = color_for(emo) if emo else (255, 255, 255)
         cv2.rectangle(img, (x1, y1), (x2, y2), color, thick, cv2.LINE_8)
         parts = []
-        if faces.track_ids[k] >= 0:
+        if faces.persons[k] >= 0:
+            parts.append(f"P{faces.persons[k]}")
+        elif faces.track_ids[k] >= 0:
             parts.append(f"#{faces.track_ids[k]}")
         if emo:
             parts.append(f"{emo} {conf[k]:.2f}")

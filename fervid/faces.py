@@ -17,6 +17,8 @@ class Faces:
         until classified.
     track_ids: int64 (N,) track identity; -1 when not tracked.
     classes: the class names of the probability columns.
+    persons: int64 (N,) the person a face belongs to for the whole video; -1 when not known.
+    person_conf: float32 (N,) how sure that is (0-1); NaN when not measured.
     """
 
     boxes: np.ndarray
@@ -24,6 +26,8 @@ class Faces:
     probs: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     track_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     classes: tuple[str, ...] = ()
+    persons: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    person_conf: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     def __post_init__(self) -> None:
         self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
@@ -48,6 +52,8 @@ class Faces:
         if len(tid) != n:
             raise ValueError(f"Faces: {n} boxes but {len(tid)} track ids")
         self.track_ids = tid
+        self.persons = _per_face(self.persons, n, np.int64, -1, "persons")
+        self.person_conf = _per_face(self.person_conf, n, np.float32, np.nan, "person_conf")
 
     @classmethod
     def empty(cls, classes: tuple[str, ...] | list[str] = ()) -> Faces:
@@ -80,7 +86,13 @@ class Faces:
         return self.probs.max(1)
 
     def with_probs(self, probs: np.ndarray, classes: tuple[str, ...] | list[str]) -> Faces:
-        return Faces(self.boxes, self.scores, probs, self.track_ids, tuple(classes))
+        return Faces(self.boxes, self.scores, probs, self.track_ids, tuple(classes),
+                     self.persons, self.person_conf)  # fmt: skip
+
+    def with_persons(self, persons, person_conf=()) -> Faces:
+        """The same faces with their persons (and how sure each is)."""
+        return Faces(self.boxes, self.scores, self.probs, self.track_ids, self.classes,
+                     persons, person_conf)  # fmt: skip
 
     def sorted_left_to_right(self) -> Faces:
         order = np.argsort(self.boxes[:, 0], kind="stable")
@@ -89,4 +101,14 @@ class Faces:
     def __getitem__(self, idx) -> Faces:
         idx = np.asarray(idx)
         probs = self.probs[idx] if self.probs.shape[0] == len(self) and len(self) else self.probs
-        return Faces(self.boxes[idx], self.scores[idx], probs, self.track_ids[idx], self.classes)
+        return Faces(self.boxes[idx], self.scores[idx], probs, self.track_ids[idx], self.classes,
+                     self.persons[idx], self.person_conf[idx])  # fmt: skip
+
+
+def _per_face(values, n: int, dtype, missing, name: str) -> np.ndarray:
+    arr = np.asarray(values, dtype=dtype).reshape(-1)
+    if arr.size == 0:
+        return np.full(n, missing, dtype)
+    if len(arr) != n:
+        raise ValueError(f"Faces: {n} boxes but {len(arr)} {name}")
+    return arr

@@ -133,6 +133,19 @@ class VideoOptions:
         type=click.FloatRange(0),
         unit="seconds",
     )
+    reid: bool = setting(
+        True,
+        "Re-identify people: a face that comes back after being hidden, leaving the picture or "
+        "a cut keeps its person number (the person column), by face embedding (docs/identity.md).",
+        flags=("--reid/--no-reid",),
+    )
+    people: int | None = setting(
+        None,
+        "How many people appear, when known: the whole-video pass groups the tracks into at "
+        "most this many people (never two seen at once). Default: as many as the faces say.",
+        type=click.IntRange(1),
+        metavar="N",
+    )
     box_cutoff: float = 0.0
     box_beta: float = 2.0
     max_age: float = 2.0

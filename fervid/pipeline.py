@@ -29,6 +29,7 @@ from .classify import EmotionModel
 from .detect import FaceDetector
 from .draw import annotate
 from .faces import Faces
+from .identity import FaceEmbedder, PersonTracker, cluster_tracks
 from .keyframes import KeyframePolicy
 from .options import VideoOptions
 from .rows import RowSchema
@@ -38,7 +39,7 @@ from .video import Frame, FrameReader, VideoInfo, VideoSink
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 @dataclass
@@ -58,6 +59,8 @@ class VideoReport:
     fps: float = 0.0
     resumed_from: int | None = None
     bad_packets: int = 0
+    people: int = 0
+    identity: dict | None = None  # the tracks' identities (PersonTracker.summary), plain data
 
     @property
     def frames_per_s(self) -> float:
@@ -81,6 +84,7 @@ class VideoPipeline:
             interval=o.detect_interval, min_interval=min(0.2, o.detect_interval)
         )
         self.smoother = ProbSmoother(tau=o.smooth)
+        self.people = PersonTracker(embedder=FaceEmbedder() if o.reid else None)
         self.report = VideoReport(
             self.path, width=self.info.width, height=self.info.height, fps=self.info.fps
         )
@@ -121,6 +125,13 @@ class VideoPipeline:
             self.tracker.searched(self.tracker.missing(found, t, image.shape[:2]))
         return self.tracker.update(found, t)
 
+    def identify(self, faces: Faces, frame: Frame) -> Faces:
+        """Each tracked face's person (re-identification by embedding)."""
+        persons, conf = self.people.update(faces, frame.image, frame.time_s)
+        if not self.options.reid:
+            conf = np.full(len(faces), np.nan, np.float32)
+        return faces.with_persons(persons, conf)
+
     def _search_region(self, image: np.ndarray, region: tuple[int, int, int, int]) -> Faces:
         """Faces in a part of the frame (made at least 3 smallest faces wide)."""
         h, w = image.shape[:2]
@@ -146,7 +157,7 @@ class VideoPipeline:
             self.first_index = chunk[0].index
         every = self.options.every
         chosen = [f for f in chunk if (f.index - self.first_index) % every == 0]
-        found = [self.find_faces(f.image, f.time_s) for f in chosen]
+        found = [self.identify(self.find_faces(f.image, f.time_s), f) for f in chosen]
         classified = iter(self.model.classify([f.image for f in chosen], found, batch_size=256))
         rows, drawn = [], []
         for f in chunk:
@@ -188,6 +199,15 @@ class VideoPipeline:
         self.report.bad_packets = reader.bad_packets
         return self.report
 
+    def final_persons(self) -> dict[int, tuple[int, float]]:
+        """Track id -> (person, confidence) for the whole video: the tracks grouped into
+        people once everything is seen (:func:`fervid.identity.cluster_tracks`)."""
+        summary = self.people.summary()
+        self.report.identity = summary
+        persons = cluster_tracks(summary, people=self.options.people)
+        self.report.people = len({p for p, _ in persons.values()})
+        return persons
+
     # -- resuming ------------------------------------------------------------------------
     def state_dict(self) -> dict:
         """Everything a resumed run needs, as plain JSON-safe data."""
@@ -209,6 +229,7 @@ class VideoPipeline:
             "tracker": self.tracker.state_dict(),
             "policy": self.policy.state_dict(),
             "smoother": self.smoother.state_dict(),
+            "people": self.people.state_dict(),
         }
 
     def load_state_dict(self, d: dict) -> None:
@@ -229,6 +250,7 @@ class VideoPipeline:
         self.tracker.load_state_dict(d["tracker"])
         self.policy.load_state_dict(d["policy"])
         self.smoother.load_state_dict(d["smoother"])
+        self.people.load_state_dict(d["people"])
 
 
 def _merge(a: Faces, b: Faces) -> Faces:
@@ -259,21 +281,29 @@ def chunked(items: Iterable[T], n: int) -> Iterator[list[T]]:
 # -- pictures from rows --------------------------------------------------------------------
 
 
-def faces_by_frame(csv_path: str | os.PathLike, classes: tuple[str, ...]) -> Iterator:
-    """(frame index, Faces) for each analysed frame of a fervid video CSV, in file order."""
+def faces_by_frame(rows: str | os.PathLike | Iterable, classes: tuple[str, ...]) -> Iterator:
+    """(frame index, Faces) for each analysed frame of a fervid video CSV (a path), or of
+    video rows (lists in the CSV's order of columns), in order."""
     schema = RowSchema("video", classes)
-    with open(csv_path, newline="", encoding="utf-8") as fh:
+    if not isinstance(rows, (str, os.PathLike)):
+        yield from _group_frames(rows, schema)
+        return
+    with open(rows, newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
         if next(reader, None) != schema.columns:
-            raise ValueError(f"{csv_path}: not a fervid video CSV of this model's classes")
-        frame = schema.index("frame")
-        for idx, rows in itertools.groupby((r for r in reader if r), key=lambda r: r[frame]):
-            yield int(idx), schema.faces(rows)
+            raise ValueError(f"{rows}: not a fervid video CSV of this model's classes")
+        yield from _group_frames(reader, schema)
+
+
+def _group_frames(rows: Iterable, schema: RowSchema) -> Iterator:
+    frame = schema.index("frame")
+    for idx, group in itertools.groupby((r for r in rows if r), key=lambda r: r[frame]):
+        yield int(idx), schema.faces(group)
 
 
 def render_from_rows(
     video: str | os.PathLike,
-    rows_csv: str | os.PathLike,
+    rows: str | os.PathLike | Iterable,
     sink: VideoSink,
     classes: tuple[str, ...],
     *,
@@ -281,17 +311,18 @@ def render_from_rows(
     end: float | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Draw a fervid CSV's faces on the video's frames (no detection): every frame in the
-    range, each with the faces of the latest analysed frame. Returns the frames written."""
-    rows = faces_by_frame(rows_csv, classes)
-    pending = next(rows, None)
+    """Draw the faces of a fervid CSV (or of video rows) on the video's frames (no
+    detection): every frame in the range, each with the faces of the latest analysed frame.
+    Returns the frames written."""
+    frames = faces_by_frame(rows, classes)
+    pending = next(frames, None)
     carried = Faces.empty(classes)
     n = 0
     for f in FrameReader(video, start=start, end=end):
         while pending is not None and pending[0] <= f.index:
             if pending[0] == f.index:
                 carried = pending[1]
-            pending = next(rows, None)
+            pending = next(frames, None)
         sink.write(annotate(f.image, carried, copy=False), f.time_s)
         n += 1
         if progress is not None:

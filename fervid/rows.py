@@ -1,7 +1,7 @@
 """The row layout of fervid's tables, by field name, in one place.
 
-A :class:`RowSchema` knows the columns of a video table (``frame, time_s, face, box, score,
-<classes>, emotion, confidence``) or of a photo table
+A :class:`RowSchema` knows the columns of a video table (``frame, time_s, face, person,
+person_confidence, box, score, <classes>, emotion, confidence``) or of a photo table
 (``path, face, box, score, <classes>, emotion, confidence, error``); it turns
 :class:`~fervid.faces.Faces` into rows and rows back into ``Faces``, finds fields by name and
 reads a schema back from a file's header. Everything else reads and writes rows through it, so
@@ -15,11 +15,14 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from .faces import Faces
 
 BOX = ("x1", "y1", "x2", "y2")
-#: Video rows: the frame, its time and the track (``face``).
-VIDEO_KEYS = ("frame", "time_s", "face")
+#: Video rows: the frame, its time, the track (``face``), the person it belongs to for the
+#: whole video and how sure that is.
+VIDEO_KEYS = ("frame", "time_s", "face", "person", "person_confidence")
 IMAGE_KEYS = ("path", "face")
 RESULT = ("emotion", "confidence")
 IMAGE_TAIL = ("error",)
@@ -79,6 +82,10 @@ class RowSchema:
         values = dict(zip(BOX, (round(float(v), 1) for v in faces.boxes[k])))
         values["score"] = round(float(faces.scores[k]), 4)
         values["face"] = int(faces.track_ids[k]) if self.kind == "video" else k
+        if self.kind == "video" and faces.persons[k] >= 0:
+            values["person"] = int(faces.persons[k])
+            if np.isfinite(faces.person_conf[k]):
+                values["person_confidence"] = round(float(faces.person_conf[k]), 3)
         if faces.classified:
             values.update(zip(self.classes, (round(float(p), 5) for p in faces.probs[k])))
             values["emotion"] = self.classes[int(faces.probs[k].argmax())]
@@ -114,12 +121,18 @@ class RowSchema:
         if not rows:
             return Faces.empty(self.classes)
         face = self._positions["face"]
+        persons = conf = ()
+        if self.kind == "video":
+            persons = [_number(self.get(r, "person"), int, -1) for r in rows]
+            conf = [_number(self.get(r, "person_confidence"), float, np.nan) for r in rows]
         return Faces(
             [self.box(r) for r in rows],
             [float(self.get(r, "score")) for r in rows],
             [self.probs(r) for r in rows],
             [int(r[face]) for r in rows],
             self.classes,
+            persons,
+            conf,
         )
 
     # -- headers -------------------------------------------------------------------------
@@ -148,6 +161,10 @@ class RowSchema:
             raise ValueError(f"{path}: not a fervid table (unknown columns)") from None
 
 
+def _number(text, kind, missing):
+    return kind(text) if text != "" else missing
+
+
 def video_columns(classes: Sequence[str]) -> list[str]:
     return RowSchema("video", tuple(classes)).columns
 
@@ -164,7 +181,6 @@ def classes_of(csv_path: str | os.PathLike) -> tuple[str, ...]:
 def to_frame(rows: list[list], schema: RowSchema):
     """Rows as a pandas DataFrame typed as pandas reads the CSV back (nullable integers,
     text as text with empty fields missing, numbers as floats)."""
-    import numpy as np
     import pandas as pd
 
     df = pd.DataFrame(rows, columns=schema.columns)

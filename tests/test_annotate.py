@@ -38,6 +38,8 @@ def test_csv_schema_and_tracks(two, model):
         "frame",
         "time_s",
         "face",
+        "person",
+        "person_confidence",
         "x1",
         "y1",
         "x2",
@@ -56,6 +58,9 @@ def test_csv_schema_and_tracks(two, model):
     centre = (df["x1"] + df["x2"]) / 2
     left, right = df[centre < 320]["face"].unique(), df[centre >= 320]["face"].unique()
     assert len(left) == 1 and len(right) == 1 and left[0] != right[0]
+    # two people seen together are two persons, numbered in order of first appearance
+    assert sorted(df["person"].unique()) == [0, 1]
+    assert (df.groupby("face")["person"].nunique() == 1).all()
 
 
 def test_annotated_video_same_frames_h264_audio(two, videos):

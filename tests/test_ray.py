@@ -104,6 +104,23 @@ def test_a_long_video_cut_into_parts_is_stitched(cluster, inputs, tmp_path):
     assert VideoInfo.from_path(tmp_path / "ray" / "long.fervid.mp4").frames == 20
 
 
+def test_parts_are_stitched_by_identity_not_only_by_place(cluster, tmp_path):
+    from test_identity import LEAVE_RETURN
+
+    video = tmp_path / "leave_return.mp4"
+    samples.write_clip(video, LEAVE_RETURN, width=640, height=360, fps=25, frames=125)
+    args = ("--out-dir", tmp_path / "ray", "--ray-address", "local", "--no-video")
+    r = _run("annotate", video, *args, "--ray-split", "0.05")  # parts 0-3 s and 3-5 s
+    assert r.exit_code == 0, r.output
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "ray" / "leave_return.fervid.csv").dropna(subset=["face"])
+    x = (df["x1"] + df["x2"]) / 2
+    astronaut = set(df.loc[(x < 200) | (x > 450), "person"])  # before and after the cut
+    hopper = set(df.loc[(x > 250) & (x < 400), "person"])
+    assert astronaut == {0} and hopper == {1}
+
+
 def test_a_crashed_worker_is_retried_and_nothing_is_lost(cluster, inputs, tmp_path, monkeypatch):
     from fervid.cluster import CRASH_ONCE_ENV
 

@@ -135,10 +135,10 @@ def test_rows_come_back_as_faces_and_truncate_at_a_frame(tmp_path):
     classes = ("happiness", "neutral")
     path = tmp_path / "v.csv"
     rows = [
-        [0, 0.0, 0, 1, 2, 11, 12, 0.99, 0.75, 0.25, "happiness", 0.75],
-        [0, 0.0, 1, 20, 2, 31, 12, 0.98, 0.4, 0.6, "neutral", 0.6],
-        [1, 0.04, "", "", "", "", "", "", "", "", "", ""],
-        [2, 0.08, 0, 2, 2, 12, 12, 0.97, 0.7, 0.3, "happiness", 0.7],
+        [0, 0.0, 0, 0, 0.9, 1, 2, 11, 12, 0.99, 0.75, 0.25, "happiness", 0.75],
+        [0, 0.0, 1, 1, "", 20, 2, 31, 12, 0.98, 0.4, 0.6, "neutral", 0.6],
+        [1, 0.04, "", "", "", "", "", "", "", "", "", "", "", ""],
+        [2, 0.08, 0, 0, 0.9, 2, 2, 12, 12, 0.97, 0.7, 0.3, "happiness", 0.7],
     ]
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
@@ -150,6 +150,8 @@ def test_rows_come_back_as_faces_and_truncate_at_a_frame(tmp_path):
     assert [i for i, _ in got] == [0, 1]
     assert got[0][1].track_ids.tolist() == [0, 1] and len(got[1][1]) == 0
     assert isinstance(got[0][1], Faces) and got[0][1].emotions == ["happiness", "neutral"]
+    assert got[0][1].persons.tolist() == [0, 1]
+    assert got[0][1].person_conf[0] == np.float32(0.9) and np.isnan(got[0][1].person_conf[1])
 
 
 def _annotate_cmd(video, out, *extra):

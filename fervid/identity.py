@@ -1,0 +1,368 @@
+"""Who is who across a whole video: a face embedding for identity and the people it finds.
+
+- :class:`FaceEmbedder`: dlib's ResNet face descriptor (128 numbers per face; 99.38% on LFW
+  by its authors), its weights from the ``face-recognition-models`` package, run by the
+  prebuilt ``dlib-bin`` wheel: installed by pip, nothing downloaded at run time. Faces are
+  aligned by dlib's 5-point landmark model inside the detector's box.
+- :class:`PersonTracker`: ``update(faces, image, t) -> (persons, confidences)`` for each
+  analysed frame. It keeps a few embeddings per track (taken at the track's birth and then
+  every ``interval`` seconds, only for faces large and sharp enough), the pairs of tracks
+  seen in the same frame (never one person), and gives each new track the person it matches
+  among those not in view, or a new person. Its state is plain data (``--resume``).
+- :func:`cluster_tracks`: the whole-video pass: tracks merged into people by average-linkage
+  on their embeddings, never two tracks seen in the same frame, stopping at the distance
+  threshold or, when the number of people is known, at that number; people numbered in order
+  of first appearance; each track's confidence from the distance to its own people or to the
+  nearest other.
+
+The distance threshold and the confidence curve were chosen by measurement on pairs of photos
+of the same and of different people (``bench/identity.py``, docs/identity.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .faces import Faces
+
+log = logging.getLogger(__name__)
+
+#: Euclidean distance between two descriptors under which they are taken as one person:
+#: 0.1% of different people's pairs fall under it (bench/identity.py, the half of the people
+#: it is chosen on; docs/identity.md).
+THRESHOLD = 0.53
+#: P(same person | distance) = 1 / (1 + exp((d - MID) / SCALE)), fitted on the same pairs.
+CONF_MID, CONF_SCALE = 0.6, 0.0225
+#: The smallest face (long side of the detector's box, px) whose embedding is used: at 44 px
+#: a face's descriptor is 0.2 from its full-size one, at 22 px 0.45 (docs/identity.md).
+MIN_FACE = 40
+#: Sharpness floor (variance of the Laplacian of the 150 px face chip): 99% of the news photos'
+#: faces are above 9; a Gaussian blur of 3 px brings a sharp face to 3 (docs/identity.md).
+MIN_SHARPNESS = 5.0
+
+INSTALL_HINT = (
+    "re-identification needs dlib and its models: pip install dlib-bin face-recognition-models"
+)
+
+
+class IdentityUnavailable(RuntimeError):
+    """dlib or its model files are missing; the message says how to install them."""
+
+
+def same_probability(d: np.ndarray | float) -> np.ndarray:
+    """P(same person) for descriptor distance ``d`` (the fitted logistic curve)."""
+    z = np.clip((np.asarray(d, np.float64) - CONF_MID) / CONF_SCALE, -50, 50)
+    return 1.0 / (1.0 + np.exp(z))
+
+
+def _model_dir() -> str:
+    import importlib.util
+    import os
+
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise IdentityUnavailable(INSTALL_HINT)
+    # the package's own __init__ imports pkg_resources, which new setuptools lack: find its
+    # files without importing it
+    return os.path.join(spec.submodule_search_locations[0], "models")
+
+
+class FaceEmbedder:
+    """128-number identity descriptors of faces (``embed(image, boxes)``), and whether a face
+    is fit for one (``usable``)."""
+
+    def __init__(self, min_face: int = MIN_FACE, min_sharpness: float = MIN_SHARPNESS) -> None:
+        import os
+
+        try:
+            import dlib
+        except ImportError:
+            raise IdentityUnavailable(INSTALL_HINT) from None
+        folder = _model_dir()
+        try:
+            self._shape = dlib.shape_predictor(
+                os.path.join(folder, "shape_predictor_5_face_landmarks.dat")
+            )
+            self._net = dlib.face_recognition_model_v1(
+                os.path.join(folder, "dlib_face_recognition_resnet_model_v1.dat")
+            )
+        except RuntimeError as exc:
+            raise IdentityUnavailable(f"{INSTALL_HINT} ({exc})") from None
+        self._dlib = dlib
+        self.min_face, self.min_sharpness = min_face, min_sharpness
+
+    def chips(self, image: np.ndarray, boxes: np.ndarray) -> list[np.ndarray]:
+        """The faces in ``boxes`` aligned as the network expects (150x150 RGB)."""
+        dlib = self._dlib
+        image = np.ascontiguousarray(image, dtype=np.uint8)
+        shapes = dlib.full_object_detections()
+        for x1, y1, x2, y2 in np.asarray(boxes, np.float64).reshape(-1, 4):
+            rect = dlib.rectangle(int(x1), int(y1), int(math.ceil(x2)), int(math.ceil(y2)))
+            shapes.append(self._shape(image, rect))
+        if len(shapes) == 0:
+            return []
+        return dlib.get_face_chips(image, shapes, size=150, padding=0.25)
+
+    def embed_chips(self, chips: Sequence[np.ndarray]) -> np.ndarray:
+        """Descriptors (N, 128) float32 of aligned chips."""
+        if not chips:
+            return np.zeros((0, 128), np.float32)
+        vecs = self._net.compute_face_descriptor(list(chips))
+        return np.asarray([np.asarray(v) for v in vecs], np.float32).reshape(-1, 128)
+
+    def embed(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """Descriptors (N, 128) of the faces in ``boxes`` (x1, y1, x2, y2) of an RGB image."""
+        return self.embed_chips(self.chips(image, boxes))
+
+    def sharpness(self, chip: np.ndarray) -> float:
+        import cv2
+
+        gray = cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY)
+        return float(cv2.Laplacian(gray, cv2.CV_32F)[30:120, 30:120].var())
+
+    def big_enough(self, box: Sequence[float]) -> bool:
+        return max(box[2] - box[0], box[3] - box[1]) >= self.min_face
+
+
+@dataclass
+class TrackIdentity:
+    """What is known of one track's identity: its embeddings (a few), when it was first and
+    last seen, the person it was given while the video ran."""
+
+    first_t: float
+    last_t: float
+    person: int
+    samples: list[list[float]] = field(default_factory=list)
+    next_t: float = 0.0  # when to take the next embedding
+
+    def mean(self) -> np.ndarray | None:
+        if not self.samples:
+            return None
+        return np.mean(np.asarray(self.samples, np.float32), 0)
+
+
+@dataclass
+class PersonTracker:
+    """Persons for the tracks of one video, as it is analysed: ``update(faces, image, t)``
+    gives each face (with track ids) a person and a confidence (NaN while its track has no
+    usable embedding)."""
+
+    embedder: FaceEmbedder | None = None
+    interval: float = 2.0  # seconds between two embeddings of one track
+    max_samples: int = 6
+    threshold: float = THRESHOLD
+    tracks: dict[int, TrackIdentity] = field(default_factory=dict)
+    cooccur: set[tuple[int, int]] = field(default_factory=set)
+    next_person: int = 0
+
+    def update(self, faces: Faces, image: np.ndarray, t: float) -> tuple[list[int], np.ndarray]:
+        ids = [int(i) for i in faces.track_ids]
+        for a in ids:
+            for b in ids:
+                if a < b:
+                    self.cooccur.add((a, b))
+        due = [k for k, tid in enumerate(ids) if self._due(tid, faces.boxes[k], t)]
+        if due and self.embedder is not None:
+            self._sample(faces, image, t, due)
+        persons, conf = [], np.full(len(ids), np.nan, np.float32)
+        for k, tid in enumerate(ids):
+            tr = self.tracks[tid]
+            tr.last_t = t
+            persons.append(tr.person)
+            if tr.samples:
+                conf[k] = self._confidence(tid)
+        return persons, conf
+
+    def _due(self, tid: int, box, t: float) -> bool:
+        tr = self.tracks.get(tid)
+        if tr is None:
+            self.tracks[tid] = tr = TrackIdentity(t, t, self._new_person())
+        if self.embedder is None or t < tr.next_t or len(tr.samples) >= self.max_samples:
+            return False
+        return self.embedder.big_enough(box)
+
+    def _sample(self, faces: Faces, image: np.ndarray, t: float, due: list[int]) -> None:
+        chips = self.embedder.chips(image, faces.boxes[due])
+        sharp = [self.embedder.sharpness(c) >= self.embedder.min_sharpness for c in chips]
+        vecs = self.embedder.embed_chips([c for c, ok in zip(chips, sharp) if ok])
+        it = iter(vecs)
+        visible = {int(faces.track_ids[k]) for k in range(len(faces))}
+        for k, ok in zip(due, sharp):
+            tr = self.tracks[int(faces.track_ids[k])]
+            tr.next_t = t + (self.interval if ok else self.interval / 4)
+            if not ok:
+                continue
+            first = not tr.samples
+            tr.samples.append([round(float(v), 5) for v in next(it)])
+            if first:
+                tr.person = self._match(int(faces.track_ids[k]), visible, tr.person)
+
+    def _match(self, tid: int, visible: set[int], own: int) -> int:
+        """The person a track's first embedding belongs to: the nearest among the persons of
+        other tracks not in view now and never seen with this one, under the threshold."""
+        v = self.tracks[tid].mean()
+        best, best_d = own, self.threshold
+        blocked = {self.tracks[o].person for o in visible if o != tid}
+        blocked |= {self.tracks[o].person for o in self._cooccurring(tid)}
+        for person, vecs in self._people(exclude=tid).items():
+            if person in blocked:
+                continue
+            d = float(np.mean(np.linalg.norm(vecs - v, axis=1)))
+            if d < best_d:
+                best, best_d = person, d
+        return best
+
+    def _people(self, exclude: int) -> dict[int, np.ndarray]:
+        out: dict[int, list] = {}
+        for tid, tr in self.tracks.items():
+            if tid != exclude and tr.samples:
+                out.setdefault(tr.person, []).append(tr.mean())
+        return {p: np.stack(v) for p, v in out.items()}
+
+    def _cooccurring(self, tid: int) -> set[int]:
+        return {b if a == tid else a for a, b in self.cooccur if tid in (a, b)}
+
+    def _confidence(self, tid: int) -> float:
+        """How sure the track's person is: P(same) with its own person's other tracks, or,
+        alone, 1 - P(same) with the nearest other person."""
+        v = self.tracks[tid].mean()
+        people = self._people(exclude=tid)
+        own = self.tracks[tid].person
+        if own in people:
+            return float(same_probability(np.linalg.norm(people[own] - v, axis=1).mean()))
+        others = [np.linalg.norm(vecs - v, axis=1).mean() for vecs in people.values()]
+        return float(1 - same_probability(min(others))) if others else 1.0
+
+    def _new_person(self) -> int:
+        self.next_person += 1
+        return self.next_person - 1
+
+    # -- the whole video ---------------------------------------------------------------
+    def summary(self) -> dict:
+        """The tracks' identities as plain data (what :func:`cluster_tracks` takes)."""
+        return {
+            "tracks": {
+                str(tid): {
+                    "first_t": tr.first_t,
+                    "last_t": tr.last_t,
+                    "person": tr.person,
+                    "samples": tr.samples,
+                    "next_t": tr.next_t,
+                }
+                for tid, tr in self.tracks.items()
+            },
+            "cooccur": sorted([a, b] for a, b in self.cooccur),
+            "next_person": self.next_person,
+        }
+
+    def state_dict(self) -> dict:
+        return self.summary()
+
+    def load_state_dict(self, d: dict) -> None:
+        self.tracks = {int(k): TrackIdentity(**v) for k, v in d["tracks"].items()}
+        self.cooccur = {(int(a), int(b)) for a, b in d["cooccur"]}
+        self.next_person = int(d["next_person"])
+
+
+def cluster_tracks(
+    summary: dict, *, people: int | None = None, threshold: float = THRESHOLD
+) -> dict[int, tuple[int, float]]:
+    """Track id -> (person, confidence) for the whole video (``summary``:
+    :meth:`PersonTracker.summary`). Tracks with embeddings are merged by average linkage
+    while the nearest two groups are closer than ``threshold`` (or, with ``people``, until
+    that many groups are left), never two groups with tracks seen in the same frame; a track
+    without a usable embedding stays its own person (confidence NaN). People are numbered 0,
+    1, ... in order of first appearance."""
+    tracks = {int(k): v for k, v in summary["tracks"].items()}
+    cooccur = {(int(a), int(b)) for a, b in summary["cooccur"]}
+    known = sorted(t for t, v in tracks.items() if v["samples"])
+    means = {t: np.mean(np.asarray(tracks[t]["samples"], np.float32), 0) for t in known}
+    groups = _agglomerate(known, means, cooccur, people, threshold)
+    groups += [[t] for t in tracks if t not in means]
+    groups.sort(key=lambda g: min(tracks[t]["first_t"] for t in g))
+    out: dict[int, tuple[int, float]] = {}
+    for person, group in enumerate(groups):
+        for t in group:
+            out[t] = (person, _group_confidence(t, group, groups, means))
+    return out
+
+
+def _agglomerate(known, means, cooccur, people, threshold) -> list[list[int]]:
+    groups = [[t] for t in known]
+    if len(groups) < 2:
+        return groups
+    dist = {(a, b): float(np.linalg.norm(means[a] - means[b])) for a in known for b in known}
+
+    def linkage(g: list[int], h: list[int]) -> float:
+        if any((min(a, b), max(a, b)) in cooccur for a in g for b in h):
+            return math.inf
+        return float(np.mean([dist[a, b] for a in g for b in h]))
+
+    while len(groups) > 1:
+        best, pair = math.inf, None
+        for i in range(len(groups)):
+            for j in range(i + 1, len(groups)):
+                d = linkage(groups[i], groups[j])
+                if d < best:
+                    best, pair = d, (i, j)
+        enough = people is not None and len(groups) <= people
+        limit = threshold if people is None else math.inf
+        if pair is None or enough or best >= limit:
+            break
+        i, j = pair
+        groups[i] = groups[i] + groups.pop(j)
+    return groups
+
+
+def _group_confidence(t, group, groups, means) -> float:
+    if t not in means:
+        return math.nan
+    mates = [means[o] for o in group if o != t and o in means]
+    if mates:
+        return float(same_probability(np.linalg.norm(np.stack(mates) - means[t], axis=1).mean()))
+    others = [
+        np.linalg.norm(np.stack([means[o] for o in g if o in means]) - means[t], axis=1).mean()
+        for g in groups
+        if g is not group and any(o in means for o in g)
+    ]
+    return float(1 - same_probability(min(others))) if others else 1.0
+
+
+def join_summaries(
+    summaries: Sequence[dict | None],
+    mappings: Sequence[dict[str, int]],
+    seen: dict[int, tuple[float, float]],
+) -> dict:
+    """One summary for consecutive parts of a video: each part's tracks renamed by its
+    ``mappings`` (its ids -> the stitched ids; a track continued across a cut joins the
+    one before), co-occurrences kept; tracks of the stitched table (``seen``: id -> first
+    and last time) that no summary knows get no embedding (each its own person)."""
+    tracks: dict[int, dict] = {}
+    cooccur: set[tuple[int, int]] = set()
+    for summary, mapping in zip(summaries, mappings):
+        if not summary:
+            continue
+        for tid, tr in summary["tracks"].items():
+            g = mapping.get(str(tid))
+            if g is None:
+                continue
+            cur = tracks.setdefault(g, {**tr, "samples": []})
+            cur["first_t"] = min(cur["first_t"], tr["first_t"])
+            cur["last_t"] = max(cur["last_t"], tr["last_t"])
+            cur["samples"] = cur["samples"] + list(tr["samples"])
+        for a, b in summary["cooccur"]:
+            ga, gb = mapping.get(str(a)), mapping.get(str(b))
+            if ga is not None and gb is not None and ga != gb:
+                cooccur.add((min(ga, gb), max(ga, gb)))
+    for tid, (first, last) in seen.items():
+        tracks.setdefault(tid, {"first_t": first, "last_t": last, "person": -1, "samples": []})
+    return {
+        "tracks": {str(k): v for k, v in tracks.items()},
+        "cooccur": sorted([a, b] for a, b in cooccur),
+        "next_person": 0,
+    }

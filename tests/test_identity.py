@@ -1,0 +1,198 @@
+"""Re-identification: the embedding on real faces, the whole-video grouping, and persons in
+real encoded videos (people leaving and coming back as another photo of themselves)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import fervid
+from fervid.faces import Faces
+from fervid.identity import THRESHOLD, FaceEmbedder, PersonTracker, cluster_tracks
+
+from conftest import SHARED, samples
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return FaceEmbedder()
+
+
+def _embed(embedder, img, box):
+    return embedder.embed(img, np.array([box], np.float32))[0]
+
+
+def test_the_same_person_in_another_photo_is_near_another_person_far(embedder):
+    a = _embed(embedder, samples.astronaut(), samples.PORTRAIT_FACES[0])
+    a2 = _embed(embedder, samples.astronaut_again(), samples.PORTRAIT_FACES[2])
+    g = _embed(embedder, samples.grace_hopper(), samples.PORTRAIT_FACES[1])
+    assert a.shape == (128,) and np.isfinite(a).all()
+    assert np.linalg.norm(a - a2) < THRESHOLD < np.linalg.norm(a - g)
+
+
+@pytest.mark.skipif(not (SHARED / "lfw-identities").is_dir(), reason="no shared LFW photos")
+def test_real_photos_of_one_person_match_and_of_others_do_not(embedder):
+    from fervid.detect import FaceDetector
+    from fervid.images import load_image
+
+    det = FaceDetector(device="cpu", min_face_size=40)
+    people = sorted(p for p in (SHARED / "lfw-identities").iterdir() if p.is_dir())[:12]
+    vecs = {}
+    for person in people:
+        for photo in sorted(person.glob("*.jpg"))[:2]:
+            img = load_image(photo)
+            faces = det.detect([img])[0]
+            if len(faces):
+                vecs.setdefault(person.name, []).append(_embed(embedder, img, faces.boxes[0]))
+    same = [np.linalg.norm(v[0] - v[1]) for v in vecs.values() if len(v) == 2]
+    firsts = [v[0] for v in vecs.values()]
+    diff = [np.linalg.norm(a - b) for i, a in enumerate(firsts) for b in firsts[i + 1 :]]
+    assert np.mean(np.array(same) < THRESHOLD) >= 0.8
+    assert np.mean(np.array(diff) < THRESHOLD) <= 0.02
+
+
+def _summary(tracks: dict, cooccur=()) -> dict:
+    return {
+        "tracks": {
+            str(t): {"first_t": f, "last_t": f + 1, "person": t, "samples": s, "next_t": 0}
+            for t, (f, s) in tracks.items()
+        },
+        "cooccur": [list(p) for p in cooccur],
+        "next_person": len(tracks),
+    }
+
+
+def _vec(seed: int, noise: float = 0.0, rng_seed: int = 0) -> list[float]:
+    base = np.random.default_rng(seed).normal(0, 0.09, 128)
+    return list(base + np.random.default_rng(rng_seed).normal(0, noise, 128))
+
+
+def test_tracks_of_one_person_become_one_person_numbered_by_first_appearance():
+    summary = _summary(
+        {
+            0: (5.0, [_vec(1)]),  # person B, seen first at 5 s
+            1: (0.0, [_vec(2)]),  # person A
+            2: (9.0, [_vec(2, 0.01, 3)]),  # A again
+            3: (12.0, [_vec(1, 0.01, 4)]),  # B again
+        }
+    )
+    persons = cluster_tracks(summary)
+    assert persons[1][0] == persons[2][0] == 0 and persons[0][0] == persons[3][0] == 1
+    assert all(c > 0.5 for _, c in persons.values())
+
+
+def test_tracks_seen_in_the_same_frame_are_never_one_person():
+    same = [_vec(7)]
+    summary = _summary({0: (0.0, same), 1: (0.0, same)}, cooccur=[(0, 1)])
+    assert cluster_tracks(summary)[0][0] != cluster_tracks(summary)[1][0]
+    # not even when told there is one person
+    persons = cluster_tracks(summary, people=1)
+    assert persons[0][0] != persons[1][0]
+
+
+def test_told_the_number_of_people_merges_down_to_it():
+    tracks = {t: (float(t), [_vec(t)]) for t in range(4)}
+    assert len({p for p, _ in cluster_tracks(_summary(tracks)).values()}) == 4
+    assert len({p for p, _ in cluster_tracks(_summary(tracks), people=2).values()}) == 2
+
+
+def test_a_face_too_small_for_an_embedding_stays_its_own_person(embedder):
+    people = PersonTracker(embedder=embedder)
+    img = samples.astronaut()
+    big = Faces([samples.PORTRAIT_FACES[0]], [1.0], track_ids=[0])
+    small_img = np.ascontiguousarray(img[::4, ::4])  # the face about 29 px
+    x1, y1, x2, y2 = samples.PORTRAIT_FACES[0]
+    small = Faces([[x1 / 4, y1 / 4, x2 / 4, y2 / 4]], [1.0], track_ids=[1])
+    p0, c0 = people.update(big, img, 0.0)
+    p1, c1 = people.update(small, small_img, 5.0)
+    assert np.isfinite(c0[0]) and math.isnan(c1[0])
+    persons = cluster_tracks(people.summary())
+    assert persons[0][0] != persons[1][0] and math.isnan(persons[1][1])
+
+
+def test_a_blurred_face_gives_no_embedding(embedder):
+    import cv2
+
+    img = cv2.GaussianBlur(samples.astronaut(), (0, 0), 6)
+    people = PersonTracker(embedder=embedder)
+    _, conf = people.update(Faces([samples.PORTRAIT_FACES[0]], [1.0], track_ids=[0]), img, 0.0)
+    assert math.isnan(conf[0]) and not people.tracks[0].samples
+
+
+def _leave_and_return_clip(path):
+    """The astronaut (left) for 2 s, gone for 1.5 s, back on the right as another photo of
+    herself; Grace Hopper (middle) enters only while the astronaut is away, and stays. Where
+    each face is says nothing of who it is."""
+    return samples.write_clip(path, LEAVE_RETURN, width=640, height=360, fps=25, frames=125)
+
+
+LEAVE_RETURN = [
+    samples.Actor(0, lambda t: (110, 180), lambda t: 100, lambda t: t < 2.0),
+    samples.Actor(1, lambda t: (320, 180), lambda t: 100, lambda t: t >= 2.4),
+    samples.Actor(2, lambda t: (530, 180), lambda t: 100, lambda t: t >= 3.5),
+]
+
+
+@pytest.fixture(scope="module")
+def leave_return(tmp_path_factory):
+    path = tmp_path_factory.mktemp("reid") / "leave_return.mp4"
+    return path, _leave_and_return_clip(path)
+
+
+def _person_of(df: pd.DataFrame, frame: int, x: float) -> int:
+    g = df[(df["frame"] == frame) & df["face"].notna()]
+    k = int((((g["x1"] + g["x2"]) / 2 - x).abs()).idxmin())
+    return int(df.loc[k, "person"])
+
+
+def test_a_person_who_returns_as_another_photo_keeps_the_person(leave_return, model):
+    path, _ = leave_return
+    df = fervid.analyze_video(path, model=model)
+    faces = df.dropna(subset=["face"])
+    assert faces["face"].nunique() >= 3  # the tracker alone gives her a new track
+    before, after = _person_of(df, 25, 110), _person_of(df, 110, 530)
+    hopper = _person_of(df, 80, 320)
+    assert before == after == 0 and hopper == 1  # numbered in order of first appearance
+    assert faces["person"].nunique() == 2
+    assert faces["person_confidence"].between(0, 1).all()
+    assert df.attrs["fervid"].people == 2
+    off = fervid.analyze_video(path, model=model, reid=False)
+    assert off.dropna(subset=["face"])["person"].nunique() == faces["face"].nunique()
+
+
+def test_the_annotated_video_and_the_csv_name_persons(leave_return, model, tmp_path):
+    from fervid.video import FrameReader
+
+    path, _ = leave_return
+    report = fervid.annotate_video(
+        path, tmp_path / "o.csv", model=model, annotated=tmp_path / "o.mp4"
+    )
+    df = pd.read_csv(tmp_path / "o.csv")
+    assert report.people == 2 and df.dropna(subset=["face"])["person"].nunique() == 2
+    frames = sum(1 for _ in FrameReader(tmp_path / "o.mp4"))
+    assert frames == 125
+
+
+def test_resume_gives_the_same_persons_as_an_uninterrupted_run(leave_return, model, tmp_path):
+    path, _ = leave_return
+    whole = tmp_path / "whole.csv"
+    fervid.annotate_video(path, whole, model=model)
+    cut = tmp_path / "cut.csv"
+    seen = []
+
+    def stop_after_she_left(n):
+        seen.append(n)
+        if sum(seen) >= 64:  # the astronaut has left, Grace Hopper is in; she is not back yet
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fervid.annotate_video(path, cut, model=model, progress=stop_after_she_left)
+    state = json.loads((tmp_path / "cut.state.json").read_text())
+    assert state["people"]["tracks"] and not cut.exists()
+    report = fervid.annotate_video(path, cut, model=model, resume=True)
+    assert report.resumed_from is not None and report.people == 2
+    assert cut.read_text() == whole.read_text()
