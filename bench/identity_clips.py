@@ -72,14 +72,14 @@ def _paste(img, photo, face, cx, cy, px) -> np.ndarray:
     return np.array([bx0, by0, bx0 + fw * k, by0 + fh * k], np.float32)
 
 
-def write(path: Path, people: list[Person], seconds: float, shots=None) -> list:
+def write(path: Path, people: list[Person], seconds: float, other_shot=None) -> list:
     """Encode the clip; per frame, (person index, true box) of the faces in the picture.
-    ``shots(t)`` may return another list of people for a cut-away (a different shot)."""
+    ``other_shot(t)``: True where the picture is the other shot (another background)."""
     import av
 
-    from make_samples import background
+    from make_samples import background, textured
 
-    bg = background(W, H)
+    bg, other = background(W, H), textured(W, H)
     tb = Fraction(1, 12800)
     truth = []
     with av.open(str(path), "w") as out:
@@ -89,7 +89,7 @@ def write(path: Path, people: list[Person], seconds: float, shots=None) -> list:
         v.options = {"crf": "23", "preset": "veryfast"}
         for i in range(int(seconds * FPS)):
             t = i / FPS
-            img = bg.copy() if shots is None or shots(t) is None else bg[::-1].copy()
+            img = other.copy() if other_shot is not None and other_shot(t) else bg.copy()
             boxes = []
             for k, person in enumerate(people):
                 w = person.where(t)
@@ -112,7 +112,7 @@ def _span(t, a, b):
 
 
 def scenarios(photos: list[list]) -> dict:
-    """name -> (people, seconds). Each scenario uses its own people from ``photos``."""
+    """name -> (people, seconds, other shot or None). Each scenario has its own people."""
     it = iter(photos)
 
     def take(n):
@@ -137,6 +137,7 @@ def scenarios(photos: list[list]) -> dict:
             for k in range(4)
         ],
         32.0,
+        None,
     )
     # crossing: two people walk past each other (one hides the other), back and forth,
     # swapping places; two more stand still
@@ -158,6 +159,7 @@ def scenarios(photos: list[list]) -> dict:
             Person(ps[3], lambda t: (1150, 120, 100), lambda t: 0),
         ],
         30.0,
+        None,
     )
     # cuts: shot A (3 people) and shot B (2 others) alternate every 6 s; on each return to a
     # shot its people stand elsewhere and are shown in another photo
@@ -177,31 +179,52 @@ def scenarios(photos: list[list]) -> dict:
     out["cuts"] = (
         [Person(ps[k], shot(k, k < 3), lambda t: int(t // 12)) for k in range(5)],
         36.0,
+        lambda t: int(t // 6) % 2 == 1,
     )
+    return out
+
+
+def _visible(boxes: list) -> list:
+    """The true faces that are mostly in view: a person pasted later covers the ones before
+    (a face more than half hidden is not expected to be found)."""
+    out = []
+    for i, (k, b) in enumerate(boxes):
+        area = max((b[2] - b[0]) * (b[3] - b[1]), 1.0)
+        covered = 0.0
+        for _, c in boxes[i + 1 :]:
+            w = max(0.0, min(b[2], c[2]) - max(b[0], c[0]))
+            h = max(0.0, min(b[3], c[3]) - max(b[1], c[1]))
+            covered = max(covered, w * h / area)
+        if covered < 0.5:
+            out.append((k, b))
     return out
 
 
 def identities(df, truth: list) -> dict:
     """Per true person: the share of its rows under its majority person id, the ids it got,
-    id switches; and false merges (ids given to more than one true person)."""
+    id switches; and false merges (ids given to more than one true person for at least 5
+    frames). Faces are matched one to one (best IoU first, at least 0.3); faces more than
+    half hidden by another are not counted."""
     from fervid.track import iou_matrix
 
     rows = df.dropna(subset=["face"])
     by_frame = {int(f): g for f, g in rows.groupby("frame")}
     got: dict[int, list[int]] = {}
     for i, boxes in enumerate(truth):
+        boxes = _visible(boxes)
         if not boxes or i not in by_frame:
             continue
         g = by_frame[i]
         m = iou_matrix(
             np.stack([b for _, b in boxes]), g[["x1", "y1", "x2", "y2"]].to_numpy(np.float32)
         )
-        for r, (k, _) in enumerate(boxes):
-            if m.shape[1] and m[r].max() >= 0.3:
-                got.setdefault(k, []).append(int(g["person"].iloc[int(m[r].argmax())]))
+        while m.size and m.max() >= 0.3:
+            r, j = np.unravel_index(int(m.argmax()), m.shape)
+            got.setdefault(boxes[r][0], []).append(int(g["person"].iloc[j]))
+            m[r, :], m[:, j] = 0, 0
     owners: dict[int, set[int]] = {}
     per = {}
-    for k, seq in got.items():
+    for k, seq in sorted(got.items()):
         ids, counts = np.unique(seq, return_counts=True)
         per[str(k)] = {
             "majority_share": round(float(counts.max() / len(seq)), 4),
@@ -215,7 +238,7 @@ def identities(df, truth: list) -> dict:
     return {"people": per, "false_merges": merges}
 
 
-def run_clips(data: Path, out: Path) -> list[dict]:
+def run_clips(data: Path, out: Path, only: set[str] | None = None) -> list[dict]:
     import fervid
 
     root = data / "lfw-identities"
@@ -223,9 +246,11 @@ def run_clips(data: Path, out: Path) -> list[dict]:
     photos = load_people(root, names[:40])
     model = fervid.load_model(device="cpu")
     results = []
-    for name, (people, seconds) in scenarios(photos).items():
+    for name, (people, seconds, other_shot) in scenarios(photos).items():
+        if only and name not in only:
+            continue
         path = out / f"{name}.mp4"
-        truth = write(path, people, seconds)
+        truth = write(path, people, seconds, other_shot)
         res = {"clip": name, "people": len(people), "seconds": seconds}
         for label, reid in (("without", False), ("with", True)):
             t = time.perf_counter()

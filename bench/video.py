@@ -117,8 +117,9 @@ def clips(quick: bool) -> dict:
     }
 
 
-def identities(df, truth: list, analysed: set[int]) -> dict:
-    """Per true face: the distinct track ids matched to it, and id switches."""
+def identities(df, truth: list, analysed: set[int], column: str = "face") -> dict:
+    """Per true face: the distinct ids (track ``face``, or ``person``) matched to it, and id
+    switches."""
     from fervid.track import iou_matrix
 
     rows = df.dropna(subset=["face"])
@@ -132,7 +133,7 @@ def identities(df, truth: list, analysed: set[int]) -> dict:
         m = iou_matrix(np.stack([b for _, b in boxes]), found)
         for r, (k, _) in enumerate(boxes):
             if m.shape[1] and m[r].max() >= 0.3:
-                ids.setdefault(k, []).append(int(g["face"].iloc[int(m[r].argmax())]))
+                ids.setdefault(k, []).append(int(g[column].iloc[int(m[r].argmax())]))
     out = {}
     for k, seq in ids.items():
         switches = sum(1 for a, b in zip(seq, seq[1:]) if a != b)
@@ -224,6 +225,7 @@ def bench_clip(name, path, truth, min_face, model, out: Path) -> dict:
         }
         if truth is not None:
             r["identity"] = identities(df, truth, analysed)
+            r["persons"] = identities(df, truth, analysed, "person")
         else:
             r["flicker_per_s"] = flicker(df, seconds)
         res[label] = r

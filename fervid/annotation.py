@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from .classify import EmotionModel
-from .options import VideoOptions, make_options
+from .options import EpisodeOptions, VideoOptions, make_options
 from .outputs import OutputLock, check_output, check_writable, partial_path, write_text_atomic
 from .photos import as_model
 from .pipeline import VideoPipeline, VideoReport, render_from_rows, truncate_rows_after
@@ -242,11 +242,18 @@ def summarize_csv(csv_path: str | os.PathLike, chunk_rows: int = 200_000) -> dic
 
 
 def finish_outputs(
-    video: Path, outs: dict[str, Path], wanted: set[str], classes: tuple[str, ...]
+    video: Path,
+    outs: dict[str, Path],
+    wanted: set[str],
+    classes: tuple[str, ...],
+    episodes: EpisodeOptions | None = None,
 ) -> dict:
-    """After a video's table is complete: the plot (``png`` in ``wanted``) and the table in
-    the format asked for (``csv``, ``jsonl`` or ``parquet``) from the working CSV
-    ``outs["table"]``. Returns the table's summary (:func:`summarize_csv`)."""
+    """After a video's table is complete: the plot (``png`` in ``wanted``), the researcher's
+    outputs (people, episodes, faces, ELAN, the page: :func:`fervid.takeaway.write_takeaway`)
+    and the table in the format asked for (``csv``, ``jsonl`` or ``parquet``) from the
+    working CSV ``outs["table"]``. Returns the table's summary (:func:`summarize_csv`)."""
+    from .takeaway import KINDS, write_takeaway
+    from .video import VideoInfo
     from .writers import write_format
 
     if "png" in wanted:
@@ -254,6 +261,11 @@ def finish_outputs(
 
         plot_timeline(outs["table"], classes, outs["png"], title=video.name)
     summary = summarize_csv(outs["table"])
+    if wanted & set(KINDS):
+        annotated = outs["mp4"] if "mp4" in wanted else None
+        duration = VideoInfo.from_path(video).duration_s
+        write_takeaway(outs["table"], outs, wanted & set(KINDS), video=video, annotated=annotated,
+                       options=episodes, duration=duration)  # fmt: skip
     fmt = next(k for k in ("csv", "jsonl", "parquet") if k in wanted)
     write_format(outs["table"], outs[fmt])
     return summary

@@ -17,11 +17,14 @@ import pandas as pd
 
 from .annotation import analyze_video, annotate_video, summarize_csv
 from .classify import EmotionModel, load_model
-from .options import ImageOptions, VideoOptions, make_options
+from .elan import write_eaf
+from .options import EpisodeOptions, ImageOptions, VideoOptions, make_options
+from .persons import episodes, people
 from .photos import ImageResult, ScanReport, iter_images, resolve_inputs
 from .photos import scan_folder as _scan_folder
 from .pipeline import VideoReport
 from .rows import RowSchema, to_frame
+from .takeaway import report_table
 
 __all__ = [
     "analyze_images",
@@ -32,6 +35,11 @@ __all__ = [
     "load_model",
     "scan_folder",
     "summarize_csv",
+    "people",
+    "episodes",
+    "report_table",
+    "write_eaf",
+    "EpisodeOptions",
     "ImageOptions",
     "ImageResult",
     "ScanReport",
@@ -86,6 +94,8 @@ def scan_folder(
     ray_resources=None,
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
+    page: str | os.PathLike | None = None,
+    fmt: str | None = None,
     **settings,
 ) -> ScanReport:
     """Scan a folder of photos (recursively) into a table file (``.csv``, ``.jsonl`` or
@@ -109,6 +119,8 @@ def scan_folder(
         read=read,
         progress=progress,
         on_total=on_total,
+        page=page,
+        fmt=fmt,
     )
 
 

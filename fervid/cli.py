@@ -4,6 +4,7 @@ the inputs, messages and exit codes."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from .options import ImageOptions, VideoOptions, cli_message, click_options
+from .options import EpisodeOptions, ImageOptions, VideoOptions, cli_message, click_options
 
 log = logging.getLogger(__name__)
 CONTEXT = {"show_default": True, "help_option_names": ["-h", "--help"]}
@@ -122,7 +123,21 @@ def cli(ctx, quiet):
 @_common_options
 @click_options(VideoOptions)
 @click.option("--no-video", is_flag=True, help="Write the table only.")
-@click.option("--plot", is_flag=True, help="Also write a PNG timeline of each track's emotions.")
+@click.option("--plot", is_flag=True, help="Also write a PNG timeline of each person's emotions.")
+@click.option(
+    "--elan",
+    is_flag=True,
+    help="Also write the episodes for ELAN (VIDEO.fervid.eaf, one tier per person) and "
+    "as tab-separated text (VIDEO.fervid.episodes.tsv; ELAN's and BORIS's imports).",
+)
+@click.option(
+    "--report",
+    "page",
+    is_flag=True,
+    help="Also write a page to review the result (VIDEO.fervid.html): the video, a "
+    "timeline per person, the people with their faces.",
+)
+@click_options(EpisodeOptions)
 @click.option(
     "--resume",
     is_flag=True,
@@ -141,6 +156,8 @@ def cli(ctx, quiet):
 @click.pass_context
 def annotate(
     ctx,
+    elan,
+    page,
     inputs,
     out_dir,
     model_path,
@@ -163,6 +180,8 @@ def annotate(
     from .outputs import plan_outputs
     from .writers import working_table
 
+    episode_names = {f.name for f in dataclasses.fields(EpisodeOptions)}
+    episodes = _settings(EpisodeOptions, {k: settings.pop(k) for k in episode_names})
     opts = _settings(VideoOptions, settings)
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other")
@@ -174,7 +193,9 @@ def annotate(
     plan = plan_outputs(found, out_dir)
     for outs in plan.values():
         outs["table"] = working_table(outs[fmt])
-    wanted = {fmt} | (set() if no_video else {"mp4"}) | ({"png"} if plot else set())
+    wanted = {fmt, "people", "episodes", "faces"} | (set() if no_video else {"mp4"})
+    wanted |= ({"png"} if plot else set()) | ({"eaf", "tsv"} if elan else set())
+    wanted |= {"html"} if page else set()
     model = None if ray_address else _load(model_path, device)
     failed: list[str] = []
     videos = [v for v, _ in found if _ready(v, plan[v], wanted, overwrite, resume, failed)]
@@ -192,12 +213,13 @@ def annotate(
             ray_address,
             resources,
             ray_split,
+            episodes,
         )
     else:
         failed += [
             str(v)
             for v in videos
-            if not _annotate_one(ctx, v, model, opts, plan[v], wanted, resume)
+            if not _annotate_one(ctx, v, model, opts, plan[v], wanted, resume, episodes)
         ]
     _exit_if_failed(unread + failed, len(unread) + len(found))
 
@@ -246,7 +268,7 @@ def _exit_if_failed(failed: list[str], total: int) -> None:
         sys.exit(1)
 
 
-def _annotate_one(ctx, video: Path, model, opts: VideoOptions, outs, wanted, resume) -> bool:
+def _annotate_one(ctx, video: Path, model, opts, outs, wanted, resume, episodes) -> bool:
     """One video on this machine; False when it failed (said on stderr)."""
     from tqdm import tqdm
 
@@ -276,7 +298,7 @@ def _annotate_one(ctx, video: Path, model, opts: VideoOptions, outs, wanted, res
                 annotated=outs["mp4"] if "mp4" in wanted else None,
                 progress=Releaser(bar.update),
             )
-        summary = finish_outputs(video, outs, wanted, model.classes)
+        summary = finish_outputs(video, outs, wanted, model.classes, episodes)
     except KeyboardInterrupt:
         click.echo(
             f"interrupted: {_printable(video)}'s rows so far are kept; run again with "
@@ -315,13 +337,14 @@ def _summary(video, report, summary, outs, wanted) -> str:
     for t in summary["people"][:10]:
         who = f"person {t['person']}" if summary["by"] == "person" else f"face {t['face']}"
         lines.append(f"  {who}: {t['emotion']} {t['share']:.0%} of {t['frames']} analysed frames")
-    written = [str(outs[k]) for k in (*TABLES, "mp4", "png") if k in wanted]
+    order = (*TABLES, "mp4", "png", "people", "episodes", "faces", "eaf", "tsv", "html")
+    written = [str(outs[k]) for k in order if k in wanted]
     lines.append("  -> " + _printable(", ".join(written)))
     return "\n".join(lines)
 
 
 def _annotate_on_ray(
-    ctx, videos, plan, wanted, model_path, device, opts, resume, address, resources, split
+    ctx, videos, plan, wanted, model_path, device, opts, resume, address, resources, split, episodes
 ) -> list[str]:
     """The videos as Ray tasks; a progress bar over the videos; the usual summary per video.
     Returns the videos that failed."""
@@ -354,7 +377,8 @@ def _annotate_on_ray(
             click.echo(f"{_printable(video)}: {_printable(r['error'])}", err=True)
             failed.append(str(video))
             continue
-        s = finish_outputs(video, plan[video], wanted, classes_of(plan[video]["table"]))
+        classes = classes_of(plan[video]["table"])
+        s = finish_outputs(video, plan[video], wanted, classes, episodes)
         if not ctx.obj["quiet"]:
             click.echo(
                 f"{_printable(video)}: {r['frames']} frames ({r['analysed']} analysed) on "
@@ -365,6 +389,37 @@ def _annotate_on_ray(
             click.echo(f"{_printable(video)}: truncated or damaged ({r['error']})", err=True)
             failed.append(str(video))
     return failed
+
+
+# -- report ----------------------------------------------------------------------------
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("table", type=click.Path(exists=True, dir_okay=False))
+@click.option("--video", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The analysed video (for the people's faces). Default: the video beside "
+              "the table with its name (clip.mp4 for clip.fervid.csv).")  # fmt: skip
+@click.option("--elan", is_flag=True, help="Also the ELAN document and the episodes as text.")
+@click.option("--no-page", is_flag=True, help="No review page (VIDEO.fervid.html).")
+@click.option("--overwrite", is_flag=True, help="Replace outputs fervid wrote before.")
+@click_options(EpisodeOptions)
+@click.pass_context
+def report(ctx, table, video, elan, no_page, overwrite, **settings):
+    """People, emotion episodes, faces, ELAN and the review page of an existing video table
+    (VIDEO.fervid.csv), without analysing the video again."""
+    from .checkpoint import CheckpointError
+    from .outputs import OutputError
+    from .takeaway import report_table
+    from .video import VideoError
+
+    episodes = _settings(EpisodeOptions, settings)
+    try:
+        written = report_table(table, video=video, elan=elan, page=not no_page,
+                               overwrite=overwrite, options=episodes)  # fmt: skip
+    except (OutputError, VideoError, CheckpointError, ValueError, OSError) as exc:
+        raise click.ClickException(_line(exc)) from None
+    if not ctx.obj["quiet"]:
+        click.echo(f"{_printable(table)} -> " + _printable(", ".join(map(str, written.values()))))
 
 
 # -- scan ------------------------------------------------------------------------------
@@ -382,6 +437,9 @@ def _annotate_on_ray(
 @_common_options
 @click_options(ImageOptions)
 @click.option("--resume", is_flag=True, help="Continue an interrupted scan of the same folder.")
+@click.option("--report", "page", is_flag=True,
+              help="Also write a page of the faces with their labels, filterable by emotion "
+              "(the table's name with .html).")  # fmt: skip
 @_ray_options
 @click.pass_context
 def scan(
@@ -393,6 +451,7 @@ def scan(
     overwrite,
     fmt,
     resume,
+    page,
     ray_address,
     ray_workers,
     num_cpus,
@@ -435,6 +494,8 @@ def scan(
             overwrite=overwrite,
             progress=Releaser(bar.update),
             on_total=bar.reset,
+            fmt=fmt,
+            page=final.with_suffix(".html") if page else None,
         )
     except ScanInterrupted as exc:
         bar.close()

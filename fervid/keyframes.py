@@ -45,6 +45,7 @@ class KeyframePolicy:
     max_region: float = 0.4
     last_key: float | None = None
     last_thumb: list | None = field(default=None, repr=False)
+    last_cut: float | None = None  # when the last scene cut was seen
 
     def __post_init__(self) -> None:
         if not self.interval >= 0 or not self.min_interval >= 0:
@@ -59,13 +60,14 @@ class KeyframePolicy:
         tracked faces are expected (their people's movement does not count)."""
         thumb = thumbnail(image)
         prev, self.last_thumb = self.last_thumb, thumb.tolist()
-        if self.last_key is None or t - self.last_key >= self.interval - 1e-6:
-            return self._key(t)
-        ref = np.asarray(prev, np.uint8)
+        ref = np.asarray(prev if prev is not None else thumb, np.uint8)
         if ref.shape != thumb.shape:
             return self._key(t)
         diff = np.abs(thumb.astype(np.int16) - ref.astype(np.int16)) / 255.0
-        if float(diff.mean()) > self.cut:
+        if float(diff.mean()) > self.cut:  # a scene cut (said also when a search is due)
+            self.last_cut = t
+            return self._key(t)
+        if self.last_key is None or t - self.last_key >= self.interval - 1e-6:
             return self._key(t)
         moved = diff > self.motion
         if faces is not None and len(faces):
@@ -94,10 +96,11 @@ class KeyframePolicy:
         self._key(t)
 
     def state_dict(self) -> dict:
-        return {"last_key": self.last_key, "last_thumb": self.last_thumb}
+        return {"last_key": self.last_key, "last_thumb": self.last_thumb, "last_cut": self.last_cut}
 
     def load_state_dict(self, d: dict) -> None:
         self.last_key, self.last_thumb = d["last_key"], d["last_thumb"]
+        self.last_cut = d.get("last_cut")
 
 
 def _moved_regions(moved: np.ndarray, hw: tuple[int, int], min_cells: int) -> list:

@@ -192,6 +192,46 @@ class ImageOptions:
         return dataclasses.asdict(self)
 
 
+@dataclass(frozen=True)
+class EpisodeOptions:
+    """How emotion episodes are found (:mod:`fervid.persons`); the defaults and why:
+    docs/people.md."""
+
+    enter: float = setting(
+        0.5,
+        "Episodes: an emotion's (smoothed) probability that starts one (and is the highest).",
+        flags=("--episode-enter",),
+        type=click.FloatRange(0, 1, min_open=True),
+    )
+    exit: float = setting(
+        0.35,
+        "Episodes: the probability under which one ends (after --max-gap).",
+        flags=("--episode-exit",),
+        type=click.FloatRange(0, 1, min_open=True),
+    )
+    min_duration: float = setting(
+        0.5,
+        "Episodes: the shortest kept (s).",
+        flags=("--min-episode",),
+        type=click.FloatRange(0),
+        unit="seconds",
+    )
+    max_gap: float = setting(
+        0.5,
+        "Episodes: the longest dip under --episode-exit, or time out of sight, bridged (s).",
+        type=click.FloatRange(0),
+        unit="seconds",
+    )
+    neutral: bool = setting(
+        False, "Episodes: neutral stretches too.", flags=("--neutral-episodes",), is_flag=True
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self, name_of=api_name)
+        if self.exit > self.enter:
+            raise ValueError("exit: must not be above enter")
+
+
 def make_options(cls, options=None, **changes):
     """``options`` (an instance of ``cls``, or None for the defaults) with ``changes`` applied;
     a ValueError names a keyword that is not a setting."""
@@ -206,10 +246,11 @@ def make_options(cls, options=None, **changes):
     return dataclasses.replace(options, **changes) if changes else options
 
 
-def cli_message(exc: ValueError, cls=VideoOptions) -> str:
+def cli_message(exc: ValueError, *classes) -> str:
     """A settings error as the command line spells its options (``--detect-size: ...``)."""
     msg = str(exc)
-    for f in dataclasses.fields(cls):
-        if msg.startswith(f.name + ":"):
-            return option_flag(f) + msg[len(f.name) :]
+    for cls in classes or (VideoOptions,):
+        for f in dataclasses.fields(cls):
+            if msg.startswith(f.name + ":"):
+                return option_flag(f) + msg[len(f.name) :]
     return msg

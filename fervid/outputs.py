@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import functools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -227,11 +228,72 @@ def plan_outputs(
         while (os.path.realpath(bases[video]), name) in used:
             name, n = f"{stem}-{n}", n + 1
         used.add((os.path.realpath(bases[video]), name))
-        plan[video] = {
-            k: bases[video] / f"{name}.fervid.{k}"
-            for k in ("csv", "jsonl", "parquet", "mp4", "png")
-        }
+        plan[video] = video_outputs(bases[video] / name)
     return plan
+
+
+#: Where each output of a video goes, after ``VIDEO.fervid``.
+VIDEO_OUTPUTS = {
+    "csv": ".csv",
+    "jsonl": ".jsonl",
+    "parquet": ".parquet",
+    "mp4": ".mp4",
+    "png": ".png",
+    "people": ".people.csv",
+    "episodes": ".episodes.csv",
+    "faces": ".people",
+    "eaf": ".eaf",
+    "tsv": ".episodes.tsv",
+    "html": ".html",
+}
+
+
+def video_outputs(base: Path) -> dict[str, Path]:
+    """The outputs of the video whose outputs are named ``base`` (``folder/clip``)."""
+    return {k: base.with_name(base.name + ".fervid" + ext) for k, ext in VIDEO_OUTPUTS.items()}
+
+
+def is_ours(path: Path, kind: str) -> bool:
+    """Whether an existing output of ``kind`` (a key of :data:`VIDEO_OUTPUTS`) is
+    recognisably fervid's: its header, tag or contents say so."""
+    try:
+        if kind in ("people", "episodes"):
+            with open(path, encoding="utf-8") as fh:
+                first = fh.readline()
+            return (
+                first.startswith("person,first_s,")
+                if kind == "people"
+                else first.startswith("person,emotion,start_s,")
+            )
+        if kind == "tsv":
+            with open(path, encoding="utf-8") as fh:
+                return fh.readline().rstrip("\n") == "tier\tbegin\tend\tannotation"
+        if kind in ("eaf", "html"):
+            with open(path, encoding="utf-8") as fh:
+                head = fh.read(2000)
+            return ('AUTHOR="fervid"' in head) if kind == "eaf" else ('content="fervid"' in head)
+        if kind == "faces":
+            return path.is_dir() and all(_is_fervid_jpeg(p) for p in path.iterdir())
+    except (OSError, UnicodeDecodeError):
+        return False
+    owned = {"mp4": "video", "png": "png"}
+    if kind in owned:
+        from .video import is_fervid_video
+
+        return is_fervid_video(path) if kind == "mp4" else is_fervid_png(path)
+    return is_fervid_output(path)
+
+
+def _is_fervid_jpeg(path: Path) -> bool:
+    if path.name.endswith(".partial.jpg"):
+        return True
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return im.info.get("comment") == b"fervid"
+    except OSError:
+        return False
 
 
 # -- resuming a table ----------------------------------------------------------------------
@@ -289,24 +351,24 @@ def check_video_outputs(
 ) -> None:
     """Refuse outputs that are the input, or files fervid did not write (OutputError); skip
     a video whose outputs exist unless asked to redo or resume it (OutputSkip). ``outs``
-    maps each kind (``csv``, ``jsonl``, ``parquet``, ``mp4``, ``png``, and ``table``, the
-    working CSV) to its path; ``wanted`` says which are asked for."""
-    from .video import is_fervid_video
-
-    for k in wanted:
-        check_output(outs[k], inputs=[video], kind=k)
+    maps each kind (:data:`VIDEO_OUTPUTS`, and ``table``, the working CSV) to its path;
+    ``wanted`` says which are asked for."""
+    for k in wanted - {"faces"}:
+        check_output(outs[k], inputs=[video], kind=k if k in ("mp4", "png") else "csv")
+    if "faces" in wanted and outs["faces"].exists() and not outs["faces"].is_dir():
+        raise OutputError(f"{outs['faces']}: exists and is not a folder")
     existing = [k for k in sorted(wanted) if outs[k].exists()]
     if existing and not (overwrite or resume):
         names = ", ".join(str(outs[k]) for k in existing)
         raise OutputSkip(f"skipped, outputs exist ({names}); --overwrite to redo")
     if resume and set(existing) == wanted and not partial_path(outs["table"]).exists():
         raise OutputSkip("finished earlier; skipped")
-    owned = {"mp4": is_fervid_video, "png": is_fervid_png}
     paths = {outs[k]: k for k in wanted} | {outs["table"]: "csv"}
     for path, k in paths.items():
-        own = owned.get(k, is_fervid_output)
+        own = functools.partial(is_ours, kind=k)
         may_replace(path, own)
-        may_replace(partial_path(path), lambda p, own=own, k=k: own(p) or _unfinished(p, k))
+        if k != "faces":
+            may_replace(partial_path(path), lambda p, own=own, k=k: own(p) or _unfinished(p, k))
     check_writable(outs["table"].parent)
 
 

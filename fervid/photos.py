@@ -191,6 +191,7 @@ def scan_folder(
     resume: bool = False,
     overwrite: bool = False,
     fmt: str | None = None,
+    page: str | os.PathLike | None = None,
     read: Callable[[list[Path], Path | None], Iterator[list[list]]] | None = None,
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
@@ -202,7 +203,8 @@ def scan_folder(
     file fervid did not write is never replaced). ``read(paths, base)``, when given, yields
     each image's rows in order instead of reading them here (a Ray cluster:
     :func:`fervid.api.scan_folder`). ``on_total(n)`` is told how many images are to be
-    read, ``progress(1)`` after each."""
+    read, ``progress(1)`` after each. ``page``: also write a page to review the faces there
+    (:func:`fervid.report.write_photos_page`)."""
     from .outputs import OutputLock, check_output, check_writable, prepare_table
 
     if resume and overwrite:
@@ -215,6 +217,11 @@ def scan_folder(
     emo = as_model(model, device)
     check_output(final, inputs=[root] if root.is_file() else [], kind=fmt)
     check_writable(final.parent)
+    if page is not None:
+        from .outputs import is_ours, may_replace
+
+        check_output(page, inputs=[root, final], kind="csv")
+        may_replace(Path(page), lambda p: is_ours(p, "html"))
     with OutputLock(final):
         table = working_table(final, fmt)
         schema = RowSchema("image", emo.classes)
@@ -236,6 +243,10 @@ def scan_folder(
             progress,
         )
         os.replace(partial, table)
+        if page is not None:
+            from .report import write_photos_page
+
+            write_photos_page(page, table, root if root.is_dir() else root.parent)
         write_format(table, final, fmt)
     return report
 

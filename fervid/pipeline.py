@@ -99,6 +99,10 @@ class VideoPipeline:
         where something new moved) and track."""
         ids, predicted, gaps = self.tracker.predict(t)
         kind, region = self.policy.decide(t, image, predicted)
+        if self.policy.last_cut == t and len(ids):
+            # another shot: whoever is there now is not where the tracks predict
+            self.tracker.end_all()
+            ids, predicted, gaps = self.tracker.predict(t)
         h, w = image.shape[:2]
         cx, cy = (predicted[:, 0] + predicted[:, 2]) / 2, (predicted[:, 1] + predicted[:, 3]) / 2
         inside = (cx >= 0) & (cx < w) & (cy >= 0) & (cy < h)

@@ -144,6 +144,10 @@ class FaceTracker:
                 out.append(tr.id)
         return out
 
+    def end_all(self) -> None:
+        """End every track (a scene cut): faces found next get new ids."""
+        self.tracks = []
+
     def searched(self, ids: list[int]) -> None:
         """A whole-frame search did not find these tracks: do not search again for them."""
         for tr in self.tracks:

@@ -255,6 +255,30 @@ class FrameReader:
                     t.join(timeout=0.05)
 
 
+def frames_at(path: str | os.PathLike, times: list[float]) -> dict[float, np.ndarray]:
+    """The frames shown at each of ``times`` (seconds; RGB, rotation applied), found by
+    seeking to the key frame before each and decoding from there: a few frames of a long
+    video without decoding all of it. A time that cannot be reached is left out."""
+    info = VideoInfo.from_path(path)
+    k = round(info.rotation / 90) % 4
+    out: dict[float, np.ndarray] = {}
+    with _open(path) as c:
+        s = c.streams.video[0]
+        tb = s.time_base or info.time_base
+        for t in sorted(set(times)):
+            try:
+                c.seek(max(0, int(t / tb)), stream=s, backward=True, any_frame=False)
+                for f in c.decode(s):
+                    ft = float(f.pts * tb) if f.pts is not None else 0.0
+                    if ft >= t - 1e-3:
+                        img = f.to_ndarray(format="rgb24")
+                        out[t] = np.ascontiguousarray(np.rot90(img, k)) if k else img
+                        break
+            except av.error.FFmpegError:
+                continue
+    return out
+
+
 class VideoSink:
     """Write RGB frames as H.264 (yuv420p) MP4 with the input's timestamps and audio.
 

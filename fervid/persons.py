@@ -1,0 +1,338 @@
+"""What a researcher takes away from a video's rows: one row per person (:func:`people`) and
+the emotion episodes of each person (:func:`episodes`), read from a fervid video table (a
+DataFrame, or a CSV streamed in chunks: memory flat for any length).
+
+An episode is a maximal stretch where one emotion holds for one person, found on the
+(smoothed) probabilities with hysteresis: it starts when the emotion's probability reaches
+``enter`` (and is the highest), goes on while it stays at or above ``exit``, bridges gaps (the
+probability below ``exit``, or the person out of sight) of at most ``max_gap`` seconds, ends
+when another emotion reaches ``enter``, and is kept when it lasts at least ``min_duration``
+seconds. One emotion holds at a time, so a person's episodes never overlap (one ELAN tier per
+person). Each analysed frame stands for ``step`` seconds (the
+time between analysed frames: ``every`` / fps), so that durations and seconds visible add up
+with ``--every N``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from .options import EpisodeOptions
+from .rows import RowSchema
+
+EPISODE_COLUMNS = [
+    "person",
+    "emotion",
+    "start_s",
+    "end_s",
+    "duration_s",
+    "peak",
+    "peak_s",
+    "mean",
+]
+
+
+@dataclass
+class _Open:
+    """An episode in progress."""
+
+    emotion: int
+    start: float
+    last: float  # the last time at or above ``exit``
+    peak: float
+    peak_t: float
+    total: float = 0.0
+    n: int = 0
+
+
+@dataclass
+class _Person:
+    """Running sums of one person's rows."""
+
+    first: float
+    last: float = 0.0
+    rows: int = 0
+    score: float = 0.0
+    probs: np.ndarray | None = None
+    top: np.ndarray | None = None
+    tracks: set = field(default_factory=set)
+    open: _Open | None = None
+    seen: list = field(default_factory=list)  # [start, end] stretches in view
+
+
+class PeopleReader:
+    """One pass over a video table's face rows, in time order: the people and their
+    episodes. Feed it chunks (:meth:`add`), then :meth:`finish`."""
+
+    def __init__(self, classes: tuple[str, ...], step: float, options: EpisodeOptions) -> None:
+        self.classes, self.step, self.o = tuple(classes), float(step), options
+        self.people: dict[int, _Person] = {}
+        self.episodes: list[dict] = []
+        self.candidates: dict[int, list] = {}  # person -> heap of (quality, time, box)
+        wanted = [c for c in classes if options.neutral or c != "neutral"]
+        self._watch = [self.classes.index(c) for c in wanted]
+
+    def add(self, person, t, probs, score, track, boxes) -> None:
+        for k in range(len(person)):
+            pid, tk = int(person[k]), float(t[k])
+            self._row(pid, tk, probs[k], float(score[k]), int(track[k]))
+            self._candidate(pid, tk, float(score[k]), boxes[k])
+
+    def _candidate(self, pid: int, t: float, score: float, box) -> None:
+        """Keep each person's best-looking rows (well scored, large) for its picture."""
+        size = float(max(box[2] - box[0], box[3] - box[1]))
+        heap = self.candidates.setdefault(pid, [])
+        item = (score * min(size, 160.0), t, [float(v) for v in box])
+        if len(heap) < 4:
+            heapq.heappush(heap, item)
+        elif item[0] > heap[0][0]:
+            heapq.heapreplace(heap, item)
+
+    def _row(self, pid: int, t: float, p: np.ndarray, score: float, track: int) -> None:
+        s = self.people.get(pid)
+        if s is None:
+            n = len(self.classes)
+            s = self.people[pid] = _Person(t, probs=np.zeros(n), top=np.zeros(n, np.int64))
+        if s.seen and t - s.seen[-1][1] <= max(1.0, 2 * self.step):
+            s.seen[-1][1] = t + self.step
+        else:
+            s.seen.append([t, t + self.step])
+        s.last, s.rows, s.score = t, s.rows + 1, s.score + score
+        s.probs += p
+        s.top[int(np.argmax(p))] += 1
+        s.tracks.add(track)
+        self._episode(pid, s, t, p)
+
+    def _episode(self, pid: int, s: _Person, t: float, p: np.ndarray) -> None:
+        """One emotion holds at a time: an episode ends when its emotion stays under
+        ``exit`` (or the person unseen) longer than ``max_gap``, or when another emotion
+        reaches ``enter``."""
+        o, ep = self.o, s.open
+        if ep is not None and t - ep.last > o.max_gap + self.step + 1e-9:
+            self._close(pid, ep, ep.last + self.step)
+            ep = s.open = None
+        c = self._watch[int(np.argmax(p[self._watch]))] if self._watch else -1
+        if c >= 0 and p[c] >= o.enter and (ep is None or ep.emotion != c):
+            if ep is not None:
+                self._close(pid, ep, min(ep.last + self.step, t))
+            s.open = _Open(c, t, t, float(p[c]), t, float(p[c]), 1)
+        elif ep is not None and p[ep.emotion] >= o.exit:
+            v = float(p[ep.emotion])
+            ep.last, ep.total, ep.n = t, ep.total + v, ep.n + 1
+            if v > ep.peak:
+                ep.peak, ep.peak_t = v, t
+
+    def _close(self, pid: int, ep: _Open, end: float) -> None:
+        if end - ep.start + 1e-9 < self.o.min_duration:
+            return
+        self.episodes.append(
+            {
+                "person": pid,
+                "emotion": self.classes[ep.emotion],
+                "start_s": round(ep.start, 3),
+                "end_s": round(end, 3),
+                "duration_s": round(end - ep.start, 3),
+                "peak": round(ep.peak, 4),
+                "peak_s": round(ep.peak_t, 3),
+                "mean": round(ep.total / ep.n, 4),
+            }
+        )
+
+    def finish(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(people, episodes) as DataFrames; episodes still open at the end of the video
+        end there."""
+        for pid, s in self.people.items():
+            if s.open is not None:
+                self._close(pid, s.open, s.open.last + self.step)
+                s.open = None
+        eps = pd.DataFrame(self.episodes, columns=EPISODE_COLUMNS)
+        eps = eps.sort_values(["person", "start_s", "emotion"], kind="stable")
+        return self._people_frame(eps), eps.reset_index(drop=True)
+
+    def seen(self) -> dict[int, list[list[float]]]:
+        """Per person, the stretches of time in view (gaps under 1 s bridged)."""
+        return {
+            pid: [[round(a, 3), round(b, 3)] for a, b in s.seen] for pid, s in self.people.items()
+        }
+
+    def _people_frame(self, eps: pd.DataFrame) -> pd.DataFrame:
+        rows = []
+        counts = eps.groupby(["person", "emotion"]).size() if len(eps) else pd.Series(dtype=int)
+        for pid in sorted(self.people):
+            s = self.people[pid]
+            share = s.top / s.rows
+            row = {
+                "person": pid,
+                "first_s": round(s.first, 3),
+                "last_s": round(s.last + self.step, 3),
+                "seconds_visible": round(s.rows * self.step, 3),
+                "rows": s.rows,
+                "tracks": len(s.tracks),
+                "dominant": self.classes[int(np.argmax(s.top))],
+                "mean_score": round(s.score / s.rows, 4),
+            }
+            for k, c in enumerate(self.classes):
+                row[f"share_{c}"] = round(float(share[k]), 4)
+            for k, c in enumerate(self.classes):
+                row[f"mean_{c}"] = round(float(s.probs[k] / s.rows), 4)
+            for c in self.classes:
+                row[f"episodes_{c}"] = int(counts.get((pid, c), 0))
+            rows.append(row)
+        return pd.DataFrame(rows, columns=people_columns(self.classes))
+
+
+def people_columns(classes: Iterable[str]) -> list[str]:
+    classes = list(classes)
+    head = ["person", "first_s", "last_s", "seconds_visible", "rows", "tracks", "dominant"]
+    return [
+        *head,
+        "mean_score",
+        *(f"share_{c}" for c in classes),
+        *(f"mean_{c}" for c in classes),
+        *(f"episodes_{c}" for c in classes),
+    ]
+
+
+def _chunks(table, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    if isinstance(table, pd.DataFrame):
+        yield table
+        return
+    yield from pd.read_csv(table, chunksize=chunk_rows)
+
+
+def _who(columns) -> str:
+    return "person" if "person" in columns else "face"
+
+
+def frame_step(table, chunk_rows: int = 200_000) -> float:
+    """The time between analysed frames: the median gap between consecutive analysed
+    frames' times (``every`` / fps for a constant frame rate)."""
+    times: list[float] = []
+    for part in _chunks(table, chunk_rows):
+        times.extend(part["time_s"].drop_duplicates().tolist())
+        if len(times) > 5000:
+            break
+    t = np.unique(np.asarray(times, float))
+    return float(np.median(np.diff(t))) if len(t) > 1 else 0.04
+
+
+class Takeaway(NamedTuple):
+    """What :func:`read_people` finds: the people, their episodes, the stretches of time
+    each person is in view, and the time between analysed frames."""
+
+    people: pd.DataFrame
+    episodes: pd.DataFrame
+    seen: dict[int, list[list[float]]]
+    step: float
+    candidates: dict[int, list]  # person -> (quality, time, box) of its best-looking rows
+
+
+def read_people(
+    table: pd.DataFrame | str | os.PathLike,
+    *,
+    options: EpisodeOptions | None = None,
+    step: float | None = None,
+    chunk_rows: int = 200_000,
+) -> Takeaway:
+    """People, episodes and time in view of a video table in one streamed pass (see
+    :func:`people` and :func:`episodes`)."""
+    schema = _schema(table)
+    who = _who(schema.columns)
+    step = frame_step(table) if step is None else step
+    reader = PeopleReader(schema.classes, step, options or EpisodeOptions())
+    for part in _chunks(table, chunk_rows):
+        part = part.dropna(subset=["face"])
+        reader.add(
+            part[who].to_numpy(int),
+            part["time_s"].to_numpy(float),
+            part[list(schema.classes)].to_numpy(float),
+            part["score"].to_numpy(float),
+            part["face"].to_numpy(int),
+            part[["x1", "y1", "x2", "y2"]].to_numpy(float),
+        )
+    people_df, episodes_df = reader.finish()
+    return Takeaway(people_df, episodes_df, reader.seen(), step, reader.candidates)
+
+
+def _schema(table) -> RowSchema:
+    if isinstance(table, pd.DataFrame):
+        columns = list(table.columns)
+        if "person" not in columns:  # a table from before re-identification
+            columns = columns[:3] + ["person", "person_confidence"] + columns[3:]
+        return RowSchema.from_header(columns)
+    try:
+        return RowSchema.of_file(table)
+    except ValueError:
+        header = list(pd.read_csv(table, nrows=0).columns)
+        return _schema(pd.DataFrame(columns=header))
+
+
+def people(table: pd.DataFrame | str | os.PathLike, **kw) -> pd.DataFrame:
+    """One row per person of a video table (a DataFrame or a CSV path): first and last seen
+    (s), seconds visible, rows and tracks, the dominant emotion, mean detector score, the
+    share of visible time per emotion (the top class; the shares sum to 1), the mean
+    probabilities, and the number of episodes per emotion. ``kw``: :func:`read_people`'s."""
+    return read_people(table, **kw)[0]
+
+
+def episodes(table: pd.DataFrame | str | os.PathLike, **kw) -> pd.DataFrame:
+    """The emotion episodes of each person of a video table: ``person, emotion, start_s,
+    end_s, duration_s, peak, peak_s, mean`` (see the module's description);
+    ``options=EpisodeOptions(enter=..., exit=..., min_duration=..., max_gap=...,
+    neutral=...)``."""
+    return read_people(table, **kw)[1]
+
+
+def write_faces(
+    video: str | os.PathLike, candidates: dict[int, list], folder: str | os.PathLike
+) -> dict[int, Path]:
+    """One picture per person (``person_<n>.jpg``, 160 px): of each person's best-scored,
+    largest rows, the sharpest face. The frames are found by seeking in ``video`` (the
+    analysed one, not the annotated copy)."""
+    from .identity import sharpness
+    from .video import frames_at
+
+    folder = Path(folder)
+    times = [t for heap in candidates.values() for _, t, _ in heap]
+    frames = frames_at(video, times) if times else {}
+    out: dict[int, Path] = {}
+    for pid, heap in sorted(candidates.items()):
+        crops = [_square(frames[t], box) for _, t, box in heap if t in frames]
+        if not crops:
+            continue
+        best = max(crops, key=sharpness)
+        out[pid] = _save_jpeg(best, folder / f"person_{pid}.jpg")
+    return out
+
+
+def _square(image: np.ndarray, box, out: int = 160) -> np.ndarray:
+    """The face in a square 1.4 times its long side, ``out`` pixels."""
+    import cv2
+
+    x1, y1, x2, y2 = box
+    side = 1.4 * max(x2 - x1, y2 - y1)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    h, w = image.shape[:2]
+    a, b = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+    c, d = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
+    crop = image[b:d, a:c] if d > b and c > a else image
+    return cv2.resize(crop, (out, out), interpolation=cv2.INTER_AREA)
+
+
+def _save_jpeg(image: np.ndarray, path: Path) -> Path:
+    from PIL import Image
+
+    from .outputs import atomic_path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="JPEG", quality=90, comment=b"fervid")
+    return path

@@ -1,0 +1,238 @@
+"""Pages to review a result, each one self-contained HTML file that works offline from the file
+system (styles and scripts inline, no CDN; the video and pictures referenced beside it):
+
+- :func:`write_video_page`: the annotated video; under it one timeline per person (when in
+  view, and the emotion episodes in their colours) with a playhead that follows the video; a
+  click on a timeline seeks the video there; the people table with their faces.
+- :func:`write_photos_page`: a photo folder's faces with their labels, filterable by emotion.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from .emotions import color_for
+from .outputs import atomic_path
+
+GENERATOR = '<meta name="generator" content="fervid">'
+
+STYLE = """
+body{font:14px/1.4 system-ui,sans-serif;margin:0;background:#f6f6f4;color:#222}
+header,main{max-width:1100px;margin:0 auto;padding:12px 16px}
+h1{font-size:18px;margin:8px 0}
+video{width:100%;max-height:60vh;background:#000;display:block}
+.row{display:flex;align-items:center;gap:8px;margin:4px 0}
+.who{width:110px;display:flex;align-items:center;gap:6px;font-weight:600}
+.who img{width:36px;height:36px;object-fit:cover;border-radius:4px}
+.timeline{position:relative;flex:1;height:28px;background:#e4e4e0;cursor:pointer;
+border-radius:3px;overflow:hidden}
+.seen{position:absolute;top:0;bottom:0;background:#cfcfc8}
+.ep{position:absolute;top:4px;bottom:4px;border-radius:2px}
+.playhead{position:absolute;top:0;bottom:0;width:2px;background:#d00;pointer-events:none}
+.legend span{display:inline-block;margin-right:10px}
+.legend i{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}
+table{border-collapse:collapse;margin-top:12px;background:#fff}
+td,th{padding:4px 8px;border-bottom:1px solid #ddd;text-align:right}
+td:first-child,th:first-child{text-align:left}
+td img{width:64px;height:64px;object-fit:cover;border-radius:4px}
+.cards{display:flex;flex-wrap:wrap;gap:10px}
+.card{background:#fff;border-radius:6px;padding:6px;width:132px;font-size:12px}
+.crop{position:relative;width:120px;height:120px;overflow:hidden;background:#ddd}
+.crop img{position:absolute;max-width:none}
+.card b{display:block;margin-top:4px}
+.hidden{display:none}
+"""
+
+VIDEO_SCRIPT = """
+const data = JSON.parse(document.getElementById('data').textContent);
+const video = document.getElementById('video');
+const duration = () => (isFinite(video.duration) && video.duration > 0) ? video.duration
+                                                                         : data.duration;
+function place(el, a, b) {
+  const d = duration();
+  el.style.left = (100 * a / d) + '%';
+  el.style.width = Math.max(0.15, 100 * (b - a) / d) + '%';
+}
+function draw() {
+  for (const tl of document.querySelectorAll('.timeline')) {
+    const p = data.people[tl.dataset.person];
+    tl.querySelectorAll('.seen,.ep').forEach(e => e.remove());
+    for (const [a, b] of p.seen) {
+      const s = document.createElement('div'); s.className = 'seen'; place(s, a, b);
+      tl.insertBefore(s, tl.firstChild);
+    }
+    for (const e of p.episodes) {
+      const s = document.createElement('div'); s.className = 'ep';
+      s.style.background = data.colors[e.emotion];
+      s.title = `${e.emotion} ${e.start_s.toFixed(2)}-${e.end_s.toFixed(2)} s, peak ${e.peak}`;
+      place(s, e.start_s, e.end_s); tl.appendChild(s);
+    }
+  }
+}
+function playhead() {
+  const x = (100 * video.currentTime / duration()) + '%';
+  document.querySelectorAll('.playhead').forEach(p => { p.style.left = x; });
+}
+for (const tl of document.querySelectorAll('.timeline')) {
+  tl.addEventListener('click', ev => {
+    const r = tl.getBoundingClientRect();
+    video.currentTime = Math.max(0, Math.min(1, (ev.clientX - r.left) / r.width)) * duration();
+    playhead();
+  });
+}
+video.addEventListener('loadedmetadata', () => { draw(); playhead(); });
+video.addEventListener('timeupdate', playhead);
+video.addEventListener('seeked', playhead);
+(function tick() { if (!video.paused) playhead(); requestAnimationFrame(tick); })();
+draw(); playhead();
+"""
+
+PHOTOS_SCRIPT = """
+for (const card of document.querySelectorAll('.card')) {
+  const img = card.querySelector('img');
+  const fit = () => {
+    const [x1, y1, x2, y2] = JSON.parse(card.dataset.box);
+    const side = Math.max(x2 - x1, y2 - y1, 1), k = 120 / side;
+    img.style.width = (img.naturalWidth * k) + 'px';
+    img.style.left = (-(x1 + x2 - side) / 2 * k) + 'px';
+    img.style.top = (-(y1 + y2 - side) / 2 * k) + 'px';
+  };
+  if (img.complete && img.naturalWidth) fit(); else img.addEventListener('load', fit);
+}
+const pick = document.getElementById('filter');
+pick.addEventListener('change', () => {
+  for (const card of document.querySelectorAll('.card'))
+    card.classList.toggle('hidden', pick.value !== '' && card.dataset.emotion !== pick.value);
+  document.getElementById('count').textContent =
+    document.querySelectorAll('.card:not(.hidden)').length;
+});
+"""
+
+
+def _rel(target: str | os.PathLike, page: Path) -> str:
+    rel = os.path.relpath(Path(target).resolve(), page.parent.resolve())
+    return html.escape(Path(rel).as_posix().replace("%", "%25").replace("#", "%23"))
+
+
+def _legend(classes) -> str:
+    items = "".join(
+        f'<span><i style="background:{_hex(c)}"></i>{html.escape(c)}</span>' for c in classes
+    )
+    return f'<div class="legend">{items}</div>'
+
+
+def _hex(emotion: str) -> str:
+    r, g, b = color_for(emotion)
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def _page(title: str, body: str, script: str, data: dict | None = None) -> str:
+    blob = ""
+    if data is not None:
+        text = json.dumps(data).replace("</", "<\\/")
+        blob = f'<script type="application/json" id="data">{text}</script>'
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">{GENERATOR}'
+        f'<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>"
+        f"<body>{body}{blob}<script>{script}</script></body></html>\n"
+    )
+
+
+def write_video_page(
+    path: str | os.PathLike,
+    *,
+    video: str | os.PathLike,
+    people: pd.DataFrame,
+    episodes: pd.DataFrame,
+    seen: dict[int, list[list[float]]],
+    classes,
+    faces: dict[int, Path] | None = None,
+    duration: float = 0.0,
+    title: str = "",
+) -> Path:
+    """The review page of a video (see the module's description), written atomically."""
+    path = Path(path)
+    faces = faces or {}
+    data = {"duration": max(duration, 1e-3), "colors": {c: _hex(c) for c in classes}, "people": {}}
+    rows = []
+    for p in people.itertuples(index=False):
+        pid = int(p.person)
+        eps = episodes[episodes["person"] == pid]
+        data["people"][str(pid)] = {
+            "seen": seen.get(pid, []),
+            "episodes": eps[["emotion", "start_s", "end_s", "peak"]].to_dict("records"),
+        }
+        img = f'<img src="{_rel(faces[pid], path)}" alt="">' if pid in faces else ""
+        rows.append(
+            f'<div class="row"><div class="who">{img}P{pid}</div>'
+            f'<div class="timeline" data-person="{pid}"><div class="playhead"></div></div></div>'
+        )
+    body = (
+        f"<header><h1>{html.escape(title or Path(video).name)}</h1></header><main>"
+        f'<video id="video" controls preload="metadata" src="{_rel(video, path)}"></video>'
+        f"{_legend(classes)}{''.join(rows) or '<p>No faces were found.</p>'}"
+        f"{_people_table(people, faces, path, classes)}</main>"
+    )
+    with atomic_path(path) as tmp:
+        tmp.write_text(_page(title or Path(video).name, body, VIDEO_SCRIPT, data), "utf-8")
+    return path
+
+
+def _people_table(people: pd.DataFrame, faces: dict, page: Path, classes) -> str:
+    if not len(people):
+        return ""
+    head = "<tr><th>person</th><th>face</th><th>first (s)</th><th>last (s)</th>" + (
+        "<th>visible (s)</th><th>dominant</th>"
+        + "".join(f"<th>{html.escape(c)}</th>" for c in classes)
+        + "</tr>"
+    )
+    body = []
+    for p in people.to_dict("records"):
+        pid = int(p["person"])
+        img = f'<img src="{_rel(faces[pid], page)}" alt="">' if pid in faces else ""
+        shares = "".join(f"<td>{p[f'share_{c}']:.0%}</td>" for c in classes)
+        body.append(
+            f"<tr><td>P{pid}</td><td>{img}</td><td>{p['first_s']:.2f}</td>"
+            f"<td>{p['last_s']:.2f}</td><td>{p['seconds_visible']:.1f}</td>"
+            f"<td>{html.escape(p['dominant'])}</td>{shares}</tr>"
+        )
+    return f"<table>{head}{''.join(body)}</table>"
+
+
+def write_photos_page(
+    path: str | os.PathLike, table: str | os.PathLike, folder: str | os.PathLike, *, title=""
+) -> Path:
+    """The review page of a photo scan: one card per face (the photo cut to the face by the
+    page, its emotion and confidence), a menu to show one emotion only. ``table``: the
+    scan's CSV (streamed); ``folder``: what its paths are relative to."""
+    path, folder = Path(path), Path(folder)
+    cards, emotions = [], set()
+    for part in pd.read_csv(table, chunksize=100_000, keep_default_na=False):
+        for r in part[part["emotion"] != ""].itertuples(index=False):
+            emotions.add(r.emotion)
+            box = json.dumps([float(r.x1), float(r.y1), float(r.x2), float(r.y2)])
+            src = _rel(folder / r.path, path)
+            cards.append(
+                f'<div class="card" data-emotion="{html.escape(r.emotion)}" '
+                f'data-box=\'{box}\'><div class="crop"><img src="{src}" alt="" '
+                f'loading="lazy"></div><b style="color:{_hex(r.emotion)}">'
+                f"{html.escape(r.emotion)} {float(r.confidence):.2f}</b>"
+                f"{html.escape(str(r.path))} #{int(r.face)}</div>"
+            )
+    options = "".join(f'<option value="{html.escape(e)}">{html.escape(e)}</option>'
+                      for e in sorted(emotions))  # fmt: skip
+    body = (
+        f"<header><h1>{html.escape(title or folder.name)}</h1>"
+        f'<label>Emotion <select id="filter"><option value="">all</option>{options}</select>'
+        f'</label> <span id="count">{len(cards)}</span> faces</header>'
+        f'<main><div class="cards">{"".join(cards)}</div></main>'
+    )
+    with atomic_path(path) as tmp:
+        tmp.write_text(_page(title or folder.name, body, PHOTOS_SCRIPT), "utf-8")
+    return path
