@@ -119,23 +119,29 @@ def clips(quick: bool) -> dict:
 
 def identities(df, truth: list, analysed: set[int], column: str = "face") -> dict:
     """Per true face: the distinct ids (track ``face``, or ``person``) matched to it, and id
-    switches."""
+    switches. Faces are matched one to one (best IoU first, at least 0.3); a face more than
+    half hidden behind another is not counted (the detector cannot see it)."""
+    from identity_clips import _visible
+
     from fervid.track import iou_matrix
 
     rows = df.dropna(subset=["face"])
     by_frame = {int(f): g for f, g in rows.groupby("frame")}
     ids: dict[int, list[int]] = {}
     for i, boxes in enumerate(truth):
+        boxes = _visible(boxes)
         if i not in analysed or not boxes or i not in by_frame:
             continue
         g = by_frame[i]
-        found = g[["x1", "y1", "x2", "y2"]].to_numpy(np.float32)
-        m = iou_matrix(np.stack([b for _, b in boxes]), found)
-        for r, (k, _) in enumerate(boxes):
-            if m.shape[1] and m[r].max() >= 0.3:
-                ids.setdefault(k, []).append(int(g[column].iloc[int(m[r].argmax())]))
+        m = iou_matrix(
+            np.stack([b for _, b in boxes]), g[["x1", "y1", "x2", "y2"]].to_numpy(np.float32)
+        )
+        while m.size and m.max() >= 0.3:
+            r, j = np.unravel_index(int(m.argmax()), m.shape)
+            ids.setdefault(boxes[r][0], []).append(int(g[column].iloc[j]))
+            m[r, :], m[:, j] = 0, 0
     out = {}
-    for k, seq in ids.items():
+    for k, seq in sorted(ids.items()):
         switches = sum(1 for a, b in zip(seq, seq[1:]) if a != b)
         out[str(k)] = {"ids": len(set(seq)), "switches": switches}
     return out

@@ -6,9 +6,10 @@
   aligned by dlib's 5-point landmark model inside the detector's box.
 - :class:`PersonTracker`: ``update(faces, image, t) -> (persons, confidences)`` for each
   analysed frame. It keeps a few embeddings per track (taken at the track's birth and then
-  every ``interval`` seconds, only for faces large and sharp enough), the pairs of tracks
-  seen in the same frame (never one person), and gives each new track the person it matches
-  among those not in view, or a new person. Its state is plain data (``--resume``).
+  every ``interval`` seconds, at most ``max_samples``, only for faces large and sharp
+  enough), the pairs of tracks seen in the same frame (never one person), and gives each
+  new track the person it matches among those not in view, or a new person. Its state is
+  plain data (``--resume``).
 - :func:`cluster_tracks`: the whole-video pass: tracks merged into people by average-linkage
   on their embeddings, never two tracks seen in the same frame, stopping at the distance
   threshold or, when the number of people is known, at that number; people numbered in order
@@ -160,8 +161,8 @@ class PersonTracker:
     usable embedding)."""
 
     embedder: FaceEmbedder | None = None
-    interval: float = 2.0  # seconds between two embeddings of one track
-    max_samples: int = 6
+    interval: float = 3.0  # seconds between two embeddings of one track
+    max_samples: int = 4  # a track costs at most 4 embeddings (about 85 ms each here)
     threshold: float = THRESHOLD
     tracks: dict[int, TrackIdentity] = field(default_factory=dict)
     cooccur: set[tuple[int, int]] = field(default_factory=set)
