@@ -51,6 +51,7 @@ def analyze_video(
     a CSV file instead.
     """
     opts = make_options(VideoOptions, options, **settings)
+    path = os.fsdecode(path)
     emo = as_model(model, device)
     if annotated is not None:
         _check_annotated(annotated, path)
@@ -95,6 +96,7 @@ def annotate_video(
     device: str = "auto",
     annotated: str | os.PathLike | None = None,
     resume: bool = False,
+    overwrite: bool = True,
     progress: Callable[[int], None] | None = None,
     options: VideoOptions | None = None,
     **settings,
@@ -106,15 +108,23 @@ def annotate_video(
     ``NAME.partial.mp4``, with ``NAME.state.json`` beside the CSV) and renamed when
     complete. With ``resume=True`` an interrupted run continues from its last complete chunk
     of frames: the same rows as an uninterrupted run; the annotated video is then drawn from
-    the rows (no detection). ``options`` and ``settings`` are :func:`analyze_video`'s.
+    the rows (no detection). ``overwrite=False`` leaves a finished CSV alone (raising
+    :class:`fervid.outputs.OutputSkip`), checked under the lock, so that two runs started
+    one after the other never both write it. ``options`` and ``settings`` are
+    :func:`analyze_video`'s.
     """
     opts = make_options(VideoOptions, options, **settings)
+    path = os.fsdecode(path)
     emo = as_model(model, device)
     csv_path = check_output(csv_path, inputs=[path], kind="csv")
     if annotated is not None:
         check_output(annotated, inputs=[path], kind="mp4")
     check_writable(csv_path.parent)
     with OutputLock(csv_path):  # the lock first, then the checks: no race between runs
+        if csv_path.exists() and not (overwrite or resume):
+            from .outputs import OutputSkip
+
+            raise OutputSkip(f"skipped, {csv_path} exists (written meanwhile); --overwrite to redo")
         check_annotate_outputs(csv_path, annotated)
         return _annotate_locked(path, csv_path, emo, opts, annotated, resume, progress)
 

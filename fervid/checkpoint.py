@@ -10,6 +10,7 @@ metadata). Nothing is ever unpickled.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +79,12 @@ class ModelMeta:
             or len(set(self.classes)) != len(self.classes)
         ):
             raise CheckpointError("checkpoint metadata: 'classes' must be 2+ distinct names")
+        bad = [c for c in self.classes if not _fit_class_name(c)]
+        if bad:
+            raise CheckpointError(
+                f"checkpoint metadata: class name {bad[0][:40]!r} is one of fervid's own columns"
+                ", or holds a line break, a control character or a spreadsheet formula sign"
+            )
         if not isinstance(self.input_size, int) or not 8 <= self.input_size <= 2048:
             raise CheckpointError("checkpoint metadata: 'input_size' must be an int in [8, 2048]")
         if self.channels not in ("grayscale", "rgb"):
@@ -90,6 +97,8 @@ class ModelMeta:
                 or not all(isinstance(x, (int, float)) for x in v)
             ):
                 raise CheckpointError(f"checkpoint metadata: '{key}' must be 3 numbers")
+        if not all(math.isfinite(x) for x in [*self.mean, *self.std]):
+            raise CheckpointError("checkpoint metadata: 'mean' and 'std' must be finite numbers")
         if any(s <= 0 for s in self.std):
             raise CheckpointError("checkpoint metadata: 'std' must be positive")
         if self.tta not in ("none", "hflip"):
@@ -202,18 +211,56 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], M
     one-line message for a missing, corrupt or foreign file.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     with open(path, "rb") as fh:
         head = fh.read(16)
     if len(head) < 8:
         raise CheckpointError(f"{path}: file is empty or truncated, not a checkpoint")
-    if head[:2] == b"PK" or head[:1] == b"\x80":  # torch.save zip / legacy pickle
-        state, meta = _load_training_state(path)
+    if head[:2] == b"PK" or (head[:1] == b"\x80" and not _safetensors_head(path, head)):
+        state, meta = _load_training_state(path)  # torch.save zip / legacy pickle
     else:
         state, meta = _load_safetensors(path)
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+    broken = next(
+        (k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None
+    )
+    if broken is not None:
+        raise CheckpointError(
+            f"{path}: weights hold NaN or infinite values ({broken}); not a usable model"
+        )
     return state, meta
+
+
+def _safetensors_head(path: Path, head: bytes) -> bool:
+    """Whether a file starts as safetensors does: an 8-byte little-endian header length
+    (which may begin with byte 0x80, as a pickle does) followed by that much JSON."""
+    n = int.from_bytes(head[:8], "little")
+    if not 2 <= n <= min(path.stat().st_size - 8, 100 * 2**20):
+        return False
+    with open(path, "rb") as fh:
+        fh.seek(8)
+        return fh.read(1) == b"{"
+
+
+#: Column names of fervid's tables: a model's classes may not take them.
+RESERVED_COLUMNS = {
+    "frame", "time_s", "face", "person", "person_confidence", "x1", "y1", "x2", "y2",
+    "score", "emotion", "confidence", "path", "error",
+}  # fmt: skip
+
+
+def _fit_class_name(name: str) -> bool:
+    """A class name that can be a column of fervid's tables: not one of its own columns, no
+    control characters, no leading spreadsheet formula sign."""
+    return (
+        name not in RESERVED_COLUMNS
+        and name.isprintable()
+        and name[:1] not in ("=", "+", "-", "@")
+        and len(name) <= 64
+    )
 
 
 def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], ModelMeta]:

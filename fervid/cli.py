@@ -5,6 +5,7 @@ the inputs, messages and exit codes."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import os
 import sys
@@ -219,7 +220,9 @@ def annotate(
         failed += [
             str(v)
             for v in videos
-            if not _annotate_one(ctx, v, model, opts, plan[v], wanted, resume, episodes)
+            if not _annotate_one(
+                ctx, v, model, opts, plan[v], wanted, (resume, overwrite), episodes
+            )
         ]
     _exit_if_failed(unread + failed, len(unread) + len(found))
 
@@ -253,7 +256,7 @@ def _ready(video, outs, wanted, overwrite, resume, failed: list[str]) -> bool:
     try:
         check_video_outputs(video, outs, wanted, overwrite=overwrite, resume=resume)
     except OutputSkip as skip:
-        click.echo(f"{_printable(video)}: {skip}", err=True)
+        click.echo(f"{_printable(video)}: {_printable(skip)}", err=True)
         return False
     except OutputError as exc:
         click.echo(f"{_printable(video)}: {_line(exc)}", err=True)
@@ -268,14 +271,18 @@ def _exit_if_failed(failed: list[str], total: int) -> None:
         sys.exit(1)
 
 
-def _annotate_one(ctx, video: Path, model, opts, outs, wanted, resume, episodes) -> bool:
-    """One video on this machine; False when it failed (said on stderr)."""
+def _annotate_one(ctx, video: Path, model, opts, outs, wanted, flags, episodes) -> bool:
+    """One video on this machine (``flags``: resume, overwrite); False when it failed (said
+    on stderr)."""
     from tqdm import tqdm
 
     from ._malloc import Releaser
     from .annotation import finish_outputs
     from .api import annotate_video
+    from .outputs import OutputSkip
     from .video import VideoError, VideoInfo
+
+    resume, overwrite = flags
 
     try:
         info = VideoInfo.from_path(video)
@@ -295,6 +302,7 @@ def _annotate_one(ctx, video: Path, model, opts, outs, wanted, resume, episodes)
                 model=model,
                 options=opts,
                 resume=resume,
+                overwrite=overwrite,
                 annotated=outs["mp4"] if "mp4" in wanted else None,
                 progress=Releaser(bar.update),
             )
@@ -306,8 +314,14 @@ def _annotate_one(ctx, video: Path, model, opts, outs, wanted, resume, episodes)
             err=True,
         )
         sys.exit(130)
+    except OutputSkip as skip:
+        click.echo(f"{_printable(video)}: {_printable(skip)}", err=True)
+        return True
     except (VideoError, ValueError, OSError) as exc:
-        click.echo(f"{_printable(video)}: {_tail(exc, video)}", err=True)
+        msg = _tail(exc, video)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            msg += "; the rows so far are kept: free space, then run again with --resume"
+        click.echo(f"{_printable(video)}: {msg}", err=True)
         return False
     if not ctx.obj["quiet"]:
         click.echo(_summary(video, report, summary, outs, wanted))
@@ -432,7 +446,8 @@ def report(ctx, table, video, elan, no_page, overwrite, **settings):
     "csv_path",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Output table. Default: FOLDER.fervid.csv beside the folder.",
+    help="Output table. Default: FOLDER.fervid.photos.csv beside the folder (never the name "
+    "of a video's outputs: talk/ and talk.mp4 do not meet).",
 )
 @_common_options
 @click_options(ImageOptions)
@@ -471,7 +486,9 @@ def scan(
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other")
     root = Path(folder)
-    final = Path(csv_path or root.resolve().parent / f"{root.resolve().name}.fervid.csv")
+    if not (root.is_dir() or root.is_file()):
+        raise click.UsageError(f"{_printable(root)}: not a folder or a regular file")
+    final = Path(csv_path or root.resolve().parent / f"{root.resolve().name}.fervid.photos.csv")
     if fmt != "csv" and final.suffix.lower() == ".csv":
         final = final.with_suffix(f".{fmt}")
     model = _load(model_path, device)

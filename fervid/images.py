@@ -44,9 +44,11 @@ class ImageError(ValueError):
 def walk_entries(root: str | os.PathLike, exts: Iterable[str]) -> Iterator[tuple[Path, str]]:
     """Every name under ``root`` with one of ``exts`` (any case), whatever it is, as
     ``(path, "")``, and every folder that cannot be listed as ``(folder, reason)``: nothing
-    is skipped without a word. Followed links never loop."""
+    is skipped without a word. Followed links never loop, and links that lead out of
+    ``root`` are not followed (each said as ``(link, reason)``)."""
     exts = {e.lower() for e in exts}
     root = Path(root)
+    real_root = os.path.realpath(root)
     seen: set[tuple[int, int]] = set()
     failed: list[tuple[Path, str]] = []
 
@@ -66,11 +68,21 @@ def walk_entries(root: str | os.PathLike, exts: Iterable[str]) -> Iterator[tuple
             dirnames[:] = []
             continue
         seen.add(key)
+        for d in [d for d in dirnames if not inside(Path(dirpath) / d, real_root)]:
+            dirnames.remove(d)  # a link that leads out of the folder: said, not followed
+            yield Path(dirpath) / d, f"a link to a folder outside {root}: not followed"
         dirnames.sort()
         for name in sorted(filenames + [d for d in dirnames if _has_ext(d, exts)]):
             if _has_ext(name, exts):
                 yield Path(dirpath) / name, ""
     yield from _drain(failed)
+
+
+def inside(path: str | os.PathLike, real_root: str) -> bool:
+    """Whether ``path``, links followed, stays under the folder whose real path is
+    ``real_root``."""
+    real = os.path.realpath(path)
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
 
 def _has_ext(name: str, exts: set[str]) -> bool:

@@ -133,6 +133,14 @@ class VideoOptions:
         type=click.FloatRange(0),
         unit="seconds",
     )
+    classify_interval: float = setting(
+        0.0,
+        "Classify a tracked face again only when its look or size changed, or this many "
+        "seconds passed; otherwise carry its last probabilities (0: every face of every "
+        "analysed frame).",
+        type=click.FloatRange(0),
+        unit="seconds",
+    )
     reid: bool = setting(
         True,
         "Re-identify people: a face that comes back after being hidden, leaving the picture or "

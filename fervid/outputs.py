@@ -329,6 +329,7 @@ def prepare_table(
 def done_items(partial: Path) -> set[str]:
     """Items (first column) whose rows are complete in a partial CSV; the last one's rows may
     not be (a kill between two of its faces): they are cut, and it is done again."""
+    from .rows import cell_text
     from .writers import drop_last_item, repair_partial_csv
 
     repair_partial_csv(partial)
@@ -336,7 +337,7 @@ def done_items(partial: Path) -> set[str]:
     with open(partial, newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
         next(reader, None)
-        return {row[0] for row in reader if row}
+        return {cell_text(row[0]) for row in reader if row}
 
 
 # -- a video's outputs ---------------------------------------------------------------------
@@ -396,3 +397,61 @@ def is_fervid_png(path: Path) -> bool:
             return im.info.get("Software", "").startswith("fervid")
     except OSError:
         return False
+
+
+# -- fervid-train's outputs ----------------------------------------------------------------
+
+#: The key that marks a JSON report fervid wrote.
+JSON_MARK = "written_by"
+
+
+def is_fervid_json(path: Path) -> bool:
+    """A JSON report fervid wrote (its ``written_by`` key)."""
+    import json
+
+    try:
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(d, dict) and str(d.get(JSON_MARK, "")).startswith("fervid")
+
+
+def is_fervid_checkpoint(path: Path) -> bool:
+    """A safetensors file carrying fervid's metadata (read from its header only)."""
+    import json
+
+    try:
+        with open(path, "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            if not 2 <= n <= 100 * 2**20:
+                return False
+            header = json.loads(fh.read(n))
+    except (OSError, ValueError):
+        return False
+    return isinstance(header, dict) and "fervid" in (header.get("__metadata__") or {})
+
+
+def is_fervid_text(first_line: str) -> Callable[[Path], bool]:
+    """A text file fervid wrote, told by its first line."""
+
+    def check(path: Path) -> bool:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                return fh.readline().rstrip("\n") == first_line
+        except (OSError, UnicodeDecodeError):
+            return False
+
+    return check
+
+
+def write_json_report(path: str | os.PathLike, report: dict) -> None:
+    """A JSON report, marked as fervid's, replacing only a report fervid wrote."""
+    import json
+
+    from . import __version__
+
+    path = Path(path)
+    may_replace(path, is_fervid_json)
+    write_text_atomic(
+        path, json.dumps({JSON_MARK: f"fervid {__version__}", **report}, indent=2) + "\n"
+    )

@@ -15,7 +15,7 @@ import numpy as np
 from .classify import EmotionModel, load_model
 from .detect import FaceDetector
 from .faces import Faces
-from .images import IMAGE_EXTS, ImageError, load_image, walk_entries
+from .images import IMAGE_EXTS, ImageError, inside, load_image, walk_entries
 from .options import ImageOptions, make_options
 from .pipeline import chunked
 from .rows import RowSchema
@@ -50,8 +50,9 @@ class ImageResult:
 
 def resolve_inputs(inputs) -> tuple[list[Path], Path | None]:
     """Image paths and the folder they are relative to: a folder is walked recursively (every
-    name with an image extension, and folders that cannot be listed, so that each gets a
-    row), a file is itself, a list is taken as it is (no common folder)."""
+    name with an image extension, folders that cannot be listed and links that lead out of
+    the folder, so that each gets a row), a file is itself, a list is taken as it is (no
+    common folder)."""
     if isinstance(inputs, (str, os.PathLike)):
         root = Path(inputs)
         if root.is_dir():
@@ -99,6 +100,10 @@ def iter_images(
     todo = [(p, relpath(p, root)) for p in paths]
     if skip is not None:
         todo = [(p, r) for p, r in todo if not skip(r)]
+    outside = set()
+    if root is not None and root.is_dir():
+        real_root = os.path.realpath(root)
+        outside = {p for p, _ in todo if not inside(p, real_root)}
     detector = None
     if not opts.crops:
         detector = FaceDetector(
@@ -108,7 +113,7 @@ def iter_images(
             pyramid_factor=PHOTO_PYRAMID_FACTOR,
         )
     chunk = 64 if opts.crops else 4  # crops: one forward pass per 64; photos: MTCNN batches
-    for batch in chunked(_decode_ahead(todo, prefetch=max(prefetch, chunk)), chunk):
+    for batch in chunked(_decode_ahead(todo, max(prefetch, chunk), outside), chunk):
         images = [item[2] for item in batch if item[2] is not None]
         found = iter(_faces_of(images, emo, detector) if images else [])
         for p, r, image, err in batch:
@@ -143,17 +148,24 @@ def _decode(p: Path) -> tuple[np.ndarray | None, str]:
         return None, f"cannot read file: {exc.strerror or exc}"
 
 
-def _decode_ahead(todo: list[tuple[Path, str]], prefetch: int):
+def _decode_ahead(todo: list[tuple[Path, str]], prefetch: int, outside=frozenset()):
     """(path, relpath, image or None, error) in order, decoded by two threads ahead of use;
-    the read-ahead is bounded so memory does not grow with the folder."""
+    the read-ahead is bounded so memory does not grow with the folder. Paths in ``outside``
+    (links out of the scanned folder) are not read."""
+
+    def decode(p: Path):
+        if p in outside:
+            return None, "a link that leads outside the scanned folder: not read"
+        return _decode(p)
+
     with ThreadPoolExecutor(max_workers=2) as pool:
-        pending = [pool.submit(_decode, p) for p, _ in todo[:prefetch]]
+        pending = [pool.submit(decode, p) for p, _ in todo[:prefetch]]
         nxt = len(pending)
         for i, (p, r) in enumerate(todo):
             image, err = pending[i].result()
             pending[i] = None
             if nxt < len(todo):
-                pending.append(pool.submit(_decode, todo[nxt][0]))
+                pending.append(pool.submit(decode, todo[nxt][0]))
                 nxt += 1
             yield p, r, image, err
 
@@ -262,10 +274,21 @@ def _write_rows(source, writer: CsvRowWriter, schema: RowSchema, report, partial
                 report.failed.append((schema.get(rows[0], "path"), error))
             if progress is not None:
                 progress(1)
-    except KeyboardInterrupt:
-        raise ScanInterrupted(report, partial) from None
-    finally:
         writer.close()
+    except KeyboardInterrupt:
+        writer.close(quietly=True)
+        raise ScanInterrupted(report, partial) from None
+    except OSError as exc:  # a full disk, a lost network share
+        from .outputs import OutputError
+
+        writer.close(quietly=True)
+        raise OutputError(
+            f"{partial}: cannot write ({exc.strerror or exc}); the rows written so far are "
+            "kept: free space, then run again with --resume"
+        ) from None
+    except BaseException:
+        writer.close(quietly=True)
+        raise
 
 
 def _rows_here(paths, base, emo, opts) -> Iterator[list[list]]:

@@ -32,6 +32,7 @@ from .faces import Faces
 from .identity import FaceEmbedder, PersonTracker, cluster_tracks
 from .keyframes import KeyframePolicy
 from .options import VideoOptions
+from .reclassify import ClassifyByNeed
 from .rows import RowSchema
 from .track import FaceTracker, ProbSmoother
 from .video import Frame, FrameReader, VideoInfo, VideoSink
@@ -85,6 +86,7 @@ class VideoPipeline:
         )
         self.smoother = ProbSmoother(tau=o.smooth)
         self.people = PersonTracker(embedder=FaceEmbedder() if o.reid else None)
+        self.by_need = ClassifyByNeed(interval=o.classify_interval)
         self.report = VideoReport(
             self.path, width=self.info.width, height=self.info.height, fps=self.info.fps
         )
@@ -136,6 +138,22 @@ class VideoPipeline:
             conf = np.full(len(faces), np.nan, np.float32)
         return faces.with_persons(persons, conf)
 
+    def classify(self, frames: list[Frame], found: list[Faces]) -> list[Faces]:
+        """The faces of the analysed frames with probabilities: those that need it classified
+        in one batch (:class:`~fervid.reclassify.ClassifyByNeed`), the others carried."""
+        masks = [self.by_need.need(fs, f.image, f.time_s) for f, fs in zip(frames, found)]
+        some = [fs[np.flatnonzero(m)] for fs, m in zip(found, masks)]
+        done = self.model.classify([f.image for f in frames], some, batch_size=256)
+        out = []
+        for f, fs, m, d in zip(frames, found, masks, done):
+            probs = self.by_need.fill(fs, m, d.probs, f.image, f.time_s)
+            out.append(fs.with_probs(probs, self.model.classes) if len(fs) else d)
+        self.by_need.forget({int(i) for fs in found for i in fs.track_ids} | self._live())
+        return out
+
+    def _live(self) -> set[int]:
+        return {tr.id for tr in self.tracker.tracks}
+
     def _search_region(self, image: np.ndarray, region: tuple[int, int, int, int]) -> Faces:
         """Faces in a part of the frame (made at least 3 smallest faces wide)."""
         h, w = image.shape[:2]
@@ -162,7 +180,7 @@ class VideoPipeline:
         every = self.options.every
         chosen = [f for f in chunk if (f.index - self.first_index) % every == 0]
         found = [self.identify(self.find_faces(f.image, f.time_s), f) for f in chosen]
-        classified = iter(self.model.classify([f.image for f in chosen], found, batch_size=256))
+        classified = iter(self.classify(chosen, found))
         rows, drawn = [], []
         for f in chunk:
             if (f.index - self.first_index) % every == 0:
@@ -234,6 +252,7 @@ class VideoPipeline:
             "policy": self.policy.state_dict(),
             "smoother": self.smoother.state_dict(),
             "people": self.people.state_dict(),
+            "by_need": self.by_need.state_dict(),
         }
 
     def load_state_dict(self, d: dict) -> None:
@@ -255,6 +274,7 @@ class VideoPipeline:
         self.policy.load_state_dict(d["policy"])
         self.smoother.load_state_dict(d["smoother"])
         self.people.load_state_dict(d["people"])
+        self.by_need.load_state_dict(d["by_need"])
 
 
 def _merge(a: Faces, b: Faces) -> Faces:

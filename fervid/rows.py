@@ -112,8 +112,9 @@ class RowSchema:
         return self.rows({"frame": frame, "time_s": round(time_s, 6)}, faces, extra)
 
     def image_rows(self, relpath: str, faces: Faces, error: str = "") -> list[list]:
-        """The rows of one photo (``error`` set when it could not be read)."""
-        return self.rows({"path": relpath, "error": error}, faces)
+        """The rows of one photo (``error`` set when it could not be read); a path that
+        a spreadsheet would run as a formula is written safe (:func:`safe_cell`)."""
+        return self.rows({"path": safe_cell(relpath), "error": error}, faces)
 
     def faces(self, rows: Iterable[Sequence[str]]) -> Faces:
         """The faces of the rows of one frame or image (as read back from a CSV)."""
@@ -159,6 +160,22 @@ class RowSchema:
             return cls.from_header(header)
         except ValueError:
             raise ValueError(f"{path}: not a fervid table (unknown columns)") from None
+
+
+#: What a spreadsheet takes as the start of a formula (OWASP, "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(text: str) -> str:
+    """A text cell a spreadsheet will not run: one that starts with ``= + - @``, a tab or a
+    carriage return gets a leading apostrophe (OWASP's advice); :func:`cell_text` takes it
+    off again."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def cell_text(cell: str) -> str:
+    """The text of a cell written by :func:`safe_cell`."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS) else cell
 
 
 def _number(text, kind, missing):

@@ -22,6 +22,8 @@ def resolve_device(name: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     dev = torch.device(name)
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {name!r}: not a device fervid runs on (cpu, cuda, cuda:N, mps)")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} requested but CUDA is not available")
     if dev.type == "mps" and not (

@@ -3,6 +3,7 @@ file names as text."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 from collections.abc import Sequence
@@ -56,12 +57,21 @@ class CsvRowWriter:
         self._w.writerows(rows)
         self._fh.flush()
 
-    def close(self) -> None:
+    def close(self, *, quietly: bool = False) -> None:
+        """Flush to disk and close; ``quietly``: after another error, say nothing more (a
+        full disk fails the flush too)."""
         if self._fh.closed:
             return
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        except OSError:
+            if not quietly:
+                self._fh.close()
+                raise
+        finally:
+            with contextlib.suppress(OSError):
+                self._fh.close()
 
 
 def _typed_chunks(csv_path: Path, chunk_rows: int = 100_000):

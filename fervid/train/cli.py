@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
+from pathlib import Path
 
 import click
 
@@ -88,13 +88,14 @@ def cli(ctx, archs, quiet, **opts):
 def evaluate(checkpoint, data, split, device, batch_size, ignore_unknown, as_json):
     """Evaluate CHECKPOINT on a dataset split: accuracy, balanced accuracy, macro-F1,
     per-class recall, confusion matrix."""
-    from fervid.outputs import check_output, write_text_atomic
+    from fervid.outputs import check_output, is_fervid_json, may_replace, write_json_report
 
     from .study import evaluate_checkpoint
 
     try:
         if as_json:
             check_output(as_json, inputs=[checkpoint], kind="json")
+            may_replace(Path(as_json), is_fervid_json)
         m = evaluate_checkpoint(
             checkpoint,
             data,
@@ -119,7 +120,7 @@ def evaluate(checkpoint, data, split, device, batch_size, ignore_unknown, as_jso
         click.echo(f"  {c:<{width}}  " + " ".join(f"{v:5d}" for v in row))
     if as_json:
         try:
-            write_text_atomic(as_json, json.dumps(m, indent=2) + "\n")
+            write_json_report(as_json, m)
         except OSError as exc:
             raise click.ClickException(f"{as_json}: cannot write ({exc.strerror or exc})") from None
 
@@ -159,10 +160,11 @@ def export(checkpoint, output, half, crop_scale, crop_shift, tta, temperature, d
     from dataclasses import replace
 
     from fervid.checkpoint import CropPolicy, load_checkpoint, save_checkpoint
-    from fervid.outputs import check_output
+    from fervid.outputs import check_output, is_fervid_checkpoint, may_replace
 
     try:
         check_output(output, inputs=[checkpoint], kind="safetensors")
+        may_replace(Path(output), is_fervid_checkpoint)
         state, meta = load_checkpoint(checkpoint)
         crop = CropPolicy(
             meta.crop.scale if crop_scale is None else crop_scale,
@@ -201,7 +203,13 @@ def calibrate(checkpoint, output, device, batch_size, half, as_json, **sources):
     a test split) and write the calibrated model to OUTPUT. The top class never changes;
     probabilities become as confident as the model is right."""
     from fervid.checkpoint import save_checkpoint
-    from fervid.outputs import check_output, write_text_atomic
+    from fervid.outputs import (
+        check_output,
+        is_fervid_checkpoint,
+        is_fervid_json,
+        may_replace,
+        write_json_report,
+    )
 
     from .calibrate import calibrate_checkpoint
 
@@ -209,14 +217,16 @@ def calibrate(checkpoint, output, device, batch_size, half, as_json, **sources):
         raise click.UsageError("--data is required (the training run's dataset roots)")
     try:
         check_output(output, inputs=[checkpoint], kind="safetensors")
+        may_replace(Path(output), is_fervid_checkpoint)
         if as_json:
             check_output(as_json, inputs=[checkpoint], kind="json")
+            may_replace(Path(as_json), is_fervid_json)
         state, meta, report = calibrate_checkpoint(
             checkpoint, device=device, batch_size=batch_size, **sources
         )
         path = save_checkpoint(output, state, meta, half=half)
         if as_json:
-            write_text_atomic(as_json, json.dumps(report, indent=2) + "\n")
+            write_json_report(as_json, report)
     except ERRORS as exc:
         raise click.ClickException(first_line(exc, 400)) from None
     click.echo(f"temperature {report['before_temperature']} -> {report['temperature']}")

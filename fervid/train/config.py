@@ -161,7 +161,7 @@ class TrainConfig:
     workers: int = option(
         2,
         "DataLoader workers when streaming from disk.",
-        type=click.IntRange(0),
+        type=click.IntRange(0, 64),
     )
     cache: str = option(
         "auto",

@@ -98,7 +98,11 @@ def comparison_rows(results: Sequence[RunResult]) -> list[dict]:
 
 def write_report(results: Sequence[RunResult], out: Path) -> None:
     """``comparison.csv``, ``comparison.md`` and PNG plots in ``out``."""
+    from fervid.outputs import is_fervid_text, may_replace
+
     out.mkdir(parents=True, exist_ok=True)
+    may_replace(out / "comparison.csv", is_fervid_text(",".join(COLUMNS)))
+    may_replace(out / "comparison.md", is_fervid_text("# Architecture comparison"))
     rows = comparison_rows(results)
     with atomic_path(out / "comparison.csv") as tmp, open(tmp, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=COLUMNS)

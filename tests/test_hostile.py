@@ -1,0 +1,273 @@
+"""A hostile user, third pass: the API and fervid-train under the output rules, output names
+decided before any work, hostile names and checkpoints, one line for each (issue 24)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+import fervid
+from fervid.checkpoint import CheckpointError, ModelMeta, load_checkpoint, save_checkpoint
+from fervid.cli import cli
+from fervid.classify import DEFAULT_MODEL
+from fervid.outputs import OutputError, OutputSkip
+from fervid.train.cli import cli as train_cli
+
+from conftest import samples
+
+
+def _run(*args, command=cli):
+    r = CliRunner().invoke(command, [str(a) for a in args])
+    assert "Traceback" not in r.output and r.exc_info[0] in (SystemExit, None), r.output
+    return r
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    d = tmp_path_factory.mktemp("hostile")
+    return samples.write_video(d / "clip.mp4", width=320, height=240, fps=10, seconds=1.0)
+
+
+@pytest.fixture(scope="module")
+def photo_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("hostile_photos") / "talk"
+    samples.write_photos(d)
+    return d
+
+
+# -- the API keeps the rules ----------------------------------------------------------------
+
+
+def test_the_api_never_draws_over_a_users_video(clip, model, tmp_path):
+    holiday = shutil.copy(clip, tmp_path / "my_holiday.mp4")
+    before = Path(holiday).read_bytes()
+    with pytest.raises(OutputError, match="not written by fervid"):
+        fervid.analyze_video(clip, model=model, annotated=holiday)
+    assert Path(holiday).read_bytes() == before
+
+
+def test_annotate_video_leaves_files_it_did_not_write(clip, model, tmp_path):
+    holiday = shutil.copy(clip, tmp_path / "my_holiday.mp4")
+    mine = {
+        tmp_path / "report.partial.csv": "my,notes\n1,2\n",
+        tmp_path / "report.state.json": '{"mine": true}',
+    }
+    for p, text in mine.items():
+        p.write_text(text)
+    with pytest.raises(OutputError, match="not written by fervid"):
+        fervid.annotate_video(clip, tmp_path / "report.csv", model=model, annotated=holiday)
+    assert all(p.read_text() == text for p, text in mine.items())
+    assert Path(holiday).read_bytes() == Path(clip).read_bytes()
+
+
+def test_a_finished_csv_is_kept_when_not_asked_to_overwrite(clip, model, tmp_path):
+    out = tmp_path / "o.csv"
+    fervid.annotate_video(clip, out, model=model)
+    before = out.read_bytes()
+    with pytest.raises(OutputSkip, match="exists"):  # checked under the lock: no race
+        fervid.annotate_video(clip, out, model=model, overwrite=False)
+    assert out.read_bytes() == before
+
+
+def test_train_outputs_never_replace_a_users_file(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("precious")
+    r = _run("export", DEFAULT_MODEL, notes, command=train_cli)
+    assert r.exit_code == 1 and "not written by fervid" in r.output
+    assert notes.read_text() == "precious"
+    from fervid.outputs import write_json_report
+
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text('{"my": 1}')
+    with pytest.raises(OutputError, match="not written by fervid"):
+        write_json_report(metrics, {"acc": 0.5})
+    assert json.loads(metrics.read_text()) == {"my": 1}
+    write_json_report(tmp_path / "ours.json", {"acc": 0.5})
+    write_json_report(tmp_path / "ours.json", {"acc": 0.6})  # fervid's own: replaced
+    assert json.loads((tmp_path / "ours.json").read_text())["acc"] == 0.6
+
+
+def test_a_study_never_replaces_a_users_comparison(tmp_path):
+    from fervid.train.study import write_report
+
+    (tmp_path / "comparison.csv").write_text("my own table\n")
+    with pytest.raises(OutputError, match="not written by fervid"):
+        write_report([], tmp_path)
+    assert (tmp_path / "comparison.csv").read_text() == "my own table\n"
+
+
+def test_photo_scans_and_video_outputs_never_share_a_name(photo_dir, tmp_path):
+    talk = photo_dir.parent / "talk.mp4"
+    r = _run("scan", photo_dir)
+    assert (photo_dir.parent / "talk.fervid.photos.csv").exists(), r.output
+    assert not (photo_dir.parent / "talk.fervid.csv").exists()
+    assert not talk.exists()  # nothing of a video's is touched
+
+
+# -- names decided before any work, one line for each bad value -----------------------------
+
+
+@pytest.mark.parametrize(
+    "name, fmt, reader",
+    [
+        ("results", "csv", pd.read_csv),
+        ("faces.txt", "csv", pd.read_csv),
+        ("x.tsv", "parquet", pd.read_parquet),
+    ],
+)
+def test_any_output_name_works(photo_dir, tmp_path, name, fmt, reader):
+    r = _run("scan", photo_dir, "--csv", tmp_path / name, "--format", fmt)
+    assert r.exit_code in (0, 1) and (tmp_path / name).exists(), r.output
+    assert "emotion" in reader(tmp_path / name).columns
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--end", "1e308"], None),
+        (["--device", "meta"], "--device meta: not a device here"),
+        (["--detect-interval", "nan"], "--detect-interval: must be a finite number"),
+        (["--smooth", "nan"], "--smooth: must be a finite number"),
+    ],
+)
+def test_odd_values_get_one_line_before_any_work(clip, tmp_path, args, message):
+    r = _run("annotate", clip, "--out-dir", tmp_path, "--no-video", *args)
+    if message is None:
+        assert r.exit_code == 0, r.output
+    else:
+        assert r.exit_code == 2 and message in r.output
+        assert not list(tmp_path.glob("*.csv"))
+
+
+def test_a_device_is_not_a_folder_to_scan(tmp_path):
+    r = _run("scan", "/dev/zero", "--csv", tmp_path / "o.csv")
+    assert r.exit_code == 2 and "not a folder or a regular file" in r.output
+    assert not Path("/dev/zero.fervid.photos.csv").exists()
+
+
+def test_workers_has_an_upper_bound():
+    r = _run("--data", "x", "--workers", "100000", command=train_cli)
+    assert r.exit_code == 2 and "--workers" in r.output
+
+
+# -- hostile checkpoints --------------------------------------------------------------------
+
+
+def _checkpoint(tmp_path, name="m.safetensors", **meta_changes):
+    state, meta = load_checkpoint(DEFAULT_MODEL)
+    return state, meta, tmp_path / name
+
+
+def test_class_names_that_are_fervids_columns_are_refused():
+    _, meta = load_checkpoint(DEFAULT_MODEL)
+    for bad in ("frame", "emotion", "confidence", "path", "new\nline", "=cmd()"):
+        classes = [bad, *meta.classes[1:]]
+        with pytest.raises(CheckpointError, match="class name"):
+            ModelMeta(**{**meta.__dict__, "classes": classes})
+
+
+def test_non_finite_weights_are_refused_at_load(tmp_path):
+    state, meta = load_checkpoint(DEFAULT_MODEL)
+    key = next(k for k, v in state.items() if v.is_floating_point())
+    state[key] = state[key].clone()
+    state[key].view(-1)[0] = float("nan")
+    save_checkpoint(tmp_path / "nan.safetensors", state, meta)
+    with pytest.raises(CheckpointError, match="NaN or infinite"):
+        load_checkpoint(tmp_path / "nan.safetensors")
+    r = _run("scan", tmp_path, "--model", tmp_path / "nan.safetensors", "--csv", tmp_path / "o.csv")
+    assert r.exit_code == 2 and "NaN or infinite" in r.output
+
+
+def test_a_safetensors_header_starting_with_0x80_loads(tmp_path):
+    state, meta = load_checkpoint(DEFAULT_MODEL)
+    for pad in range(300):
+        path = tmp_path / "m.safetensors"
+        save_checkpoint(path, state, replace(meta, dataset="x" * pad))
+        if path.read_bytes()[:1] == b"\x80":
+            break
+    else:
+        pytest.fail("no padding gave a header length starting with 0x80")
+    _, got = load_checkpoint(path)
+    assert got.classes == meta.classes
+
+
+def test_a_folder_as_a_model_says_so(tmp_path):
+    with pytest.raises(CheckpointError, match="is a folder"):
+        fervid.load_model(tmp_path)
+
+
+# -- hostile names ---------------------------------------------------------------------------
+
+
+def test_formula_names_are_written_safe_and_resume_still_matches(photo_dir, tmp_path):
+    d = tmp_path / "p"
+    d.mkdir()
+    for name in ("=cmd.jpg", "+1.jpg", "@sum.jpg", "plain.jpg"):
+        shutil.copy(photo_dir / "astronaut.jpg", d / name)
+    out = tmp_path / "o.csv"
+    _run("scan", d, "--csv", out)
+    paths = set(pd.read_csv(out, keep_default_na=False)["path"])
+    assert paths == {"'=cmd.jpg", "'+1.jpg", "'@sum.jpg", "plain.jpg"}
+    r = _run("scan", d, "--csv", out, "--resume")
+    assert r.exit_code == 0 and "(4 already done)" in r.output, r.output
+
+
+def test_escape_codes_in_a_video_name_are_not_printed_raw(clip, tmp_path):
+    odd = tmp_path / "\x1b[31mred\x1b[0m.mp4"
+    shutil.copy(clip, odd)
+    r = _run("annotate", odd, "--no-video")
+    assert r.exit_code == 0 and "\x1b" not in r.output
+    r = _run("annotate", odd, "--no-video")  # skipped: the names in that line too
+    assert "skipped" in r.output and "\x1b" not in r.output
+
+
+def test_links_out_of_the_scanned_folder_are_said_not_followed(photo_dir, tmp_path):
+    d = tmp_path / "inside"
+    d.mkdir()
+    shutil.copy(photo_dir / "astronaut.jpg", d / "a.jpg")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.copy(photo_dir / "astronaut.jpg", outside / "secret.jpg")
+    os.symlink("..", d / "up")
+    os.symlink(outside / "secret.jpg", d / "linked.jpg")
+    out = tmp_path / "o.csv"
+    _run("scan", d, "--csv", out)
+    df = pd.read_csv(out, keep_default_na=False)
+    assert not df["path"].str.contains("secret").any()  # nothing read through "up"
+    assert "outside the scanned folder" in df.set_index("path").loc["linked.jpg", "error"]
+    assert set(df["path"]) == {"a.jpg", "linked.jpg", "up"}
+
+
+def test_a_path_given_as_bytes_is_read(clip, model):
+    df = fervid.analyze_video(os.fsencode(str(clip)), model=model)
+    assert len(df) and df.attrs["fervid"].frames == 10
+
+
+def test_a_full_disk_is_one_line_and_keeps_what_was_written(photo_dir, tmp_path):
+    import subprocess
+
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24k", "tmpfs", str(small)],
+                      capture_output=True).returncode != 0:  # fmt: skip
+        pytest.skip("cannot mount a small file system here (needs root)")
+    try:
+        d = tmp_path / "many"
+        d.mkdir()
+        for k in range(60):
+            shutil.copy(photo_dir / "astronaut.jpg", d / f"p{k:02d}_{'x' * 150}.jpg")
+        r = _run("scan", d, "--csv", small / "o.csv")
+        assert r.exit_code == 1 and "--resume" in r.output and "cannot write" in r.output
+        assert len(r.output.strip().splitlines()) == 1
+        assert (small / "o.partial.csv").exists()
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
+    del torch  # (imported for the checkpoint tests)
