@@ -91,7 +91,7 @@ def _load(model_path, device):
         return load_model(model_path, device=device)
     except (CheckpointError, ValueError, RuntimeError) as exc:
         msg = _line(exc)
-        if isinstance(exc, RuntimeError) and "device" in msg:
+        if (isinstance(exc, RuntimeError) and "device" in msg) or "not a device fervid" in msg:
             msg = f"--device {device}: not a device here (auto, cpu, cuda, cuda:N or mps)"
         raise click.UsageError(msg) from None
 

@@ -44,7 +44,7 @@ class ImageError(ValueError):
 def walk_entries(root: str | os.PathLike, exts: Iterable[str]) -> Iterator[tuple[Path, str]]:
     """Every name under ``root`` with one of ``exts`` (any case), whatever it is, as
     ``(path, "")``, and every folder that cannot be listed as ``(folder, reason)``: nothing
-    is skipped without a word. Followed links never loop, and links that lead out of
+    is skipped without a word. Followed links never loop, and links to folders out of
     ``root`` are not followed (each said as ``(link, reason)``)."""
     exts = {e.lower() for e in exts}
     root = Path(root)

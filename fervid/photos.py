@@ -103,7 +103,7 @@ def iter_images(
     outside = set()
     if root is not None and root.is_dir():
         real_root = os.path.realpath(root)
-        outside = {p for p, _ in todo if not inside(p, real_root)}
+        outside = {p for p, _ in todo if p.is_dir() and not inside(p, real_root)}
     detector = None
     if not opts.crops:
         detector = FaceDetector(
@@ -151,11 +151,11 @@ def _decode(p: Path) -> tuple[np.ndarray | None, str]:
 def _decode_ahead(todo: list[tuple[Path, str]], prefetch: int, outside=frozenset()):
     """(path, relpath, image or None, error) in order, decoded by two threads ahead of use;
     the read-ahead is bounded so memory does not grow with the folder. Paths in ``outside``
-    (links out of the scanned folder) are not read."""
+    (links to folders out of the scanned folder) are not read."""
 
     def decode(p: Path):
         if p in outside:
-            return None, "a link that leads outside the scanned folder: not read"
+            return None, "a link to a folder outside the scanned folder: not followed"
         return _decode(p)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
