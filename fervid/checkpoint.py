@@ -278,14 +278,39 @@ def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], ModelMeta]:
         raw = json.loads(header["fervid"])
     except json.JSONDecodeError:
         raise CheckpointError(f"{path}: checkpoint metadata is not valid JSON") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: checkpoint metadata is nested too deeply") from None
     return state, ModelMeta.from_dict(raw, source=str(path))
+
+
+#: A training state may unpack to at most this many times its size (torch stores tensors
+#: uncompressed: about 1); beyond it, a zip bomb, refused before it is unpacked.
+MAX_UNPACK_RATIO = 50
+
+
+def _check_unpacked_size(path: Path) -> None:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            unpacked = sum(i.file_size for i in z.infolist())
+    except (zipfile.BadZipFile, OSError):
+        return  # not a zip (legacy pickle): torch.load says what it is
+    if unpacked > MAX_UNPACK_RATIO * path.stat().st_size + 64 * 2**20:
+        raise CheckpointError(
+            f"{path}: unpacks to {unpacked / 2**30:.1f} GiB from "
+            f"{path.stat().st_size / 2**20:.1f} MiB; not a checkpoint fervid wrote"
+        )
 
 
 def _load_training_state(path: Path) -> tuple[dict[str, torch.Tensor], ModelMeta]:
     import pickle
 
+    _check_unpacked_size(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
+    except RecursionError:
+        raise CheckpointError(f"{path}: nested too deeply to be a checkpoint") from None
     except pickle.UnpicklingError:
         raise CheckpointError(
             f"{path}: holds pickled Python objects, which fervid never loads (only tensors "

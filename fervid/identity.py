@@ -22,6 +22,7 @@ of the same and of different people (``bench/identity.py``, docs/identity.md).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Sequence
@@ -83,28 +84,32 @@ def _model_dir() -> str:
     return os.path.join(spec.submodule_search_locations[0], "models")
 
 
+@functools.lru_cache(maxsize=1)
+def _dlib_models(folder: str):
+    """dlib and its two networks, read once per process (about half a second each time
+    otherwise: a cost per video that the measurements showed)."""
+    import os
+
+    try:
+        import dlib
+    except ImportError:
+        raise IdentityUnavailable(INSTALL_HINT) from None
+    try:
+        shape = dlib.shape_predictor(os.path.join(folder, "shape_predictor_5_face_landmarks.dat"))
+        net = dlib.face_recognition_model_v1(
+            os.path.join(folder, "dlib_face_recognition_resnet_model_v1.dat")
+        )
+    except RuntimeError as exc:
+        raise IdentityUnavailable(f"{INSTALL_HINT} ({exc})") from None
+    return dlib, shape, net
+
+
 class FaceEmbedder:
     """128-number identity descriptors of faces (``embed(image, boxes)``), and whether a face
-    is fit for one (``usable``)."""
+    is fit for one (``big_enough``, ``sharpness``)."""
 
     def __init__(self, min_face: int = MIN_FACE, min_sharpness: float = MIN_SHARPNESS) -> None:
-        import os
-
-        try:
-            import dlib
-        except ImportError:
-            raise IdentityUnavailable(INSTALL_HINT) from None
-        folder = _model_dir()
-        try:
-            self._shape = dlib.shape_predictor(
-                os.path.join(folder, "shape_predictor_5_face_landmarks.dat")
-            )
-            self._net = dlib.face_recognition_model_v1(
-                os.path.join(folder, "dlib_face_recognition_resnet_model_v1.dat")
-            )
-        except RuntimeError as exc:
-            raise IdentityUnavailable(f"{INSTALL_HINT} ({exc})") from None
-        self._dlib = dlib
+        self._dlib, self._shape, self._net = _dlib_models(_model_dir())
         self.min_face, self.min_sharpness = min_face, min_sharpness
 
     def chips(self, image: np.ndarray, boxes: np.ndarray) -> list[np.ndarray]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import stat
+import threading
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -117,13 +119,11 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     """
     check_regular(path)
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                im.load()
-                im = ImageOps.exif_transpose(im) or im
-                out = to_rgb_array(im)
-        if any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught):
+        with _open_image(path) as (im, huge):
+            im.load()
+            im = ImageOps.exif_transpose(im) or im
+            out = to_rgb_array(im)
+        if huge:
             log.warning("%s: a very large image (%d x %d), read anyway", path, *out.shape[1::-1])
         return out
     except ImageError:
@@ -139,6 +139,22 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         if isinstance(exc, UnidentifiedImageError):
             msg = "not an image or unsupported format"
         raise ImageError(f"cannot read image: {msg[:160]}") from None
+
+
+#: Pillow says "very large" through the warnings module, whose catching is not thread-safe:
+#: images are opened (the header only: where the size is checked) one thread at a time.
+_OPEN_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _open_image(path):
+    """``(image, huge)``: the opened image and whether Pillow found it very large."""
+    with _OPEN_LOCK, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", Image.DecompressionBombWarning)
+        im = Image.open(path)
+    huge = any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught)
+    with im:
+        yield im, huge
 
 
 def to_rgb_array(im: Image.Image) -> np.ndarray:

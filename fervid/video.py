@@ -82,7 +82,7 @@ class VideoInfo:
         with _open(path) as c:
             if not c.streams.video:
                 raise VideoError(f"{path}: no video stream")
-            s = c.streams.video[0]
+            s = main_video_stream(c)
             rate = s.average_rate or s.guessed_rate or s.base_rate or Fraction(25)
             tb = s.time_base or Fraction(1, 90000)
             if s.duration is not None:
@@ -107,6 +107,30 @@ class VideoInfo:
                 bool(c.streams.audio),
                 Fraction(tb),
             )
+
+
+def main_video_stream(container):
+    """The video stream a file means to show: the largest (a file whose first stream is a
+    160x120 thumbnail track is read at its real size), the one marked default among equals;
+    never cover art."""
+    streams = list(container.streams.video)
+    flags = av.stream.Disposition
+
+    def rank(s):
+        d = int(getattr(s, "disposition", 0) or 0)
+        cc = s.codec_context
+        picture = bool(d & int(flags.attached_pic))
+        return (
+            not picture,
+            (cc.width or 0) * (cc.height or 0),
+            bool(d & int(flags.default)),
+            -s.index,
+        )
+
+    try:
+        return max(streams, key=rank)
+    except (AttributeError, TypeError, ValueError):
+        return streams[0]
 
 
 def _stream_rotation(container, stream) -> int:
@@ -161,7 +185,7 @@ class FrameReader:
     def _decode(self, q: queue.Queue) -> None:
         try:
             with _open(self.path) as c:
-                s = c.streams.video[0]
+                s = main_video_stream(c)
                 s.thread_type = "AUTO"
                 if self.threads:
                     s.codec_context.thread_count = self.threads
@@ -263,7 +287,7 @@ def frames_at(path: str | os.PathLike, times: list[float]) -> dict[float, np.nda
     k = round(info.rotation / 90) % 4
     out: dict[float, np.ndarray] = {}
     with _open(path) as c:
-        s = c.streams.video[0]
+        s = main_video_stream(c)
         tb = s.time_base or info.time_base
         for t in sorted(set(times)):
             try:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from click.testing import CliRunner
 
 import fervid
@@ -270,3 +271,89 @@ def test_a_full_disk_is_one_line_and_keeps_what_was_written(photo_dir, tmp_path)
         assert (small / "o.partial.csv").exists()
     finally:
         subprocess.run(["umount", str(small)], check=False)
+
+
+# -- more hostile files ------------------------------------------------------------------------
+
+
+def test_the_largest_video_stream_is_read_not_a_thumbnail_track(tmp_path, model):
+    from fractions import Fraction
+
+    import av
+
+    path = tmp_path / "two_tracks.mp4"
+    tb = Fraction(1, 12800)
+    with av.open(str(path), "w") as out:
+        thumb = out.add_stream("libx264", rate=10)
+        thumb.width, thumb.height, thumb.pix_fmt = 160, 120, "yuv420p"
+        main = out.add_stream("libx264", rate=10)
+        main.width, main.height, main.pix_fmt = 480, 360, "yuv420p"
+        for s in (thumb, main):
+            s.time_base = s.codec_context.time_base = tb
+        for i in range(10):
+            t = i / 10
+            for s, img in (
+                (thumb, samples.background(160, 120) * 0),
+                (main, samples.scene(t, 480, 360, samples.portraits())),
+            ):
+                frame = av.VideoFrame.from_ndarray(img.astype("uint8"), format="rgb24")
+                frame.pts, frame.time_base = int(round(t / tb)), tb
+                for p in s.encode(frame):
+                    out.mux(p)
+        for s in (thumb, main):
+            for p in s.encode(None):
+                out.mux(p)
+    from fervid.video import VideoInfo
+
+    info = VideoInfo.from_path(path)
+    assert (info.width, info.height) == (480, 360)
+    df = fervid.analyze_video(path, model=model)
+    assert df["face"].notna().sum() >= 10
+
+
+def test_the_very_large_image_warning_is_said_for_every_image(tmp_path, monkeypatch, caplog):
+    from PIL import Image
+
+    d = tmp_path / "big"
+    d.mkdir()
+    for k in range(6):
+        Image.new("RGB", (40, 40), (k * 30, 80, 90)).save(d / f"b{k}.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    for _ in range(3):  # decoded two at a time: the warnings are counted per file
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            fervid.analyze_images(d)
+        assert caplog.text.count("a very large image") == 6
+
+
+def test_deeply_nested_checkpoint_metadata_is_one_line(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "nested.safetensors"
+    save_file({"w": torch.zeros(1)}, str(path), metadata={"fervid": "[" * 100000 + "]" * 100000})
+    with pytest.raises(CheckpointError, match=f"{path}: .*nested too deeply"):
+        load_checkpoint(path)
+
+
+def test_a_zip_bomb_as_a_model_is_refused_before_it_is_unpacked(tmp_path):
+    import zipfile
+
+    bomb = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as z:  # noqa: SIM117
+        with z.open("archive/data/0", "w", force_zip64=True) as fh:
+            for _ in range(300):  # 300 MB of zeros: a few hundred kB on disk
+                fh.write(b"\0" * 2**20)
+    assert bomb.stat().st_size < 2 * 2**20
+    with pytest.raises(CheckpointError, match="unpacks to"):
+        load_checkpoint(bomb)
+
+
+def test_a_diverging_run_stops_with_one_line(tmp_path):
+    from train_fixtures import make_folder_dataset
+
+    data = make_folder_dataset(tmp_path / "toy", per_class=(12, 12, 12), val_per_class=4)
+    args = ["--data", data, "--archs", "resnet18", "--epochs", "2", "--out", tmp_path / "runs"]
+    args += ["--input-size", "32", "--batch-size", "12", "--lr", "1e30", "--seed", "0", "-q"]
+    r = _run(*args, command=train_cli)
+    assert r.exit_code == 1 and "diverged" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1

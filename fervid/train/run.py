@@ -250,6 +250,7 @@ def fit(cfg: TrainConfig) -> RunResult:
         epoch = state.epoch
         t0 = time.perf_counter()
         tr = _train_epoch(cfg, data, parts, runtime, state, rank, world, main)
+        _check_finite(cfg, parts.model, epoch + 1, run_dir)
         eval_model = parts.ema.module if parts.ema is not None else parts.model
         ev = evaluate_sources(
             eval_model, data, runtime, cfg, parts.criterion, rank, world, reduce_fn
@@ -267,6 +268,21 @@ def fit(cfg: TrainConfig) -> RunResult:
             writer.last(state.to_dict(parts, resolved, writer.meta(ev, epoch + 1)))
             writer.history(state.history)
     return _finish(cfg, data, parts, state, runtime, writer, main)
+
+
+class TrainingDiverged(ValueError):
+    """The weights became NaN or infinite; the message is one line."""
+
+
+def _check_finite(cfg: TrainConfig, model: torch.nn.Module, epoch: int, run_dir) -> None:
+    """Stop a run whose weights stopped being numbers (a learning rate far too high, a NaN
+    setting): nothing of this epoch is written, the last good checkpoint stays."""
+    if all(torch.isfinite(p).all() for p in model.parameters()):
+        return
+    raise TrainingDiverged(
+        f"{cfg.arch}: training diverged in epoch {epoch} (weights became NaN or infinite; "
+        f"try a lower --lr); the checkpoints of the epochs before are kept in {run_dir}"
+    )
 
 
 def _train_epoch(cfg, data, parts, runtime, state, rank, world, main) -> dict:
