@@ -479,7 +479,7 @@ def scan(
     from ._malloc import Releaser
     from .api import scan_folder
     from .cluster import ClusterError
-    from .outputs import OutputError
+    from .outputs import OutputError, OutputSkip
     from .photos import ScanInterrupted
 
     opts = _settings(ImageOptions, settings)
@@ -518,6 +518,10 @@ def scan(
         bar.close()
         click.echo(f"interrupted: {exc}; run again with --resume to continue", err=True)
         sys.exit(130)
+    except OutputSkip as skip:
+        bar.close()
+        click.echo(_printable(skip), err=True)
+        return
     except (OutputError, ClusterError) as exc:
         raise click.ClickException(_line(exc)) from None
     finally:

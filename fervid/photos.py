@@ -217,7 +217,7 @@ def scan_folder(
     :func:`fervid.api.scan_folder`). ``on_total(n)`` is told how many images are to be
     read, ``progress(1)`` after each. ``page``: also write a page to review the faces there
     (:func:`fervid.report.write_photos_page`)."""
-    from .outputs import OutputLock, check_output, check_writable, prepare_table
+    from .outputs import OutputLock, ScanRecord, check_output, check_writable, prepare_table
 
     if resume and overwrite:
         raise ValueError("resume and overwrite exclude each other")
@@ -238,23 +238,21 @@ def scan_folder(
         table = working_table(final, fmt)
         schema = RowSchema("image", emo.classes)
         partial, done = prepare_table(
-            final, table, schema.columns, resume=resume, overwrite=overwrite, fmt=fmt
-        )
+            final, table, schema.columns, resume=resume, overwrite=overwrite, fmt=fmt,
+            folder=root,
+        )  # fmt: skip
         paths, base = resolve_inputs(root)
         todo = [p for p in paths if relpath(p, base) not in done]
         if on_total is not None:
             on_total(len(todo))
         report = ScanReport(final, already_done=len(done))
         source = read(todo, base) if read is not None else _rows_here(todo, base, emo, opts)
-        _write_rows(
-            source,
-            CsvRowWriter(partial, schema.columns, append=resume),
-            schema,
-            report,
-            partial,
-            progress,
-        )
+        writer = CsvRowWriter(partial, schema.columns, append=resume)
+        record = ScanRecord(partial, root)
+        record.start()
+        _write_rows(source, writer, schema, report, record, progress)
         os.replace(partial, table)
+        record.remove()
         if page is not None:
             from .report import write_photos_page
 
@@ -263,10 +261,14 @@ def scan_folder(
     return report
 
 
-def _write_rows(source, writer: CsvRowWriter, schema: RowSchema, report, partial, progress):
+def _write_rows(source, writer: CsvRowWriter, schema: RowSchema, report, record, progress):
+    """Each image's rows to the partial CSV, recorded just before they are written
+    (:class:`fervid.outputs.ScanRecord`), so that a resume can tell it is this scan's
+    output."""
+    partial = record.partial
     try:
         for rows in source:
-            writer.write(rows)
+            writer.write(rows, before=record.will_write)
             report.images += 1
             report.faces += sum(1 for r in rows if schema.has_face(r))
             error = schema.get(rows[0], "error")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,8 +54,17 @@ class CsvRowWriter:
             self._w.writerow(columns)
             self._fh.flush()
 
-    def write(self, rows: Sequence[Sequence]) -> None:
-        self._w.writerows(rows)
+    def write(self, rows: Sequence[Sequence], before=None) -> None:
+        """Append ``rows``; ``before(data)`` is told the exact bytes first (a record of what
+        was written: :class:`fervid.outputs.ScanRecord`)."""
+        if before is not None:
+            buf = io.StringIO(newline="")
+            csv.writer(buf).writerows(rows)
+            text = buf.getvalue()
+            before(text.encode("utf-8"))
+            self._fh.write(text)
+        else:
+            self._w.writerows(rows)
         self._fh.flush()
 
     def close(self, *, quietly: bool = False) -> None:

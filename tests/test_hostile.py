@@ -202,20 +202,66 @@ def test_a_folder_as_a_model_says_so(tmp_path):
 # -- hostile names ---------------------------------------------------------------------------
 
 
-def test_formula_names_are_written_safe_and_resume_still_matches(photo_dir, tmp_path):
+def _interrupted_scan(folder, out, monkeypatch, after: int):
+    """A scan of ``folder`` into ``out`` stopped by Ctrl-C after ``after`` images."""
+    import fervid.photos
+
+    real = fervid.photos.iter_images
+
+    def interrupted(*a, **k):
+        for i, res in enumerate(real(*a, **k)):
+            if i == after:
+                raise KeyboardInterrupt
+            yield res
+
+    monkeypatch.setattr(fervid.photos, "iter_images", interrupted)
+    r = _run("scan", folder, "--csv", out)
+    monkeypatch.setattr(fervid.photos, "iter_images", real)
+    assert r.exit_code == 130, r.output
+
+
+def test_formula_names_are_written_safe_and_resume_still_matches(photo_dir, tmp_path, monkeypatch):
     d = tmp_path / "p"
     d.mkdir()
     for name in ("=cmd.jpg", "+1.jpg", "@sum.jpg", "plain.jpg"):
         shutil.copy(photo_dir / "astronaut.jpg", d / name)
-    out = tmp_path / "o.csv"
-    _run("scan", d, "--csv", out)
-    paths = set(pd.read_csv(out, keep_default_na=False)["path"])
+    _run("scan", d, "--csv", tmp_path / "full.csv")
+    paths = set(pd.read_csv(tmp_path / "full.csv", keep_default_na=False)["path"])
     assert paths == {"'=cmd.jpg", "'+1.jpg", "'@sum.jpg", "plain.jpg"}
-    before = pd.read_csv(out, keep_default_na=False).sort_values("path").reset_index(drop=True)
-    r = _run("scan", d, "--csv", out, "--resume")  # the last image is always read again
-    assert r.exit_code == 0 and "1 images scanned (3 already done)" in r.output, r.output
-    after = pd.read_csv(out, keep_default_na=False).sort_values("path").reset_index(drop=True)
-    pd.testing.assert_frame_equal(before, after)
+    out = tmp_path / "o.csv"
+    _interrupted_scan(d, out, monkeypatch, after=3)
+    r = _run("scan", d, "--csv", out, "--resume")  # the last image written is read again
+    assert r.exit_code == 0 and "2 images scanned (2 already done)" in r.output, r.output
+    assert sorted(out.read_text().splitlines()) == sorted(
+        (tmp_path / "full.csv").read_text().splitlines()
+    )
+    r = _run("scan", d, "--csv", out, "--resume")
+    assert r.exit_code == 0 and "finished already" in r.output
+
+
+@pytest.mark.parametrize("tamper", ["other folder", "sorted", "row appended", "no record"])
+def test_resume_continues_only_this_scans_untouched_output(
+    photo_dir, tmp_path, monkeypatch, tamper
+):
+    out = tmp_path / "o.csv"
+    _interrupted_scan(photo_dir, out, monkeypatch, after=2)
+    partial = tmp_path / "o.partial.csv"
+    folder = photo_dir
+    lines = partial.read_text().splitlines(keepends=True)
+    if tamper == "other folder":
+        folder = tmp_path / "other"
+        shutil.copytree(photo_dir, folder)
+    elif tamper == "sorted":
+        partial.write_text(lines[0] + "".join(sorted(lines[1:], reverse=True)))
+    elif tamper == "row appended":
+        partial.write_text("".join(lines) + lines[-1])
+    else:
+        (tmp_path / "o.partial.csv.scan.json").unlink()
+    before = partial.read_bytes()
+    r = _run("scan", folder, "--csv", out, "--resume")
+    assert r.exit_code == 1 and "cannot resume" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1
+    assert partial.read_bytes() == before and not out.exists()  # nothing cut, nothing written
 
 
 def test_escape_codes_in_a_video_name_are_not_printed_raw(clip, tmp_path):

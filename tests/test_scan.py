@@ -109,8 +109,14 @@ def test_resume_after_interruption(photos, tmp_path, monkeypatch):
     assert not out.exists() and partial.exists()
     kept = pd.read_csv(partial)
     assert kept["path"].nunique() == 3
-    with open(partial, "a") as fh:  # a row cut in half by a hard kill
-        fh.write("sub/wall.png,0,1.0,2")
+    # a row cut in half by a hard kill: recorded as about to be written, half written
+    from fervid.outputs import ScanRecord
+
+    record = ScanRecord(partial, photos)
+    record.start()
+    record.will_write(b"sub/wall.png,0,1.0,2.0,3.0,4.0,0.9\r\n")
+    with open(partial, "ab") as fh:
+        fh.write(b"sub/wall.png,0,1.0,2")
     monkeypatch.setattr(fervid.photos, "iter_images", real)
     r = _scan([str(photos), "--csv", str(out), "--resume"])
     # the last image written may lack rows (a kill between two of its faces): it is redone
