@@ -333,9 +333,10 @@ def prepare_table(
             )
     if final.exists() and not partial.exists():
         raise OutputSkip(f"{final}: finished already, nothing to resume; --overwrite to redo it")
-    if partial.exists():
-        record.check_and_cut()
-    return partial, done_items(partial) if partial.exists() else set()
+    if not partial.exists():
+        return partial, set()
+    record.check_and_cut()  # now it ends after an image's last row: nothing more to cut
+    return partial, done_items(partial, cut_last=False)
 
 
 class ScanRecord:
@@ -417,14 +418,17 @@ class ScanRecord:
         self.path.unlink(missing_ok=True)
 
 
-def done_items(partial: Path) -> set[str]:
-    """Items (first column) whose rows are complete in a partial CSV; the last one's rows may
-    not be (a kill between two of its faces): they are cut, and it is done again."""
+def done_items(partial: Path, *, cut_last: bool = True) -> set[str]:
+    """Items (first column) whose rows are in a partial CSV, read as CSV records (a name
+    may hold a comma, a quote or a line break). ``cut_last``: the last item's rows may be
+    incomplete (a kill between two of its faces, no record to tell): they are cut, and it
+    is done again."""
     from .rows import cell_text
     from .writers import drop_last_item, repair_partial_csv
 
-    repair_partial_csv(partial)
-    drop_last_item(partial)
+    if cut_last:
+        repair_partial_csv(partial)
+        drop_last_item(partial)
     with open(partial, newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
         next(reader, None)

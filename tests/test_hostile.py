@@ -230,8 +230,8 @@ def test_formula_names_are_written_safe_and_resume_still_matches(photo_dir, tmp_
     assert paths == {"'=cmd.jpg", "'+1.jpg", "'@sum.jpg", "plain.jpg"}
     out = tmp_path / "o.csv"
     _interrupted_scan(d, out, monkeypatch, after=3)
-    r = _run("scan", d, "--csv", out, "--resume")  # the last image written is read again
-    assert r.exit_code == 0 and "2 images scanned (2 already done)" in r.output, r.output
+    r = _run("scan", d, "--csv", out, "--resume")  # the record says 3 images are whole
+    assert r.exit_code == 0 and "1 images scanned (3 already done)" in r.output, r.output
     assert sorted(out.read_text().splitlines()) == sorted(
         (tmp_path / "full.csv").read_text().splitlines()
     )
@@ -403,3 +403,18 @@ def test_a_diverging_run_stops_with_one_line(tmp_path):
     r = _run(*args, command=train_cli)
     assert r.exit_code == 1 and "diverged" in r.output, r.output
     assert len(r.output.strip().splitlines()) == 1
+
+
+def test_resume_cuts_only_between_whole_records(photo_dir, tmp_path, monkeypatch):
+    d = tmp_path / "names"
+    d.mkdir()
+    for name in ("a.jpg", 'line\nbreak, "quoted".jpg', "z.jpg"):
+        shutil.copy(photo_dir / "astronaut.jpg", d / name)
+    _run("scan", d, "--csv", tmp_path / "full.csv")
+    out = tmp_path / "o.csv"
+    _interrupted_scan(d, out, monkeypatch, after=2)  # the odd name is the last one written
+    r = _run("scan", d, "--csv", out, "--resume")
+    assert r.exit_code == 0 and "(2 already done)" in r.output, r.output
+    a = pd.read_csv(out).sort_values(["path", "face"]).reset_index(drop=True)
+    b = pd.read_csv(tmp_path / "full.csv").sort_values(["path", "face"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
