@@ -274,8 +274,15 @@ def finish_outputs(
     if wanted & set(KINDS):
         annotated = outs["mp4"] if "mp4" in wanted else None
         duration = VideoInfo.from_path(video).duration_s
-        write_takeaway(outs["table"], outs, wanted & set(KINDS), video=video, annotated=annotated,
-                       options=episodes, duration=duration)  # fmt: skip
+        write_takeaway(
+            outs["table"],
+            outs,
+            wanted & set(KINDS),
+            video=video,
+            annotated=annotated,
+            options=episodes,
+            duration=duration,
+        )
     fmt = next(k for k in ("csv", "jsonl", "parquet") if k in wanted)
     write_format(outs["table"], outs[fmt])
     return summary

@@ -247,9 +247,21 @@ def _safetensors_head(path: Path, head: bytes) -> bool:
 
 #: Column names of fervid's tables: a model's classes may not take them.
 RESERVED_COLUMNS = {
-    "frame", "time_s", "face", "person", "person_confidence", "x1", "y1", "x2", "y2",
-    "score", "emotion", "confidence", "path", "error",
-}  # fmt: skip
+    "frame",
+    "time_s",
+    "face",
+    "person",
+    "person_confidence",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+    "score",
+    "emotion",
+    "confidence",
+    "path",
+    "error",
+}
 
 
 def _fit_class_name(name: str) -> bool:

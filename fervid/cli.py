@@ -410,9 +410,13 @@ def _annotate_on_ray(
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("table", type=click.Path(exists=True, dir_okay=False))
-@click.option("--video", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="The analysed video (for the people's faces). Default: the video beside "
-              "the table with its name (clip.mp4 for clip.fervid.csv).")  # fmt: skip
+@click.option(
+    "--video",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="The analysed video (for the people's faces). Default: the video beside "
+    "the table with its name (clip.mp4 for clip.fervid.csv).",
+)
 @click.option("--elan", is_flag=True, help="Also the ELAN document and the episodes as text.")
 @click.option("--no-page", is_flag=True, help="No review page (VIDEO.fervid.html).")
 @click.option("--overwrite", is_flag=True, help="Replace outputs fervid wrote before.")
@@ -428,8 +432,9 @@ def report(ctx, table, video, elan, no_page, overwrite, **settings):
 
     episodes = _settings(EpisodeOptions, settings)
     try:
-        written = report_table(table, video=video, elan=elan, page=not no_page,
-                               overwrite=overwrite, options=episodes)  # fmt: skip
+        written = report_table(
+            table, video=video, elan=elan, page=not no_page, overwrite=overwrite, options=episodes
+        )
     except (OutputError, VideoError, CheckpointError, ValueError, OSError) as exc:
         raise click.ClickException(_line(exc)) from None
     if not ctx.obj["quiet"]:
@@ -452,9 +457,13 @@ def report(ctx, table, video, elan, no_page, overwrite, **settings):
 @_common_options
 @click_options(ImageOptions)
 @click.option("--resume", is_flag=True, help="Continue an interrupted scan of the same folder.")
-@click.option("--report", "page", is_flag=True,
-              help="Also write a page of the faces with their labels, filterable by emotion "
-              "(the table's name with .html).")  # fmt: skip
+@click.option(
+    "--report",
+    "page",
+    is_flag=True,
+    help="Also write a page of the faces with their labels, filterable by emotion "
+    "(the table's name with .html).",
+)
 @_ray_options
 @click.pass_context
 def scan(

@@ -13,8 +13,14 @@ import pandas as pd
 
 from .outputs import atomic_path
 
-MIME = {".mp4": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm",
-        ".mkv": "video/x-matroska", ".avi": "video/x-msvideo", ".mpg": "video/mpeg"}  # fmt: skip
+MIME = {
+    ".mp4": "video/mp4",
+    ".mov": "video/quicktime",
+    ".webm": "video/webm",
+    ".mkv": "video/x-matroska",
+    ".avi": "video/x-msvideo",
+    ".mpg": "video/mpeg",
+}
 
 
 def tier_name(person: int) -> str:

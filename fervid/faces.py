@@ -86,13 +86,21 @@ class Faces:
         return self.probs.max(1)
 
     def with_probs(self, probs: np.ndarray, classes: tuple[str, ...] | list[str]) -> Faces:
-        return Faces(self.boxes, self.scores, probs, self.track_ids, tuple(classes),
-                     self.persons, self.person_conf)  # fmt: skip
+        return Faces(
+            self.boxes,
+            self.scores,
+            probs,
+            self.track_ids,
+            tuple(classes),
+            self.persons,
+            self.person_conf,
+        )
 
     def with_persons(self, persons, person_conf=()) -> Faces:
         """The same faces with their persons (and how sure each is)."""
-        return Faces(self.boxes, self.scores, self.probs, self.track_ids, self.classes,
-                     persons, person_conf)  # fmt: skip
+        return Faces(
+            self.boxes, self.scores, self.probs, self.track_ids, self.classes, persons, person_conf
+        )
 
     def sorted_left_to_right(self) -> Faces:
         order = np.argsort(self.boxes[:, 0], kind="stable")
@@ -101,8 +109,15 @@ class Faces:
     def __getitem__(self, idx) -> Faces:
         idx = np.asarray(idx)
         probs = self.probs[idx] if self.probs.shape[0] == len(self) and len(self) else self.probs
-        return Faces(self.boxes[idx], self.scores[idx], probs, self.track_ids[idx], self.classes,
-                     self.persons[idx], self.person_conf[idx])  # fmt: skip
+        return Faces(
+            self.boxes[idx],
+            self.scores[idx],
+            probs,
+            self.track_ids[idx],
+            self.classes,
+            self.persons[idx],
+            self.person_conf[idx],
+        )
 
 
 def _per_face(values, n: int, dtype, missing, name: str) -> np.ndarray:

@@ -238,9 +238,14 @@ def scan_folder(
         table = working_table(final, fmt)
         schema = RowSchema("image", emo.classes)
         partial, done = prepare_table(
-            final, table, schema.columns, resume=resume, overwrite=overwrite, fmt=fmt,
+            final,
+            table,
+            schema.columns,
+            resume=resume,
+            overwrite=overwrite,
+            fmt=fmt,
             folder=root,
-        )  # fmt: skip
+        )
         paths, base = resolve_inputs(root)
         todo = [p for p in paths if relpath(p, base) not in done]
         if on_total is not None:

@@ -226,8 +226,9 @@ def write_photos_page(
                 f"{html.escape(r.emotion)} {float(r.confidence):.2f}</b>"
                 f"{html.escape(str(r.path))} #{int(r.face)}</div>"
             )
-    options = "".join(f'<option value="{html.escape(e)}">{html.escape(e)}</option>'
-                      for e in sorted(emotions))  # fmt: skip
+    options = "".join(
+        f'<option value="{html.escape(e)}">{html.escape(e)}</option>' for e in sorted(emotions)
+    )
     body = (
         f"<header><h1>{html.escape(title or folder.name)}</h1>"
         f'<label>Emotion <select id="filter"><option value="">all</option>{options}</select>'

@@ -49,10 +49,16 @@ def write_takeaway(
         from .report import write_video_page
 
         write_video_page(
-            outs["html"], video=annotated or video or table, people=got.people,
-            episodes=got.episodes, seen=got.seen, classes=classes, faces=faces,
-            duration=duration, title=Path(video).name if video else "",
-        )  # fmt: skip
+            outs["html"],
+            video=annotated or video or table,
+            people=got.people,
+            episodes=got.episodes,
+            seen=got.seen,
+            classes=classes,
+            faces=faces,
+            duration=duration,
+            title=Path(video).name if video else "",
+        )
     return {"people": len(got.people), "episodes": len(got.episodes)}
 
 
@@ -123,6 +129,13 @@ def report_table(
     annotated = outs["mp4"] if outs["mp4"].exists() and is_fervid_video(outs["mp4"]) else None
     duration = VideoInfo.from_path(video).duration_s if video else 0.0
     with OutputLock(outs["people"]):
-        write_takeaway(table, outs, wanted, video=video, annotated=annotated or video,
-                       options=options, duration=duration)  # fmt: skip
+        write_takeaway(
+            table,
+            outs,
+            wanted,
+            video=video,
+            annotated=annotated or video,
+            options=options,
+            duration=duration,
+        )
     return {k: outs[k] for k in sorted(wanted)}

@@ -29,8 +29,9 @@ def _table(per_person: dict[int, list[tuple[float, dict]]], step: float = 0.04) 
             p = [probs.get(c, 0.0) for c in CLASSES]
             p[-1] = 1 - sum(p[:-1])
             top = int(np.argmax(p))
-            rows.append([round(t / step), t, pid, pid, 0.9, 10, 10, 50, 60, 0.99, *p,
-                         CLASSES[top], p[top]])  # fmt: skip
+            rows.append(
+                [round(t / step), t, pid, pid, 0.9, 10, 10, 50, 60, 0.99, *p, CLASSES[top], p[top]]
+            )
     rows.sort(key=lambda r: (r[0], r[2]))
     return pd.DataFrame(rows, columns=video_columns(CLASSES))
 
@@ -217,16 +218,19 @@ def test_the_page_plays_seeks_and_follows_in_chromium(annotated, tmp_path):
         # a click on a timeline seeks the video there, and the playhead follows
         box = page.locator(".timeline").first.bounding_box()
         page.mouse.click(box["x"] + 0.75 * box["width"], box["y"] + box["height"] / 2)
-        page.wait_for_function("Math.abs(document.getElementById('video').currentTime - "
-                               f"{0.75 * duration}) < 0.1", timeout=10000)  # fmt: skip
+        page.wait_for_function(
+            f"Math.abs(document.getElementById('video').currentTime - {0.75 * duration}) < 0.1",
+            timeout=10000,
+        )
         left = page.evaluate("parseFloat(document.querySelector('.playhead').style.left)")
         assert left == pytest.approx(75, abs=3)
         # seeking the video moves the playhead
         page.evaluate("document.getElementById('video').currentTime = 0.3")
         page.wait_for_function(
             "Math.abs(parseFloat(document.querySelector('.playhead').style.left) - "
-            f"{100 * 0.3 / duration}) < 2", timeout=10000
-        )  # fmt: skip
+            f"{100 * 0.3 / duration}) < 2",
+            timeout=10000,
+        )
         imgs = page.evaluate("[...document.images].map(i => i.complete && i.naturalWidth > 0)")
         assert imgs and all(imgs)  # the faces load
         page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
