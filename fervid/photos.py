@@ -103,7 +103,7 @@ def iter_images(
     outside = set()
     if root is not None and root.is_dir():
         real_root = os.path.realpath(root)
-        outside = {p for p, _ in todo if p.is_dir() and not inside(p, real_root)}
+        outside = {p for p, _ in todo if _is_dir(p) and not inside(p, real_root)}
     detector = None
     if not opts.crops:
         detector = FaceDetector(
@@ -132,6 +132,13 @@ def _faces_of(images: list[np.ndarray], emo: EmotionModel, detector) -> list[Fac
         Faces([[0, 0, img.shape[1], img.shape[0]]], [1.0], probs[k : k + 1], classes=emo.classes)
         for k, img in enumerate(images)
     ]
+
+
+def _is_dir(p: Path) -> bool:
+    try:
+        return p.is_dir()
+    except OSError:  # a name too long for the OS, say: it is read (and refused) as a file
+        return False
 
 
 def _decode(p: Path) -> tuple[np.ndarray | None, str]:
@@ -273,7 +280,7 @@ def _write_rows(source, writer: CsvRowWriter, schema: RowSchema, report, record,
     partial = record.partial
     try:
         for rows in source:
-            writer.write(rows, before=record.will_write)
+            _write(writer, rows, record)
             report.images += 1
             report.faces += sum(1 for r in rows if schema.has_face(r))
             error = schema.get(rows[0], "error")
@@ -281,21 +288,30 @@ def _write_rows(source, writer: CsvRowWriter, schema: RowSchema, report, record,
                 report.failed.append((schema.get(rows[0], "path"), error))
             if progress is not None:
                 progress(1)
-        writer.close()
+        _write(writer, None, record)
     except KeyboardInterrupt:
         writer.close(quietly=True)
         raise ScanInterrupted(report, partial) from None
-    except OSError as exc:  # a full disk, a lost network share
-        from .outputs import OutputError
-
-        writer.close(quietly=True)
-        raise OutputError(
-            f"{partial}: cannot write ({exc.strerror or exc}); the rows written so far are "
-            "kept: free space, then run again with --resume"
-        ) from None
     except BaseException:
         writer.close(quietly=True)
         raise
+
+
+def _write(writer: CsvRowWriter, rows, record) -> None:
+    """Write (or, with ``rows`` None, close) the partial CSV; a full disk or a lost share is
+    one line that says the rows so far are kept."""
+    from .outputs import OutputError
+
+    try:
+        if rows is None:
+            writer.close()
+        else:
+            writer.write(rows, before=record.will_write)
+    except OSError as exc:
+        raise OutputError(
+            f"{record.partial}: cannot write ({exc.strerror or exc}); the rows written so far "
+            "are kept: free space, then run again with --resume"
+        ) from None
 
 
 def _rows_here(paths, base, emo, opts) -> Iterator[list[list]]:

@@ -422,3 +422,24 @@ def test_resume_cuts_only_between_whole_records(photo_dir, tmp_path, monkeypatch
     a = pd.read_csv(out).sort_values(["path", "face"]).reset_index(drop=True)
     b = pd.read_csv(tmp_path / "full.csv").sort_values(["path", "face"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_a_folder_tree_deeper_than_the_path_limit_gets_a_row(photo_dir, tmp_path):
+    root = tmp_path / "deep"
+    root.mkdir()
+    shutil.copy(photo_dir / "astronaut.jpg", root / "top.jpg")
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        for _ in range(22):  # 22 x 201 characters: past Linux's 4096
+            os.mkdir("d" * 200, dir_fd=fd)
+            nxt = os.open("d" * 200, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    finally:
+        os.close(fd)
+    out = tmp_path / "o.csv"
+    r = _run("scan", root, "--csv", out)
+    assert r.exit_code == 1 and "cannot write" not in r.output, r.output
+    df = pd.read_csv(out, keep_default_na=False)
+    assert df.set_index("path").loc["top.jpg", "emotion"]
+    assert df["error"].str.contains("too long").sum() == 1
