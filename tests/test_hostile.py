@@ -443,3 +443,31 @@ def test_a_folder_tree_deeper_than_the_path_limit_gets_a_row(photo_dir, tmp_path
     df = pd.read_csv(out, keep_default_na=False)
     assert df.set_index("path").loc["top.jpg", "emotion"]
     assert df["error"].str.contains("too long").sum() == 1
+
+
+# -- CPUs without AMX, classification by need ------------------------------------------------
+
+
+def test_an_isa_below_amx_makes_the_runtime_choose_as_without_it(monkeypatch):
+    from fervid.runtime import Runtime, cpu_has_amx
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert not cpu_has_amx()
+    rt = Runtime.create("cpu")
+    assert rt.amp_dtype is None and rt.channels_last  # fp32, channels_last
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "ALL")
+    assert Runtime.create("cpu").channels_last
+
+
+def test_classification_by_need_keeps_one_row_per_face_per_frame(tmp_path, model):
+    clip = tmp_path / "still.mp4"
+    still = [samples.Actor(0, lambda t: (160, 120), lambda t: 90)]
+    samples.write_clip(clip, still, width=320, height=240, fps=10, frames=15)
+    every = fervid.analyze_video(clip, model=model, smooth=0)
+    by_need = fervid.analyze_video(clip, model=model, smooth=0, classify_interval=1.0)
+    assert len(by_need) == len(every) and list(by_need["face"]) == list(every["face"])
+    faces = by_need.dropna(subset=["face"])
+    # a still face keeps its probabilities between classifications
+    first = faces[faces["face"] == faces["face"].iloc[0]]
+    assert first["happiness"].nunique() < len(first)
+    assert (by_need["emotion"] == every["emotion"]).mean() >= 0.9
