@@ -200,11 +200,11 @@ def _visible(boxes: list) -> list:
     return out
 
 
-def identities(df, truth: list) -> dict:
-    """Per true person: the share of its rows under its majority person id, the ids it got,
-    id switches; and false merges (ids given to more than one true person for at least 5
-    frames). Faces are matched one to one (best IoU first, at least 0.3); faces more than
-    half hidden by another are not counted."""
+def matched_ids(df, truth: list, column: str, frames: set[int] | None = None) -> dict:
+    """Per true face: the ids (``column`` of ``df``: ``face`` or ``person``) of the rows
+    matched to it, frame by frame (of ``frames``, or every frame). Faces are matched one to
+    one (best IoU first, at least 0.3); faces more than half hidden by another are not
+    counted (the detector cannot see them)."""
     from fervid.track import iou_matrix
 
     rows = df.dropna(subset=["face"])
@@ -212,7 +212,7 @@ def identities(df, truth: list) -> dict:
     got: dict[int, list[int]] = {}
     for i, boxes in enumerate(truth):
         boxes = _visible(boxes)
-        if not boxes or i not in by_frame:
+        if not boxes or i not in by_frame or (frames is not None and i not in frames):
             continue
         g = by_frame[i]
         m = iou_matrix(
@@ -220,8 +220,16 @@ def identities(df, truth: list) -> dict:
         )
         while m.size and m.max() >= 0.3:
             r, j = np.unravel_index(int(m.argmax()), m.shape)
-            got.setdefault(boxes[r][0], []).append(int(g["person"].iloc[j]))
+            got.setdefault(boxes[r][0], []).append(int(g[column].iloc[j]))
             m[r, :], m[:, j] = 0, 0
+    return got
+
+
+def identities(df, truth: list) -> dict:
+    """Per true person: the share of its rows under its majority person id, the ids it got,
+    id switches; and false merges (ids given to more than one true person for at least 5
+    frames), on faces matched by :func:`matched_ids`."""
+    got = matched_ids(df, truth, "person")
     owners: dict[int, set[int]] = {}
     per = {}
     for k, seq in sorted(got.items()):

@@ -118,30 +118,13 @@ def clips(quick: bool) -> dict:
 
 
 def identities(df, truth: list, analysed: set[int], column: str = "face") -> dict:
-    """Per true face: the distinct ids (track ``face``, or ``person``) matched to it, and id
-    switches. Faces are matched one to one (best IoU first, at least 0.3); a face more than
-    half hidden behind another is not counted (the detector cannot see it)."""
-    from identity_clips import _visible
+    """Per true face: the distinct ids (track ``face``, or ``person``) matched to it on the
+    analysed frames (one to one, faces in view: :func:`identity_clips.matched_ids`), and id
+    switches."""
+    from identity_clips import matched_ids
 
-    from fervid.track import iou_matrix
-
-    rows = df.dropna(subset=["face"])
-    by_frame = {int(f): g for f, g in rows.groupby("frame")}
-    ids: dict[int, list[int]] = {}
-    for i, boxes in enumerate(truth):
-        boxes = _visible(boxes)
-        if i not in analysed or not boxes or i not in by_frame:
-            continue
-        g = by_frame[i]
-        m = iou_matrix(
-            np.stack([b for _, b in boxes]), g[["x1", "y1", "x2", "y2"]].to_numpy(np.float32)
-        )
-        while m.size and m.max() >= 0.3:
-            r, j = np.unravel_index(int(m.argmax()), m.shape)
-            ids.setdefault(boxes[r][0], []).append(int(g[column].iloc[j]))
-            m[r, :], m[:, j] = 0, 0
     out = {}
-    for k, seq in sorted(ids.items()):
+    for k, seq in sorted(matched_ids(df, truth, column, analysed).items()):
         switches = sum(1 for a, b in zip(seq, seq[1:]) if a != b)
         out[str(k)] = {"ids": len(set(seq)), "switches": switches}
     return out

@@ -15,37 +15,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from .annotation import analyze_video, annotate_video, summarize_csv
+# the public names, re-exported (listed once, in fervid.__all__)
+from . import __all__ as _exported
+from .annotation import analyze_video, annotate_video, summarize_csv  # noqa: F401
 from .classify import EmotionModel, load_model
-from .elan import write_eaf
-from .options import EpisodeOptions, ImageOptions, VideoOptions, make_options
-from .persons import episodes, people
-from .photos import ImageResult, ScanReport, iter_images, resolve_inputs
+from .elan import write_eaf  # noqa: F401
+from .options import EpisodeOptions, ImageOptions, VideoOptions, make_options  # noqa: F401
+from .persons import episodes, people  # noqa: F401
+from .photos import ImageResult, ScanReport, iter_images, resolve_inputs  # noqa: F401
 from .photos import scan_folder as _scan_folder
-from .pipeline import VideoReport
+from .pipeline import VideoReport  # noqa: F401
 from .rows import RowSchema, to_frame
-from .takeaway import report_table
+from .takeaway import report_table  # noqa: F401
 
-__all__ = [
-    "analyze_images",
-    "analyze_video",
-    "annotate_video",
-    "annotate_videos",
-    "iter_images",
-    "load_model",
-    "scan_folder",
-    "summarize_csv",
-    "people",
-    "episodes",
-    "report_table",
-    "write_eaf",
-    "EpisodeOptions",
-    "ImageOptions",
-    "ImageResult",
-    "ScanReport",
-    "VideoOptions",
-    "VideoReport",
-]
+#: The public functions and types: those the package exports (``fervid.<name>``), one list.
+__all__ = [name for name in _exported if name != "__version__"]
 
 
 def analyze_images(

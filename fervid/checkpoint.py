@@ -245,30 +245,19 @@ def _safetensors_head(path: Path, head: bytes) -> bool:
         return fh.read(1) == b"{"
 
 
-#: Column names of fervid's tables: a model's classes may not take them.
-RESERVED_COLUMNS = {
-    "frame",
-    "time_s",
-    "face",
-    "person",
-    "person_confidence",
-    "x1",
-    "y1",
-    "x2",
-    "y2",
-    "score",
-    "emotion",
-    "confidence",
-    "path",
-    "error",
-}
+def _reserved_columns() -> set[str]:
+    """Column names of fervid's tables (:mod:`fervid.rows`): a model's classes may not take
+    them."""
+    from .rows import RowSchema
+
+    return set(RowSchema("video", ()).columns) | set(RowSchema("image", ()).columns)
 
 
 def _fit_class_name(name: str) -> bool:
     """A class name that can be a column of fervid's tables: not one of its own columns, no
     control characters, no leading spreadsheet formula sign."""
     return (
-        name not in RESERVED_COLUMNS
+        name not in _reserved_columns()
         and name.isprintable()
         and name[:1] not in ("=", "+", "-", "@")
         and len(name) <= 64
