@@ -324,8 +324,10 @@ def _finish_job(ray, render, video, table, annotated, refs, options) -> dict:
     bad = [r for r in reports if r.get("error") and not r.get("frames")]
     if bad:
         return {"video": str(video), "error": bad[0]["error"]}
-    mappings = stitch([part_path(table, k) for k in range(len(reports))], table, drop_parts=True)
-    _persons_across_parts(table, reports, mappings, options)
+    mappings, seen = stitch(
+        [part_path(table, k) for k in range(len(reports))], table, drop_parts=True
+    )
+    _persons_across_parts(table, reports, mappings, seen, options)
     if annotated is not None:
         try:
             ray.get(
@@ -344,7 +346,7 @@ def _finish_job(ray, render, video, table, annotated, refs, options) -> dict:
     }
 
 
-def _persons_across_parts(table: Path, reports, mappings, options: VideoOptions) -> None:
+def _persons_across_parts(table: Path, reports, mappings, seen, options: VideoOptions) -> None:
     """Persons for the whole stitched video: the parts' track identities joined (tracks
     continued across a cut are one track) and grouped once more; a part without them (one
     finished by an earlier run) keeps each of its tracks apart."""
@@ -352,39 +354,25 @@ def _persons_across_parts(table: Path, reports, mappings, options: VideoOptions)
     from .identity import cluster_tracks, join_summaries
 
     summaries = [r.get("identity") for r in reports]
-    merged = join_summaries(summaries, mappings, tracks_in_table(table))
+    merged = join_summaries(summaries, mappings, seen)
     persons_in_file(table, cluster_tracks(merged, people=options.people))
 
 
-def tracks_in_table(csv_path: Path) -> dict[int, tuple[float, float]]:
-    """Each track of a video table: (first, last) time seen; streamed."""
-    import csv
-
-    out: dict[int, tuple[float, float]] = {}
-    with open(csv_path, newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        schema = RowSchema.from_header(next(reader))
-        face, time_s = schema.index("face"), schema.index("time_s")
-        for r in reader:
-            if r and r[face] != "":
-                tid, t = int(r[face]), float(r[time_s])
-                first, _ = out.get(tid, (t, t))
-                out[tid] = (first, t)
-    return out
-
-
-def stitch(parts: Sequence[Path], out: Path, *, drop_parts: bool = False) -> list[dict]:
+def stitch(
+    parts: Sequence[Path], out: Path, *, drop_parts: bool = False
+) -> tuple[list[dict], dict[int, tuple[float, float]]]:
     """One table from the tables of consecutive parts of a video: rows in order, track ids
     continued across each cut (a face in the first analysed frame of a part takes the id of
     the track it overlaps most, at IoU >= 0.3, among the tracks seen in the last 2 s of the
     part before; the others get new ids). Returns, per part, its track ids (as written in
-    it) -> the stitched ids."""
+    it) -> the stitched ids; and each stitched track's first and last time seen."""
     import csv
 
     from .outputs import atomic_path
 
-    # recent: global id -> (time, box) last seen; mappings: per part, its ids -> global ids
-    state = {"next_id": 0, "recent": {}, "mappings": []}
+    # recent: global id -> (time, box) last seen; mappings: per part, its ids -> global ids;
+    # seen: global id -> (first, last) time seen
+    state = {"next_id": 0, "recent": {}, "mappings": [], "seen": {}}
     with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         for k, part in enumerate(parts):
@@ -397,7 +385,7 @@ def stitch(parts: Sequence[Path], out: Path, *, drop_parts: bool = False) -> lis
     if drop_parts:
         for part in parts:
             Path(part).unlink(missing_ok=True)
-    return state["mappings"]
+    return state["mappings"], state["seen"]
 
 
 def _continued(reader, schema: RowSchema, state: dict):
@@ -419,7 +407,9 @@ def _continued(reader, schema: RowSchema, state: dict):
                 mapping[r[face]] = state["next_id"]
                 state["next_id"] += 1
             r[face] = str(mapping[r[face]])
-            recent[int(r[face])] = (float(r[time_s]), schema.box(r))
+            gid, t = int(r[face]), float(r[time_s])
+            recent[gid] = (t, schema.box(r))
+            state["seen"][gid] = (state["seen"].get(gid, (t, t))[0], t)
         yield r
     state["next_id"] = max([state["next_id"], *(i + 1 for i in recent)])
 

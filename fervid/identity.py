@@ -172,6 +172,9 @@ class PersonTracker:
     tracks: dict[int, TrackIdentity] = field(default_factory=dict)
     cooccur: set[tuple[int, int]] = field(default_factory=set)
     next_person: int = 0
+    # each track's confidence, worked out again only when an embedding is added (it depends
+    # on the embeddings alone), not for every face of every frame
+    _conf: dict[int, float] = field(default_factory=dict, repr=False)
 
     def update(self, faces: Faces, image: np.ndarray, t: float) -> tuple[list[int], np.ndarray]:
         ids = [int(i) for i in faces.track_ids]
@@ -188,7 +191,9 @@ class PersonTracker:
             tr.last_t = t
             persons.append(tr.person)
             if tr.samples:
-                conf[k] = self._confidence(tid)
+                if tid not in self._conf:
+                    self._conf[tid] = self._confidence(tid)
+                conf[k] = self._conf[tid]
         return persons, conf
 
     def _due(self, tid: int, box, t: float) -> bool:
@@ -212,6 +217,7 @@ class PersonTracker:
                 continue
             first = not tr.samples
             tr.samples.append([round(float(v), 5) for v in next(it)])
+            self._conf.clear()
             if first:
                 tr.person = self._match(int(faces.track_ids[k]), visible, tr.person)
 
@@ -280,6 +286,7 @@ class PersonTracker:
         self.tracks = {int(k): TrackIdentity(**v) for k, v in d["tracks"].items()}
         self.cooccur = {(int(a), int(b)) for a, b in d["cooccur"]}
         self.next_person = int(d["next_person"])
+        self._conf.clear()
 
 
 def cluster_tracks(

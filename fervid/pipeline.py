@@ -132,10 +132,9 @@ class VideoPipeline:
         return self.tracker.update(found, t)
 
     def identify(self, faces: Faces, frame: Frame) -> Faces:
-        """Each tracked face's person (re-identification by embedding)."""
+        """Each tracked face's person (re-identification by embedding; without it, each
+        track its own person, confidence NaN: no embeddings)."""
         persons, conf = self.people.update(faces, frame.image, frame.time_s)
-        if not self.options.reid:
-            conf = np.full(len(faces), np.nan, np.float32)
         return faces.with_persons(persons, conf)
 
     def classify(self, frames: list[Frame], found: list[Faces]) -> list[Faces]:

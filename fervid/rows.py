@@ -11,6 +11,7 @@ that adding a column touches this module only.
 from __future__ import annotations
 
 import csv
+import functools
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -51,15 +52,20 @@ class RowSchema:
 
     @property
     def columns(self) -> list[str]:
+        return list(self._columns)
+
+    @functools.cached_property
+    def _columns(self) -> tuple[str, ...]:
+        # made once per schema: rows are made and read through it for every face
         tail = IMAGE_TAIL if self.kind == "image" else ()
-        return [*self.keys, *BOX, "score", *self.classes, *RESULT, *tail]
+        return (*self.keys, *BOX, "score", *self.classes, *RESULT, *tail)
 
     def index(self, name: str) -> int:
         return self._positions[name]
 
-    @property
+    @functools.cached_property
     def _positions(self) -> dict[str, int]:
-        return {c: k for k, c in enumerate(self.columns)}
+        return {c: k for k, c in enumerate(self._columns)}
 
     def get(self, row: Sequence, name: str):
         """One field of a row, by name."""
@@ -96,7 +102,7 @@ class RowSchema:
         """The rows of one frame or image: the ``fixed`` fields (``frame`` and ``time_s``,
         or ``path`` and ``error``) on every row, one row per face with its fields and the
         ``extra`` per-face fields by name; one row of empty face fields when there is none."""
-        columns = self.columns
+        columns = self._columns
         if len(faces) == 0:
             return [[fixed.get(c, "") for c in columns]]
         out = []

@@ -5,6 +5,7 @@ tab-separated text, and the page to review (:func:`write_takeaway`). It runs aft
 
 from __future__ import annotations
 
+import glob
 import os
 from pathlib import Path
 
@@ -85,16 +86,10 @@ def find_video(table: Path) -> Path | None:
     from .images import VIDEO_EXTS
 
     stem = outputs_of_table(table)["csv"].name[: -len(".fervid.csv")]
-    for p in sorted(table.parent.glob(f"{glob_escape(stem)}.*")):
+    for p in sorted(table.parent.glob(f"{glob.escape(stem)}.*")):
         if p.suffix.lower() in VIDEO_EXTS and ".fervid" not in p.name and p.is_file():
             return p
     return None
-
-
-def glob_escape(text: str) -> str:
-    import glob
-
-    return glob.escape(text)
 
 
 def report_table(
