@@ -116,15 +116,13 @@ class _ScanWorker:
         self.options = options
 
     def scan(self, shard: list[str], base: str | None) -> list[list[list]]:
-        from .photos import iter_images
+        from .photos import iter_images, rows_per_file
 
         _maybe_crash()
-        out = []
-        for res in iter_images(
+        results = iter_images(
             [Path(p) for p in shard], model=self.model, relative_to=base, options=self.options
-        ):
-            out.append(res.rows())
-        return out
+        )
+        return list(rows_per_file(results))
 
 
 def scan_rows(

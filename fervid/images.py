@@ -111,21 +111,41 @@ def check_regular(path: str | os.PathLike) -> None:
         raise ImageError(f"not a regular file ({kind})")
 
 
+#: Frames read from one multi-page or animated file at most (each read as an image of its
+#: own); the rest are said in a row, not read.
+MAX_FRAMES = 100
+
+
 def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Decode an image as HxWx3 uint8 RGB, EXIF orientation applied.
+    """Decode an image as HxWx3 uint8 RGB, EXIF orientation applied (a multi-page or
+    animated file: its first frame; :func:`load_frames` reads them all).
 
     Grayscale, RGBA/LA (composited on white), palette, CMYK, 16-bit and float images are all
     converted. Raises :class:`ImageError` for anything unreadable.
     """
+    return load_frames(path, max_frames=1)[0][0]
+
+
+def load_frames(
+    path: str | os.PathLike, *, max_frames: int = MAX_FRAMES
+) -> tuple[list[np.ndarray], int]:
+    """Every frame of an image file as :func:`load_image` decodes it (the pages of a TIFF,
+    the frames of an animated GIF, WebP or PNG; a still image is one frame), at most
+    ``max_frames`` of them, and how many frames the file holds."""
     check_regular(path)
     try:
         with _open_image(path) as (im, huge):
-            im.load()
-            im = ImageOps.exif_transpose(im) or im
-            out = to_rgb_array(im)
+            total = max(1, int(getattr(im, "n_frames", 1) or 1))
+            frames = []
+            for k in range(min(total, max_frames)):
+                if k:
+                    im.seek(k)
+                im.load()
+                frames.append(to_rgb_array(ImageOps.exif_transpose(im) or im))
         if huge:
-            log.warning("%s: a very large image (%d x %d), read anyway", path, *out.shape[1::-1])
-        return out
+            h, w = frames[0].shape[:2]
+            log.warning("%s: a very large image (%d x %d), read anyway", path, w, h)
+        return frames, total
     except ImageError:
         raise
     except (
@@ -133,6 +153,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         UnidentifiedImageError,
         ValueError,
         SyntaxError,
+        EOFError,
         Image.DecompressionBombError,
     ) as exc:
         msg = first_line(exc)

@@ -15,10 +15,10 @@ import numpy as np
 from .classify import EmotionModel, load_model
 from .detect import FaceDetector
 from .faces import Faces
-from .images import IMAGE_EXTS, ImageError, inside, load_image, walk_entries
+from .images import IMAGE_EXTS, MAX_FRAMES, ImageError, inside, load_frames, walk_entries
 from .options import ImageOptions, make_options
 from .pipeline import chunked
-from .rows import RowSchema
+from .rows import RowSchema, file_of, frame_name
 from .writers import WRITERS, CsvRowWriter, clean_text, format_of, working_table, write_format
 
 #: MTCNN's pyramid step for photos: 20% faster than facenet-pytorch's 0.709, the same faces
@@ -35,12 +35,15 @@ def as_model(model: EmotionModel | str | os.PathLike | None, device: str) -> Emo
 
 @dataclass
 class ImageResult:
-    """The faces of one image file, or why it could not be read."""
+    """The faces of one image file (or of one frame of a multi-page or animated file: then
+    ``relpath`` is ``name#k`` and ``last`` says whether it is the file's last), or why it
+    could not be read."""
 
     path: Path
     relpath: str
     faces: Faces
     error: str = ""
+    last: bool = True
 
     def rows(self) -> list[list]:
         return RowSchema("image", self.faces.classes).image_rows(
@@ -113,14 +116,43 @@ def iter_images(
             pyramid_factor=PHOTO_PYRAMID_FACTOR,
         )
     chunk = 64 if opts.crops else 4  # crops: one forward pass per 64; photos: MTCNN batches
-    for batch in chunked(_decode_ahead(todo, max(prefetch, chunk), outside), chunk):
+    frames = _each_frame(_decode_ahead(todo, max(prefetch, chunk), outside))
+    for batch in chunked(frames, chunk):
         images = [item[2] for item in batch if item[2] is not None]
         found = iter(_faces_of(images, emo, detector) if images else [])
-        for p, r, image, err in batch:
-            if image is None:
-                yield ImageResult(p, r, Faces.empty(emo.classes), err)
-            else:
-                yield ImageResult(p, r, next(found))
+        for p, r, image, err, last in batch:
+            faces = Faces.empty(emo.classes) if image is None else next(found)
+            yield ImageResult(p, r, faces, err, last)
+
+
+def _each_frame(decoded):
+    """(path, relpath, image or None, error, last of its file) per frame: a still image as it
+    is, each frame of a multi-page or animated file as ``relpath#k``, and a last row for the
+    frames past :data:`~fervid.images.MAX_FRAMES` (not read)."""
+    for p, r, frames, err, total in decoded:
+        if frames is None:
+            yield p, r, None, err, True
+        elif total == 1:
+            yield p, r, frames[0], "", True
+        else:
+            n = len(frames)
+            for k, image in enumerate(frames, 1):
+                yield p, frame_name(r, k), image, "", k == n == total
+            if total > n:
+                left = f"{n + 1}-{total}" if total > n + 1 else str(total)
+                why = f"frame(s) {left} of {total} not read (at most {n} per file)"
+                yield p, frame_name(r, n + 1), None, why, True
+
+
+def rows_per_file(results: Iterable[ImageResult]) -> Iterator[list[list]]:
+    """The rows of each file (all its frames together), in order, each file's as soon as its
+    last frame is done."""
+    rows = []
+    for res in results:
+        rows += res.rows()
+        if res.last:
+            yield rows
+            rows = []
 
 
 def _faces_of(images: list[np.ndarray], emo: EmotionModel, detector) -> list[Faces]:
@@ -141,40 +173,42 @@ def _is_dir(p: Path) -> bool:
         return False
 
 
-def _decode(p: Path) -> tuple[np.ndarray | None, str]:
+def _decode(p: Path) -> tuple[list[np.ndarray] | None, str, int]:
+    """(frames or None, why not, how many frames the file holds)."""
     try:
         if p.is_dir():
             os.listdir(p)
     except OSError as exc:
-        return None, f"cannot list folder: {exc.strerror or exc}"
+        return None, f"cannot list folder: {exc.strerror or exc}", 0
     try:
-        return load_image(p), ""
+        frames, total = load_frames(p, max_frames=MAX_FRAMES)
+        return frames, "", total
     except ImageError as exc:
-        return None, str(exc)
+        return None, str(exc), 0
     except OSError as exc:
-        return None, f"cannot read file: {exc.strerror or exc}"
+        return None, f"cannot read file: {exc.strerror or exc}", 0
 
 
 def _decode_ahead(todo: list[tuple[Path, str]], prefetch: int, outside=frozenset()):
-    """(path, relpath, image or None, error) in order, decoded by two threads ahead of use;
-    the read-ahead is bounded so memory does not grow with the folder. Paths in ``outside``
-    (links to folders out of the scanned folder) are not read."""
+    """(path, relpath, frames or None, error, frames in the file) in order, decoded by two
+    threads ahead of use; the read-ahead is bounded so memory does not grow with the folder.
+    Paths in ``outside`` (links to folders out of the scanned folder) are not read."""
 
     def decode(p: Path):
         if p in outside:
-            return None, "a link to a folder outside the scanned folder: not followed"
+            return None, "a link to a folder outside the scanned folder: not followed", 0
         return _decode(p)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         pending = [pool.submit(decode, p) for p, _ in todo[:prefetch]]
         nxt = len(pending)
         for i, (p, r) in enumerate(todo):
-            image, err = pending[i].result()
+            frames, err, total = pending[i].result()
             pending[i] = None
             if nxt < len(todo):
                 pending.append(pool.submit(decode, todo[nxt][0]))
                 nxt += 1
-            yield p, r, image, err
+            yield p, r, frames, err, total
 
 
 # -- a folder scanned into a table file ----------------------------------------------------
@@ -254,6 +288,7 @@ def scan_folder(
             folder=root,
         )
         paths, base = resolve_inputs(root)
+        done = {file_of(name) for name in done}
         todo = [p for p in paths if relpath(p, base) not in done]
         if on_total is not None:
             on_total(len(todo))
@@ -283,9 +318,9 @@ def _write_rows(source, writer: CsvRowWriter, schema: RowSchema, report, record,
             _write(writer, rows, record)
             report.images += 1
             report.faces += sum(1 for r in rows if schema.has_face(r))
-            error = schema.get(rows[0], "error")
-            if error:
-                report.failed.append((schema.get(rows[0], "path"), error))
+            for row in rows:
+                if error := schema.get(row, "error"):
+                    report.failed.append((schema.get(row, "path"), error))
             if progress is not None:
                 progress(1)
         _write(writer, None, record)
@@ -315,5 +350,4 @@ def _write(writer: CsvRowWriter, rows, record) -> None:
 
 
 def _rows_here(paths, base, emo, opts) -> Iterator[list[list]]:
-    for res in iter_images(paths, relative_to=base, model=emo, options=opts):
-        yield res.rows()
+    yield from rows_per_file(iter_images(paths, relative_to=base, model=emo, options=opts))

@@ -18,7 +18,7 @@ import pandas as pd
 
 from .emotions import color_for
 from .outputs import atomic_path
-from .rows import cell_text
+from .rows import cell_text, file_of
 
 GENERATOR = '<meta name="generator" content="fervid">'
 
@@ -218,7 +218,7 @@ def write_photos_page(
         for r in part[part["emotion"] != ""].itertuples(index=False):
             emotions.add(r.emotion)
             box = json.dumps([float(r.x1), float(r.y1), float(r.x2), float(r.y2)])
-            src = _rel(folder / cell_text(str(r.path)), path)
+            src = _rel(folder / file_of(cell_text(str(r.path))), path)  # a frame: its file
             cards.append(
                 f'<div class="card" data-emotion="{html.escape(r.emotion)}" '
                 f'data-box=\'{box}\'><div class="crop"><img src="{src}" alt="" '

@@ -217,3 +217,15 @@ def to_frame(rows: list[list], schema: RowSchema):
             if c in INT_COLUMNS:
                 df[c] = df[c].astype("Int64")
     return df
+
+
+def frame_name(relpath: str, k: int) -> str:
+    """The name of frame ``k`` (from 1) of a multi-page or animated file: ``relpath#k``."""
+    return f"{relpath}#{k}"
+
+
+def file_of(name: str) -> str:
+    """The file a row's path names: ``a.tif#3`` (a frame) is ``a.tif``; an image file found
+    in a folder always ends in its extension, so the two never mix."""
+    head, sep, tail = name.rpartition("#")
+    return head if sep and tail.isdigit() else name

@@ -471,3 +471,58 @@ def test_classification_by_need_keeps_one_row_per_face_per_frame(tmp_path, model
     first = faces[faces["face"] == faces["face"].iloc[0]]
     assert first["happiness"].nunique() < len(first)
     assert (by_need["emotion"] == every["emotion"]).mean() >= 0.9
+
+
+@pytest.fixture(scope="module")
+def frames_dir(tmp_path_factory, photo_dir):
+    """A multi-page TIFF (a blank page, then two faces), an animated WebP (a face, then
+    blank) and a still photo."""
+    from PIL import Image
+
+    d = tmp_path_factory.mktemp("frames") / "stacks"
+    d.mkdir()
+    face = Image.open(photo_dir / "astronaut.jpg").convert("RGB")
+    other = Image.open(photo_dir / "grace_hopper.jpg").convert("RGB").resize(face.size)
+    blank = Image.new("RGB", face.size, (90, 90, 90))
+    blank.save(d / "stack.tif", save_all=True, append_images=[face, other])
+    face.save(d / "anim.webp", save_all=True, append_images=[blank], duration=100, loop=0)
+    shutil.copy(photo_dir / "astronaut.jpg", d / "still.jpg")
+    return d
+
+
+def test_every_frame_of_a_multi_page_or_animated_image_is_read(frames_dir, tmp_path):
+    out = tmp_path / "f.csv"
+    r = _run("scan", frames_dir, "--csv", out)
+    assert r.exit_code == 0, r.output
+    df = pd.read_csv(out, keep_default_na=False)
+    faces = df[df["emotion"] != ""].groupby("path").size().to_dict()
+    assert set(df["path"]) == {"anim.webp#1", "anim.webp#2", "still.jpg"} | {
+        f"stack.tif#{k}" for k in (1, 2, 3)
+    }
+    assert faces == {"anim.webp#1": 1, "still.jpg": 1, "stack.tif#2": 1, "stack.tif#3": 1}
+    assert (df["error"] == "").all()
+    assert "3 images scanned" in r.output, r.output
+
+
+def test_frames_past_the_limit_are_said_in_a_row(frames_dir, tmp_path, monkeypatch):
+    import fervid.photos
+
+    monkeypatch.setattr(fervid.photos, "MAX_FRAMES", 2)
+    out = tmp_path / "f.csv"
+    r = _run("scan", frames_dir, "--csv", out)
+    assert r.exit_code == 1 and "1 file(s) could not be read" in r.output, r.output
+    df = pd.read_csv(out, keep_default_na=False)
+    last = df[df["path"] == "stack.tif#3"]
+    assert last["error"].tolist() == ["frame(s) 3 of 3 not read (at most 2 per file)"]
+
+
+def test_a_resumed_scan_keeps_each_files_frames_whole(frames_dir, tmp_path, monkeypatch):
+    full = tmp_path / "full.csv"
+    _run("scan", frames_dir, "--csv", full)
+    out = tmp_path / "o.csv"
+    _interrupted_scan(frames_dir, out, monkeypatch, after=4)  # in the TIFF's frames
+    kept = pd.read_csv(tmp_path / "o.partial.csv", keep_default_na=False)["path"]
+    assert set(kept) == {"anim.webp#1", "anim.webp#2"}  # not two thirds of the TIFF
+    r = _run("scan", frames_dir, "--csv", out, "--resume")
+    assert r.exit_code == 0 and "2 images scanned (1 already done)" in r.output, r.output
+    assert sorted(out.read_text().splitlines()) == sorted(full.read_text().splitlines())
