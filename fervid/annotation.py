@@ -132,19 +132,20 @@ def annotate_video(
 def check_annotate_outputs(csv_path: Path, annotated: str | os.PathLike | None) -> None:
     """Refuse to replace or delete any file :func:`annotate_video` would touch (the CSV, its
     partial file and state, the annotated video and its partial file) that fervid did not
-    write."""
-    from .outputs import is_fervid_csv, is_fervid_output, may_replace
+    write; partial files may also be ones a kill cut off (:func:`fervid.outputs.unfinished`),
+    as :func:`fervid.outputs.check_video_outputs` allows them."""
+    from .outputs import is_fervid_csv, is_fervid_output, may_replace, unfinished
     from .video import is_fervid_video
 
-    def ours_or_empty(check):
-        return lambda p: check(p) or p.stat().st_size == 0
+    def ours_or_cut(check, kind):
+        return lambda p: check(p) or unfinished(p, kind)
 
     may_replace(csv_path, is_fervid_output)
-    may_replace(partial_path(csv_path), ours_or_empty(is_fervid_csv))
-    may_replace(state_path_of(csv_path), ours_or_empty(_is_state))
+    may_replace(partial_path(csv_path), ours_or_cut(is_fervid_csv, "csv"))
+    may_replace(state_path_of(csv_path), ours_or_cut(_is_state, "json"))
     if annotated is not None:
         may_replace(Path(annotated), is_fervid_video)
-        may_replace(partial_path(annotated), ours_or_empty(is_fervid_video_start))
+        may_replace(partial_path(annotated), ours_or_cut(is_fervid_video, "mp4"))
 
 
 def state_path_of(csv_path: Path) -> Path:
@@ -158,16 +159,6 @@ def _is_state(path: Path) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(d, dict) and {"version", "video", "options", "last_frame"} <= set(d)
-
-
-def is_fervid_video_start(path: Path) -> bool:
-    """A video fervid wrote, or an MP4 cut off mid-write (its file-type box first)."""
-    from .video import is_fervid_video
-
-    if is_fervid_video(path):
-        return True
-    with open(path, "rb") as fh:
-        return fh.read(12)[4:8] == b"ftyp"
 
 
 def _annotate_locked(path, csv_path, emo, opts, annotated, resume, progress) -> VideoReport:

@@ -464,22 +464,25 @@ def check_video_outputs(
         own = functools.partial(is_ours, kind=k)
         may_replace(path, own)
         if k != "faces":
-            may_replace(partial_path(path), lambda p, own=own, k=k: own(p) or _unfinished(p, k))
+            may_replace(partial_path(path), lambda p, own=own, k=k: own(p) or unfinished(p, k))
     check_writable(outs["table"].parent)
 
 
-def _unfinished(path: Path, kind: str) -> bool:
+def unfinished(path: Path, kind: str) -> bool:
     """A file of this kind cut off mid-write (by a kill), as fervid's partial files can be:
-    an MP4 that starts with its file-type box, or a PNG with its signature."""
+    an empty file (created, nothing written yet), an MP4 that starts with its file-type box,
+    or a PNG with its signature."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(12)
     except OSError:
         return False
+    if not head:
+        return True
     if kind == "mp4":
-        return head[4:8] == b"ftyp" or not head
+        return head[4:8] == b"ftyp"
     if kind == "png":
-        return head.startswith(b"\x89PNG") or not head
+        return head.startswith(b"\x89PNG")
     return False
 
 

@@ -68,6 +68,21 @@ def test_annotate_video_leaves_files_it_did_not_write(clip, model, tmp_path):
     assert Path(holiday).read_bytes() == Path(clip).read_bytes()
 
 
+@pytest.mark.parametrize("entry", ["cli", "api"])
+def test_empty_partial_files_a_kill_left_are_replaced_by_every_entry_point(
+    clip, model, tmp_path, entry
+):
+    out = tmp_path / "clip.fervid.csv"
+    for name in ("clip.fervid.partial.csv", "clip.fervid.state.json", "clip.fervid.partial.mp4"):
+        (tmp_path / name).write_bytes(b"")  # a kill just after the files were created
+    if entry == "cli":
+        r = _run("annotate", clip, "--out-dir", tmp_path)
+        assert r.exit_code == 0, r.output
+    else:
+        fervid.annotate_video(clip, out, model=model, annotated=tmp_path / "clip.fervid.mp4")
+    assert len(pd.read_csv(out)) > 0 and (tmp_path / "clip.fervid.mp4").stat().st_size > 0
+
+
 def test_a_finished_csv_is_kept_when_not_asked_to_overwrite(clip, model, tmp_path):
     out = tmp_path / "o.csv"
     fervid.annotate_video(clip, out, model=model)
