@@ -298,14 +298,31 @@ def scan_folder(
         record = ScanRecord(partial, root)
         record.start()
         _write_rows(source, writer, schema, report, record, progress)
-        os.replace(partial, table)
+        _finish(partial, final, fmt, page, root)
         record.remove()
+    return report
+
+
+def _finish(partial: Path, final: Path, fmt: str, page, root: Path) -> None:
+    """The page and the output in its format, from the whole partial CSV, which (with its
+    record) is kept until both are written: a full disk here loses nothing, and a resume
+    only writes them again."""
+    from .outputs import OutputError
+
+    try:
         if page is not None:
             from .report import write_photos_page
 
-            write_photos_page(page, table, root if root.is_dir() else root.parent)
-        write_format(table, final, fmt)
-    return report
+            write_photos_page(page, partial, root if root.is_dir() else root.parent)
+        if fmt == "csv":
+            os.replace(partial, final)
+        else:
+            write_format(partial, final, fmt)
+    except OSError as exc:
+        raise OutputError(
+            f"{final}: cannot write ({exc.strerror or exc}); every row is kept in {partial}: "
+            "free space, then run again with --resume"
+        ) from None
 
 
 def _write_rows(source, writer: CsvRowWriter, schema: RowSchema, report, record, progress):

@@ -338,6 +338,27 @@ def test_a_full_disk_is_one_line_and_keeps_what_was_written(photo_dir, tmp_path)
         subprocess.run(["umount", str(small)], check=False)
 
 
+def test_a_full_disk_while_converting_keeps_every_row_for_resume(photo_dir, tmp_path, monkeypatch):
+    import errno
+
+    import fervid.writers
+
+    def full(csv_path, out):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    out = tmp_path / "o.csv"
+    real = fervid.writers.WRITERS["jsonl"]
+    monkeypatch.setitem(fervid.writers.WRITERS, "jsonl", full)
+    r = _run("scan", photo_dir, "--csv", out, "--format", "jsonl")
+    assert r.exit_code == 1 and "every row is kept" in r.output and "--resume" in r.output
+    assert len(r.output.strip().splitlines()) == 1
+    monkeypatch.setitem(fervid.writers.WRITERS, "jsonl", real)
+    r = _run("scan", photo_dir, "--csv", out, "--format", "jsonl", "--resume")
+    assert r.exit_code == 0 and "0 images scanned (3 already done)" in r.output, r.output
+    assert len(pd.read_json(tmp_path / "o.jsonl", lines=True)) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.jsonl"]
+
+
 # -- more hostile files ------------------------------------------------------------------------
 
 
