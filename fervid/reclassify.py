@@ -8,6 +8,7 @@ frame (the default: docs/video.md says why)."""
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,55 +31,59 @@ def face_thumb(image: np.ndarray, box) -> np.ndarray:
 
 @dataclass
 class ClassifyByNeed:
-    """``need(faces, image, t) -> mask`` of the faces to classify; ``fill(faces, probs)``
-    gives every face probabilities (new ones for the classified, carried for the others)."""
+    """``need(faces, image, t) -> mask`` of the faces to classify; ``fill(faces, mask, probs,
+    image, t)`` gives every face probabilities (new ones for the classified, carried for the
+    others), called for the same frames in the same order (a batch of frames: all ``need``,
+    one classification, all ``fill``)."""
 
     interval: float = 0.0
     resize: float = 0.15
     change: float = 0.06
-    _last: dict[int, tuple[float, float, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # per track: [time, size, thumbnail, probabilities] of its last classification
+    _last: dict[int, list] = field(default_factory=dict)
+    # per frame seen by need and not yet filled: each face's entry of _last
+    _refs: deque = field(default_factory=deque)
 
     def need(self, faces: Faces, image: np.ndarray, t: float) -> np.ndarray:
+        """Which faces to classify. A face to classify is remembered at once (its
+        probabilities come with :meth:`fill`), so that the later frames of the same batch
+        carry them rather than all being classified."""
         mask = np.ones(len(faces), bool)
         if self.interval <= 0:
             return mask
+        refs = []
         for k, tid in enumerate(faces.track_ids):
+            box = faces.boxes[k]
+            size = float(max(box[2] - box[0], box[3] - box[1]))
+            thumb = face_thumb(image, box).astype(np.int16)
             last = self._last.get(int(tid))
-            if last is None or t - last[0] >= self.interval - 1e-9:
-                continue
-            size = float(
-                max(faces.boxes[k, 2] - faces.boxes[k, 0], faces.boxes[k, 3] - faces.boxes[k, 1])
+            mask[k] = (
+                last is None
+                or t - last[0] >= self.interval - 1e-9
+                or abs(size / max(last[1], 1.0) - 1) > self.resize
+                or np.abs(thumb - last[2]).mean() / 255 > self.change
             )
-            if abs(size / max(last[1], 1.0) - 1) > self.resize:
-                continue
-            thumb = face_thumb(image, faces.boxes[k])
-            if np.abs(thumb.astype(np.int16) - last[2]).mean() / 255 > self.change:
-                continue
-            mask[k] = False
+            if mask[k]:
+                last = self._last[int(tid)] = [t, size, thumb, None]
+            refs.append(last)
+        self._refs.append(refs)
         return mask
 
     def fill(
         self, faces: Faces, mask: np.ndarray, probs: np.ndarray, image: np.ndarray, t: float
     ) -> np.ndarray:
         """All faces' probabilities: ``probs`` (rows for the faces in ``mask``) and the last
-        ones of the others; what was classified is remembered."""
-        out = np.zeros((len(faces), probs.shape[1] if len(probs) else 0), np.float32)
+        ones of the others."""
+        if self.interval <= 0:
+            return probs
+        refs = self._refs.popleft()
         it = iter(probs)
-        for k, tid in enumerate(faces.track_ids):
-            tid = int(tid)
+        for k, entry in enumerate(refs):
             if mask[k]:
-                p = next(it)
-                if self.interval > 0:
-                    b = faces.boxes[k]
-                    size = float(max(b[2] - b[0], b[3] - b[1]))
-                    self._last[tid] = (t, size, face_thumb(image, b).astype(np.int16), p)
-                out = out if out.shape[1] else np.zeros((len(faces), len(p)), np.float32)
-                out[k] = p
-            else:
-                last = self._last[tid][3]
-                out = out if out.shape[1] else np.zeros((len(faces), len(last)), np.float32)
-                out[k] = last
-        return out
+                entry[3] = next(it)
+        width = probs.shape[1] if probs.ndim == 2 and probs.shape[1] else 0
+        rows = [entry[3] for entry in refs]
+        return np.asarray(rows, np.float32) if rows else np.zeros((0, width), np.float32)
 
     def forget(self, alive: set[int]) -> None:
         """Drop what is remembered of tracks that ended."""
@@ -86,10 +91,14 @@ class ClassifyByNeed:
             del self._last[tid]
 
     def state_dict(self) -> dict:
-        return {str(k): [t, s, th.tolist(), p.tolist()] for k, (t, s, th, p) in self._last.items()}
+        return {
+            str(k): [t, s, th.tolist(), p.tolist()]
+            for k, (t, s, th, p) in self._last.items()
+            if p is not None
+        }
 
     def load_state_dict(self, d: dict) -> None:
         self._last = {
-            int(k): (float(t), float(s), np.asarray(th, np.int16), np.asarray(p, np.float32))
+            int(k): [float(t), float(s), np.asarray(th, np.int16), np.asarray(p, np.float32)]
             for k, (t, s, th, p) in d.items()
         }

@@ -1,0 +1,151 @@
+"""The classifier compiled by OpenVINO for CPUs (``backend="openvino"``): int8 where a
+quantized copy of the checkpoint sits beside it (the bundled model has one), else the network
+converted as it is.
+
+Measured on this project's 2-core Xeon (``python bench/classifier.py``; docs/video.md), ms
+per face at batch 64 with the mirror image: PyTorch 2.5 (bf16, AMX) / 10.1 (fp32, as an
+AVX2-only CPU); OpenVINO int8 0.7 / 4.2, with RAF-DB test accuracy unchanged. PyTorch stays
+the default runtime (docs/video.md: a crash seen when OpenVINO ran inside the test suite's
+process is not understood yet), and runs the network on GPUs, for training, and where
+OpenVINO is missing or cannot compile it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .calibration import temperature_scale
+
+log = logging.getLogger(__name__)
+
+#: Where the quantized copy of a checkpoint is looked for: ``NAME.int8.xml`` (and ``.bin``).
+INT8_SUFFIX = ".int8.xml"
+#: The run-time information key that names the checkpoint a quantized copy was made from.
+DIGEST_KEY = ["fervid", "checkpoint_sha256"]
+
+
+def file_digest(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def int8_path(checkpoint: str | Path) -> Path:
+    p = Path(checkpoint)
+    return p.with_name(p.stem + INT8_SUFFIX)
+
+
+class CompiledClassifier:
+    """A network compiled by OpenVINO: probabilities of prepared (normalised, NCHW float32)
+    batches, with the mirror image and the temperature as
+    :meth:`fervid.runtime.Runtime.probabilities` applies them."""
+
+    def __init__(self, compiled, kind: str) -> None:
+        self.compiled = compiled
+        self.kind = kind  # "int8" or "converted"
+
+    def describe(self) -> str:
+        return f"cpu openvino {self.kind}"
+
+    def probabilities(self, x: np.ndarray, tta: str, temperature: float) -> torch.Tensor:
+        if tta not in ("none", "hflip"):
+            raise ValueError(f"unknown test-time augmentation {tta!r} (none, hflip)")
+        n = len(x)
+        batch = np.concatenate([x, x[:, :, :, ::-1]]) if tta == "hflip" else x
+        request = self.compiled.create_infer_request()  # one per call: safe across threads
+        logits = request.infer([np.ascontiguousarray(batch, np.float32)])[0]
+        probs = torch.softmax(torch.from_numpy(np.array(logits, np.float32)), dim=1)
+        if tta == "hflip":
+            probs = (probs[:n] + probs[n:]) / 2
+        return temperature_scale(probs, temperature)
+
+
+def compile_for_cpu(
+    module: torch.nn.Module, checkpoint: str | Path, input_size: int, channels: int, amp: str
+) -> CompiledClassifier | None:
+    """The checkpoint's network compiled by OpenVINO (its int8 copy when there is one made
+    from exactly this file), or None where OpenVINO is missing or fails: then PyTorch runs
+    it. ``amp``: "off" asks for fp32 in the layers that are not int8, "bf16" for bf16;
+    "auto" lets OpenVINO choose (bf16 on CPUs with AMX)."""
+    try:
+        import openvino as ov
+    except ImportError:
+        log.debug("OpenVINO is not installed: the classifier runs in PyTorch")
+        return None
+    config = {"PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False}
+    if amp in ("off", "none", "no"):
+        config["INFERENCE_PRECISION_HINT"] = "f32"
+    elif amp == "bf16":
+        config["INFERENCE_PRECISION_HINT"] = "bf16"
+    core = ov.Core()
+    core.set_property({"ENABLE_MMAP": False})  # weights read into memory, not mapped
+    try:
+        network, kind = _quantized(core, checkpoint), "int8"
+        if network is None:
+            network, kind = _converted(ov, module, input_size, channels), "converted"
+        return CompiledClassifier(core.compile_model(network, "CPU", config), kind)
+    except Exception as exc:  # noqa: BLE001 - any failure: PyTorch runs the network
+        from .errors import first_line
+
+        log.warning(
+            "OpenVINO could not compile the classifier (%s): PyTorch runs it", first_line(exc)
+        )
+        return None
+
+
+def _quantized(core, checkpoint: str | Path):
+    path = int8_path(checkpoint)
+    if not path.is_file():
+        return None
+    network = core.read_model(str(path))
+    made_from = (
+        network.get_rt_info(DIGEST_KEY).astype(str) if network.has_rt_info(DIGEST_KEY) else ""
+    )
+    if made_from != file_digest(checkpoint):
+        log.warning("%s was not made from %s: not used", path, checkpoint)
+        return None
+    return network
+
+
+def _converted(ov, module: torch.nn.Module, input_size: int, channels: int):
+    import copy
+
+    module = copy.deepcopy(module).float().to(memory_format=torch.contiguous_format).eval()
+    example = torch.zeros(1, channels, input_size, input_size)
+    with warnings.catch_warnings():  # OpenVINO traces with torch.jit, which says it is old
+        warnings.simplefilter("ignore", FutureWarning)
+        # weights copied: shared, they would point into the module copy once it is freed
+        network = ov.convert_model(module, example_input=example, share_weights=False)
+    network.reshape([-1, channels, input_size, input_size])
+    return network
+
+
+def quantize(model, calibration: np.ndarray, checkpoint: str | Path, out: str | Path | None = None):
+    """Write an int8 copy of ``checkpoint`` (loaded as ``model``, a
+    :class:`~fervid.classify.EmotionModel`) beside it (or to ``out``), its activations
+    calibrated on ``calibration``: uint8 crops (N, C, S, S) as :meth:`EmotionModel.crops`
+    makes them, from validation faces (never a test split). Needs ``pip install nncf``.
+    Returns the path of the ``.xml`` file."""
+    import nncf
+    import openvino as ov
+
+    meta = model.meta
+    x = model.runtime.prepare_input(torch.as_tensor(calibration), meta.mean, meta.std)
+    x = x.float().contiguous().cpu().numpy()
+    network = _converted(ov, model.module, meta.input_size, x.shape[1])
+    samples = nncf.Dataset([x[k : k + 1] for k in range(len(x))])
+    quantized = nncf.quantize(
+        network, samples, subset_size=len(x), preset=nncf.QuantizationPreset.PERFORMANCE
+    )
+    quantized.set_rt_info(file_digest(checkpoint), DIGEST_KEY)
+    out = Path(out) if out is not None else int8_path(checkpoint)
+    ov.save_model(quantized, str(out))
+    return out
