@@ -20,6 +20,7 @@ true face and id switches (fervid's boxes matched to the true boxes); flicker (t
 changes per second on each still face).
 
     python bench/video.py [--quick] [--only fast_small,crossing] [--out bench/out/video]
+                          [--backend openvino]
 """
 
 from __future__ import annotations
@@ -228,6 +229,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "out" / "video"))
     ap.add_argument("--json", help="append the results here")
     ap.add_argument("--naive", help=argparse.SUPPRESS)
+    ap.add_argument("--backend", default="torch", help="fervid's classifier: torch or openvino")
     args = ap.parse_args()
     if args.naive:
         _naive_main(Path(args.naive), Path(args.out))
@@ -236,10 +238,11 @@ def main() -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    model = fervid.load_model(device="cpu")
+    model = fervid.load_model(device="cpu", backend=args.backend)
     only = {x for x in args.only.split(",") if x}
     results = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "classifier": model.describe(),
         "clips": [],
     }
     specs = clips(args.quick)
