@@ -13,7 +13,7 @@ from .checkpoint import CropPolicy, ModelMeta, load_checkpoint
 from .compiled import CompiledClassifier, compile_for_cpu
 from .errors import first_line
 from .faces import Faces
-from .preprocess import channel_count, prepare_crop, square_crop
+from .preprocess import channel_count, normalize, prepare_crop, square_crop
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -68,9 +68,6 @@ class EmotionModel:
         """Where and how the network runs (``cpu openvino int8``, ``cuda bf16 ...``)."""
         return self.compiled.describe() if self.compiled else self.runtime.describe()
 
-    def _channels(self) -> int:
-        return channel_count(self.meta.channels)
-
     @property
     def classes(self) -> tuple[str, ...]:
         return tuple(self.meta.classes)
@@ -117,13 +114,14 @@ class EmotionModel:
         if len(x_all) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
         out = []
+        meta = self.meta
         for s in range(0, len(x_all), batch_size):
-            x = self.runtime.prepare_input(x_all[s : s + batch_size], self.meta.mean, self.meta.std)
-            if self.compiled is not None:
-                x = x.float().contiguous().numpy()
-                p = self.compiled.probabilities(x, self.meta.tta, self.meta.temperature)
+            if self.compiled is not None:  # on the CPU, in the network's own (NCHW) layout
+                x = normalize(x_all[s : s + batch_size], meta.mean, meta.std)
+                p = self.compiled.probabilities(x, meta.tta, meta.temperature)
             else:
-                p = self.runtime.probabilities(self.module, x, self.meta.tta, self.meta.temperature)
+                x = self.runtime.prepare_input(x_all[s : s + batch_size], meta.mean, meta.std)
+                p = self.runtime.probabilities(self.module, x, meta.tta, meta.temperature)
             out.append(p.cpu().numpy())
         return np.concatenate(out).astype(np.float32)
 
@@ -180,9 +178,7 @@ def load_model(
     runtime = Runtime.create(device, amp, channels_last=None)
     model = EmotionModel(module, meta, runtime, str(ckpt))
     if backend == "openvino" and runtime.device.type == "cpu":
-        model.compiled = compile_for_cpu(
-            model.module, ckpt, meta.input_size, model._channels(), amp
-        )
+        model.compiled = compile_for_cpu(model.module, ckpt, meta.input_size, amp)
     if backend == "openvino" and model.compiled is None:
         raise ValueError(
             "backend 'openvino': OpenVINO is not installed (pip install \"fervid[openvino]\") "

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .calibration import temperature_scale
+from .preprocess import normalize
+from .runtime import check_tta, combine_probabilities
 
 log = logging.getLogger(__name__)
 
@@ -55,21 +56,21 @@ class CompiledClassifier:
     def describe(self) -> str:
         return f"cpu openvino {self.kind}"
 
-    def probabilities(self, x: np.ndarray, tta: str, temperature: float) -> torch.Tensor:
-        if tta not in ("none", "hflip"):
-            raise ValueError(f"unknown test-time augmentation {tta!r} (none, hflip)")
+    def probabilities(self, x: torch.Tensor, tta: str, temperature: float) -> torch.Tensor:
+        """As :meth:`fervid.runtime.Runtime.probabilities` for a normalised NCHW batch: the
+        batch and its mirror image in one inference."""
+        check_tta(tta)
         n = len(x)
-        batch = np.concatenate([x, x[:, :, :, ::-1]]) if tta == "hflip" else x
+        batch = torch.cat([x, torch.flip(x, dims=[3])]) if tta == "hflip" else x
         request = self.compiled.create_infer_request()  # one per call: safe across threads
-        logits = request.infer([np.ascontiguousarray(batch, np.float32)])[0]
-        probs = torch.softmax(torch.from_numpy(np.array(logits, np.float32)), dim=1)
-        if tta == "hflip":
-            probs = (probs[:n] + probs[n:]) / 2
-        return temperature_scale(probs, temperature)
+        out = request.infer([np.ascontiguousarray(batch.numpy(), np.float32)])[0]
+        logits = torch.from_numpy(np.array(out, np.float32))
+        flipped = logits[n:] if tta == "hflip" else None
+        return combine_probabilities(logits[:n], flipped, temperature)
 
 
 def compile_for_cpu(
-    module: torch.nn.Module, checkpoint: str | Path, input_size: int, channels: int, amp: str
+    module: torch.nn.Module, checkpoint: str | Path, input_size: int, amp: str
 ) -> CompiledClassifier | None:
     """The checkpoint's network compiled by OpenVINO (its int8 copy when there is one made
     from exactly this file), or None where OpenVINO is missing or fails: then PyTorch runs
@@ -90,7 +91,7 @@ def compile_for_cpu(
     try:
         network, kind = _quantized(core, checkpoint), "int8"
         if network is None:
-            network, kind = _converted(ov, module, input_size, channels), "converted"
+            network, kind = _converted(ov, module, input_size), "converted"
         return CompiledClassifier(core.compile_model(network, "CPU", config), kind)
     except Exception as exc:  # noqa: BLE001 - any failure: PyTorch runs the network
         from .errors import first_line
@@ -115,16 +116,18 @@ def _quantized(core, checkpoint: str | Path):
     return network
 
 
-def _converted(ov, module: torch.nn.Module, input_size: int, channels: int):
+def _converted(ov, module: torch.nn.Module, input_size: int):
+    """The network as OpenVINO's model; its input is 3 channels whatever the checkpoint's
+    (:func:`fervid.preprocess.normalize` repeats a grayscale channel)."""
     import copy
 
     module = copy.deepcopy(module).float().to(memory_format=torch.contiguous_format).eval()
-    example = torch.zeros(1, channels, input_size, input_size)
+    example = torch.zeros(1, 3, input_size, input_size)
     with warnings.catch_warnings():  # OpenVINO traces with torch.jit, which says it is old
         warnings.simplefilter("ignore", FutureWarning)
         # weights copied: shared, they would point into the module copy once it is freed
         network = ov.convert_model(module, example_input=example, share_weights=False)
-    network.reshape([-1, channels, input_size, input_size])
+    network.reshape([-1, 3, input_size, input_size])
     return network
 
 
@@ -138,9 +141,8 @@ def quantize(model, calibration: np.ndarray, checkpoint: str | Path, out: str | 
     import openvino as ov
 
     meta = model.meta
-    x = model.runtime.prepare_input(torch.as_tensor(calibration), meta.mean, meta.std)
-    x = x.float().contiguous().cpu().numpy()
-    network = _converted(ov, model.module, meta.input_size, x.shape[1])
+    x = normalize(torch.as_tensor(calibration), meta.mean, meta.std).numpy()
+    network = _converted(ov, model.module, meta.input_size)
     samples = nncf.Dataset([x[k : k + 1] for k in range(len(x))])
     quantized = nncf.quantize(
         network, samples, subset_size=len(x), preset=nncf.QuantizationPreset.PERFORMANCE

@@ -126,13 +126,27 @@ class Runtime:
         """Softmax probabilities (float32) of a prepared batch; ``tta="hflip"`` averages them
         with those of the mirrored batch; then the model's ``temperature`` is applied
         (:mod:`fervid.calibration`). Training's evaluator and inference both use this."""
+        check_tta(tta)
         with self.autocast():
             logits = module(x)
-        probs = torch.softmax(logits.float(), dim=1)
+        flipped = None
         if tta == "hflip":
             with self.autocast():
                 flipped = module(torch.flip(x, dims=[3]))
-            probs = (probs + torch.softmax(flipped.float(), dim=1)) / 2
-        elif tta != "none":
-            raise ValueError(f"unknown test-time augmentation {tta!r} (none, hflip)")
-        return temperature_scale(probs, temperature)
+        return combine_probabilities(logits, flipped, temperature)
+
+
+def check_tta(tta: str) -> None:
+    if tta not in ("none", "hflip"):
+        raise ValueError(f"unknown test-time augmentation {tta!r} (none, hflip)")
+
+
+def combine_probabilities(
+    logits: torch.Tensor, flipped: torch.Tensor | None, temperature: float
+) -> torch.Tensor:
+    """Softmax of the logits, averaged with the mirrored batch's (when given), then the
+    model's temperature: every runtime's probabilities end here."""
+    probs = torch.softmax(logits.float(), dim=1)
+    if flipped is not None:
+        probs = (probs + torch.softmax(flipped.float(), dim=1)) / 2
+    return temperature_scale(probs, temperature)

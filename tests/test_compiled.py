@@ -62,6 +62,22 @@ def test_a_checkpoint_without_an_int8_copy_is_converted(tmp_path, faces):
 
 
 @own_process
+def test_a_grayscale_checkpoint_is_converted_with_the_networks_three_channels(tmp_path):
+    from dataclasses import replace
+
+    from fervid.checkpoint import load_checkpoint, save_checkpoint
+
+    state, meta = load_checkpoint(DEFAULT_MODEL)
+    gray = tmp_path / "gray.safetensors"
+    save_checkpoint(gray, state, replace(meta, channels="grayscale"))
+    ov = load_model(gray, device="cpu", amp="off", backend="openvino")
+    pt = load_model(gray, device="cpu", amp="off")
+    x = np.random.default_rng(0).integers(0, 255, (4, 1, 112, 112), dtype=np.uint8)
+    assert ov.describe() == "cpu openvino converted"
+    assert np.abs(ov.predict(x) - pt.predict(x)).max() < 1e-4
+
+
+@own_process
 def test_an_int8_copy_of_another_checkpoint_is_not_used(tmp_path, faces, caplog):
     from fervid.checkpoint import load_checkpoint, save_checkpoint
 
@@ -110,4 +126,4 @@ def test_the_openvino_checks_pass_in_a_process_of_their_own():
         text=True,
         timeout=600,
     )
-    assert r.returncode == 0 and "5 passed" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
+    assert r.returncode == 0 and "6 passed" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
