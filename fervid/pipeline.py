@@ -144,8 +144,8 @@ class VideoPipeline:
         some = [fs[np.flatnonzero(m)] for fs, m in zip(found, masks)]
         done = self.model.classify([f.image for f in frames], some, batch_size=256)
         out = []
-        for f, fs, m, d in zip(frames, found, masks, done):
-            probs = self.by_need.fill(fs, m, d.probs, f.image, f.time_s)
+        for fs, m, d in zip(found, masks, done):
+            probs = self.by_need.fill(m, d.probs)
             out.append(fs.with_probs(probs, self.model.classes) if len(fs) else d)
         self.by_need.forget({int(i) for fs in found for i in fs.track_ids} | self._live())
         return out

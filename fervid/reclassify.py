@@ -31,8 +31,8 @@ def face_thumb(image: np.ndarray, box) -> np.ndarray:
 
 @dataclass
 class ClassifyByNeed:
-    """``need(faces, image, t) -> mask`` of the faces to classify; ``fill(faces, mask, probs,
-    image, t)`` gives every face probabilities (new ones for the classified, carried for the
+    """``need(faces, image, t) -> mask`` of the faces to classify; ``fill(mask, probs)``
+    gives every face probabilities (new ones for the classified, carried for the
     others), called for the same frames in the same order (a batch of frames: all ``need``,
     one classification, all ``fill``)."""
 
@@ -69,9 +69,7 @@ class ClassifyByNeed:
         self._refs.append(refs)
         return mask
 
-    def fill(
-        self, faces: Faces, mask: np.ndarray, probs: np.ndarray, image: np.ndarray, t: float
-    ) -> np.ndarray:
+    def fill(self, mask: np.ndarray, probs: np.ndarray) -> np.ndarray:
         """All faces' probabilities: ``probs`` (rows for the faces in ``mask``) and the last
         ones of the others."""
         if self.interval <= 0:
@@ -81,9 +79,9 @@ class ClassifyByNeed:
         for k, entry in enumerate(refs):
             if mask[k]:
                 entry[3] = next(it)
-        width = probs.shape[1] if probs.ndim == 2 and probs.shape[1] else 0
-        rows = [entry[3] for entry in refs]
-        return np.asarray(rows, np.float32) if rows else np.zeros((0, width), np.float32)
+        if not refs:  # no face: nothing classified, nothing carried
+            return probs
+        return np.asarray([entry[3] for entry in refs], np.float32)
 
     def forget(self, alive: set[int]) -> None:
         """Drop what is remembered of tracks that ended."""
