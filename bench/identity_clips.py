@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -75,18 +74,12 @@ def _paste(img, photo, face, cx, cy, px) -> np.ndarray:
 def write(path: Path, people: list[Person], seconds: float, other_shot=None) -> list:
     """Encode the clip; per frame, (person index, true box) of the faces in the picture.
     ``other_shot(t)``: True where the picture is the other shot (another background)."""
-    import av
-
-    from make_samples import background, textured
+    from make_samples import background, encode_clip, textured
 
     bg, other = background(W, H), textured(W, H)
-    tb = Fraction(1, 12800)
     truth = []
-    with av.open(str(path), "w") as out:
-        v = out.add_stream("libx264", rate=FPS)
-        v.width, v.height, v.pix_fmt = W, H, "yuv420p"
-        v.time_base = v.codec_context.time_base = tb
-        v.options = {"crf": "23", "preset": "veryfast"}
+
+    def pictures():
         for i in range(int(seconds * FPS)):
             t = i / FPS
             img = other.copy() if other_shot is not None and other_shot(t) else bg.copy()
@@ -98,12 +91,9 @@ def write(path: Path, people: list[Person], seconds: float, other_shot=None) -> 
                 photo, face = person.photos[person.photo(t) % len(person.photos)]
                 boxes.append((k, _paste(img, photo, face, *w)))
             truth.append(boxes)
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts, frame.time_base = int(round(t / tb)), tb
-            for p in v.encode(frame):
-                out.mux(p)
-        for p in v.encode(None):
-            out.mux(p)
+            yield img
+
+    encode_clip(path, pictures(), width=W, height=H, fps=FPS, crf=23)
     return truth
 
 

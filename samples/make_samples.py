@@ -206,22 +206,35 @@ def textured(width: int, height: int, seed: int = 0) -> np.ndarray:
     return np.clip(img + stripes, 0, 255).astype(np.uint8)
 
 
-def write_clip(path: Path, actors, *, width, height, fps, frames, texture=False) -> list:
-    """Encode a clip of portraits placed by ``actors`` (H.264, no audio); returns, per
-    frame, the true boxes of the visible faces as (actor index, box)."""
+def encode_clip(path: Path, pictures, *, width: int, height: int, fps: float, crf: int = 20):
+    """Encode RGB pictures (an iterable, one every ``1 / fps`` s) as H.264, no audio."""
     import av
 
-    faces = portraits()
-    if any(a.portrait == 2 for a in actors):  # the astronaut in another photo
-        faces.append(astronaut_again())
-    bg = textured(width, height) if texture else background(width, height)
-    truth = []
     tb = Fraction(1, 12800)
     with av.open(str(path), "w") as out:
         v = out.add_stream("libx264", rate=fps)
         v.width, v.height, v.pix_fmt = width, height, "yuv420p"
         v.time_base = v.codec_context.time_base = tb
-        v.options = {"crf": "20", "preset": "veryfast"}
+        v.options = {"crf": str(crf), "preset": "veryfast"}
+        for i, img in enumerate(pictures):
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts, frame.time_base = int(round(i / fps / tb)), tb
+            for p in v.encode(frame):
+                out.mux(p)
+        for p in v.encode(None):
+            out.mux(p)
+
+
+def write_clip(path: Path, actors, *, width, height, fps, frames, texture=False) -> list:
+    """Encode a clip of portraits placed by ``actors`` (H.264, no audio); returns, per
+    frame, the true boxes of the visible faces as (actor index, box)."""
+    faces = portraits()
+    if any(a.portrait == 2 for a in actors):  # the astronaut in another photo
+        faces.append(astronaut_again())
+    bg = textured(width, height) if texture else background(width, height)
+    truth = []
+
+    def pictures():
         for i in range(frames):
             t = i / fps
             img = bg.copy()
@@ -233,12 +246,9 @@ def write_clip(path: Path, actors, *, width, height, fps, frames, texture=False)
                 box = _place(img, faces[a.portrait], PORTRAIT_FACES[a.portrait], cx, cy, a.size(t))
                 boxes.append((k, box))
             truth.append(boxes)
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts, frame.time_base = int(round(t / tb)), tb
-            for p in v.encode(frame):
-                out.mux(p)
-        for p in v.encode(None):
-            out.mux(p)
+            yield img
+
+    encode_clip(path, pictures(), width=width, height=height, fps=fps)
     return truth
 
 
