@@ -13,9 +13,10 @@ import torch
 from click.testing import CliRunner
 
 from fervid.checkpoint import load_checkpoint
-from fervid.train.augment import BatchAugment, BatchMix
+from fervid.train.augment import BatchAugment, BatchMix, FootageAugment
 from fervid.train.cli import cli
-from fervid.train.data import DataError, Split
+from fervid.train.data import DataError, EpochSampler, Split, logit_adjustment
+from fervid.train.engine import AdjustedLoss
 from fervid.train.schedule import LRSchedule
 from fervid.train.sources import holdout_split, open_sources, sampling_weights
 
@@ -160,6 +161,61 @@ def test_random_gray_turns_colour_to_luma():
     x = torch.rand(4, 3, 8, 8)
     out = aug(x, torch.Generator().manual_seed(0))
     assert torch.allclose(out[:, 0], out[:, 1]) and torch.allclose(out[:, 1], out[:, 2])
+
+
+def test_footage_degrades_every_image_reproducibly():
+    yy, xx = torch.meshgrid(torch.arange(48.0), torch.arange(48.0), indexing="ij")
+    face = (0.5 + 0.4 * torch.sin(xx / 3) * torch.cos(yy / 5)).expand(8, 3, 48, 48).clone()
+    out = FootageAugment(1.0)(face, torch.Generator().manual_seed(0))
+    again = FootageAugment(1.0)(face, torch.Generator().manual_seed(0))
+    assert out.shape == face.shape and torch.equal(out, again)
+    assert float(out.min()) >= 0 and float(out.max()) <= 1
+    changed = (out - face).abs().flatten(1).mean(1)
+    assert bool((changed > 0.01).all()), changed
+    assert torch.equal(FootageAugment(0.0)(face, torch.Generator()), face)
+    gray = FootageAugment(1.0)(face[:, :1], torch.Generator().manual_seed(1))
+    assert gray.shape == (8, 1, 48, 48)
+    # half of the images untouched by each degradation: some images keep more of the face
+    half = FootageAugment(0.3)(face, torch.Generator().manual_seed(2))
+    assert bool(((half - face).abs().flatten(1).amax(1) == 0).any())
+
+
+def test_logit_adjustment_trains_the_natural_prior_under_balanced_draws():
+    """A logistic regression on classes 9:1 drawn balanced: plain cross-entropy learns the
+    drawn prior (over-predicts the rare class); the adjusted loss learns the natural one."""
+    g = torch.Generator().manual_seed(0)
+    labels = torch.tensor([0] * 900 + [1] * 100)
+    x = (labels.float() * 1.0 + torch.randn(1000, generator=g)).unsqueeze(1)
+    sampler = EpochSampler(labels, 2, mode="balanced", seed=0)
+    adj = logit_adjustment(labels, 2, 0.0, sampler.weights)
+    assert float(adj[1] - adj[0]) == pytest.approx(-np.log(1 / 9), abs=1e-4)
+    assert torch.allclose(logit_adjustment(labels, 2, 1.0), torch.log(torch.tensor([0.9, 0.1])))
+
+    def rare_share(criterion):
+        torch.manual_seed(0)
+        lin = torch.nn.Linear(1, 2)
+        opt = torch.optim.SGD(lin.parameters(), lr=0.5)
+        for epoch in range(60):
+            idx = sampler.indices(epoch)
+            loss = criterion(lin(x[idx]), labels[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return float(lin(x).detach().softmax(1)[:, 1].mean())
+
+    plain = rare_share(torch.nn.CrossEntropyLoss())
+    adjusted = rare_share(AdjustedLoss(torch.nn.CrossEntropyLoss(), adj))
+    assert plain > 0.3 and abs(adjusted - 0.1) < 0.03, (plain, adjusted)
+
+
+def test_footage_and_logit_adjust_train_and_are_saved(two_sets, tmp_path):
+    folders, _ = two_sets
+    out = tmp_path / "o"
+    r = _train("--data", folders, "--out", out, "--epochs", "1", "--footage", "0.5",
+               "--logit-adjust", "0", *FAST)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    config = json.loads((out / "resnet18" / "config.json").read_text())
+    assert config["footage"] == 0.5 and config["logit_adjust"] == 0.0
 
 
 def test_plateau_schedule_cuts_the_rate_and_cosine_replans():

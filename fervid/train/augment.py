@@ -1,6 +1,7 @@
 """Batch augmentation on tensors: one random affine (resized crop, flip, rotation) per image,
 colour jitter, random grayscale and random erasing, all vectorised so they run on the training
-device; and :class:`BatchMix`, mixup and CutMix of images and their targets."""
+device; :class:`FootageAugment`, the degradations of real footage (resolution, blur, light,
+noise, JPEG); and :class:`BatchMix`, mixup and CutMix of images and their targets."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import torch.nn.functional as F
 class BatchAugment:
     """Random resized crop + horizontal flip + small rotation, colour jitter, random
     grayscale (``gray``: the probability that a colour image is turned to its luma, so that
-    a colour model also reads grayscale footage), random erasing.
+    a colour model also reads grayscale footage), the degradations of :class:`FootageAugment`
+    (``footage``: their probability each), random erasing.
 
     Works on float images in [0, 1], BxCxHxW, with an explicit generator so that an epoch's
     augmentation depends only on its seed.
@@ -29,6 +31,7 @@ class BatchAugment:
     jitter: float = 0.3
     erase: float = 0.25
     gray: float = 0.0
+    footage: float = 0.0
 
     def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         b, c, h, w = x.shape
@@ -74,7 +77,7 @@ class BatchAugment:
             luma = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]).expand(-1, 3, -1, -1)
             on = (rand(b) < self.gray).view(b, 1, 1, 1)
             x = torch.where(on, luma, x)
-        return x
+        return FootageAugment(self.footage)(x, g)
 
     def erase_normalized(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """Random erasing (after normalisation: erased pixels become 0 = the mean)."""
@@ -102,6 +105,81 @@ class BatchAugment:
             & on.view(b, 1, 1)
         )
         return x.masked_fill(mask.unsqueeze(1), 0.0)
+
+
+@dataclass
+class FootageAugment:
+    """Degradations of real footage, each applied to an image with probability ``p``:
+    resolution loss (down- then up-sampled to 25-100% of the side), Gaussian or motion blur,
+    low light and gamma, sensor noise and JPEG artefacts (quality 15-75), in that order, as a
+    camera and a codec would. Float images in [0, 1], BxCxHxW; one blur kernel and one
+    resolution per batch, every other amount per image; ``p = 0`` returns ``x`` unchanged."""
+
+    p: float = 0.0
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        if self.p <= 0:
+            return x
+        b = x.shape[0]
+
+        def pick() -> torch.Tensor:
+            return (torch.rand(b, generator=g) < self.p).to(x.device).view(b, 1, 1, 1)
+
+        def rand(n: int = b) -> torch.Tensor:
+            return torch.rand(n, generator=g).to(x.device)
+
+        x = torch.where(pick(), _resample(x, 0.25 + 0.75 * float(rand(1))), x)
+        x = torch.where(pick(), _blur(x, float(rand(1)), float(rand(1)), float(rand(1))), x)
+        light = (0.35 + 0.65 * rand()).view(b, 1, 1, 1)
+        gamma = torch.exp((2 * rand() - 1) * math.log(2.0)).view(b, 1, 1, 1)
+        x = torch.where(pick(), (x.clamp(min=1e-4) ** gamma) * light, x)
+        sigma = (0.06 * rand()).view(b, 1, 1, 1)
+        noise = torch.randn(x.shape, generator=g).to(x.device) * sigma
+        x = torch.where(pick(), (x + noise).clamp(0, 1), x)
+        on = pick().view(b).nonzero().flatten().tolist()
+        if on:
+            quality = int(15 + 60 * float(rand(1)))
+            x = x.clone()
+            x[on] = _jpeg(x[on], quality)
+        return x
+
+
+def _resample(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """Down-sample to ``factor`` of the side (area), then back up (bilinear)."""
+    h, w = x.shape[2:]
+    size = (max(4, round(h * factor)), max(4, round(w * factor)))
+    small = F.interpolate(x, size=size, mode="area")
+    return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+
+
+def _blur(x: torch.Tensor, kind: float, amount: float, angle: float) -> torch.Tensor:
+    """Gaussian blur (sigma 0.5-2 px) or, half the time, motion blur (3-9 px at any angle)."""
+    c = x.shape[1]
+    k = 9
+    r = torch.arange(k, dtype=x.dtype, device=x.device) - k // 2
+    if kind < 0.5:
+        sigma = 0.5 + 1.5 * amount
+        g1 = torch.exp(-(r**2) / (2 * sigma**2))
+        kernel = g1[:, None] * g1[None, :]
+    else:
+        length = 3 + 6 * amount
+        a = math.pi * angle
+        yy, xx = torch.meshgrid(r, r, indexing="ij")
+        along = xx * math.cos(a) + yy * math.sin(a)
+        across = -xx * math.sin(a) + yy * math.cos(a)
+        kernel = ((along.abs() <= length / 2) & (across.abs() <= 0.5)).to(x.dtype)
+    kernel = (kernel / kernel.sum()).expand(c, 1, k, k)
+    padded = F.pad(x, (k // 2,) * 4, mode="replicate")
+    return F.conv2d(padded, kernel, groups=c)
+
+
+def _jpeg(x: torch.Tensor, quality: float) -> torch.Tensor:
+    """Encode and decode as JPEG at ``quality`` (on the CPU, where torchvision's codec is)."""
+    from torchvision.io import decode_jpeg, encode_jpeg
+
+    u8 = (x.detach() * 255).round().clamp(0, 255).to(torch.uint8).cpu()
+    decoded = decode_jpeg(encode_jpeg(list(u8), quality=int(quality)))
+    return torch.stack(decoded).to(x.device, x.dtype) / 255
 
 
 @dataclass

@@ -116,6 +116,14 @@ class TrainConfig:
         "Class balance: inverse-frequency WeightedRandomSampler, class-weighted loss, or none.",
         type=click.Choice(["sampler", "loss", "none"]),
     )
+    logit_adjust: float | None = option(
+        None,
+        "Logit adjustment (Menon et al., 2021): the loss takes out the class prior the "
+        "sampler draws and trains the logits for the prior count^(1-TAU): 0 the datasets' own "
+        "class frequencies (balanced sampling without over-predicting rare classes), 1 every "
+        "class equal. Off when not given.",
+        type=click.FloatRange(0, 1),
+    )
     balance_power: float = option(
         1.0,
         "Strength of balancing: class weight = count^-power "
@@ -255,6 +263,12 @@ class TrainConfig:
     random_gray: float = option(
         0.0,
         "Colour models: probability of turning a training image grayscale.",
+        type=click.FloatRange(0, 1),
+    )
+    footage: float = option(
+        0.0,
+        "Probability of each degradation of real footage (resolution loss, blur or motion "
+        "blur, low light and gamma, noise, JPEG artefacts) on a training image (0: off).",
         type=click.FloatRange(0, 1),
     )
     mixup: float = option(

@@ -399,6 +399,25 @@ def class_loss_weights(labels: Sequence[int], num_classes: int, power: float = 1
     return (w / w.mean()).float()
 
 
+def logit_adjustment(
+    labels: Sequence[int],
+    num_classes: int,
+    tau: float,
+    draw_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """What the loss adds to the logits (Menon et al., 2021) so that they learn the class prior
+    ``count ** (1 - tau)`` whatever the sampler draws: ``log q_draw - (1 - tau) log q_count``,
+    where ``q_draw`` is the class share of the draws (``draw_weights`` per image, or the counts
+    when the data are shuffled) and ``q_count`` the share of the images."""
+    labels_t = torch.as_tensor(labels, dtype=torch.int64)
+    counts = torch.bincount(labels_t, minlength=num_classes).double().clamp(min=1)
+    w = torch.ones(len(labels_t), dtype=torch.float64) if draw_weights is None else draw_weights
+    draws = torch.zeros(num_classes, dtype=torch.float64).index_add_(0, labels_t, w.double())
+    q_draw = draws.clamp(min=1e-12) / draws.sum()
+    q_count = counts / counts.sum()
+    return (q_draw.log() - (1 - tau) * q_count.log()).float()
+
+
 class EpochSampler:
     """The order of one epoch's examples, derived only from ``(seed, epoch)``.
 

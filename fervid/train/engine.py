@@ -20,6 +20,19 @@ from fervid.runtime import Runtime
 log = logging.getLogger(__name__)
 
 
+class AdjustedLoss(nn.Module):
+    """``criterion(logits + adjustment, targets)``: logit adjustment as a loss; the network's
+    own logits (what inference reads) are left as they are."""
+
+    def __init__(self, criterion: nn.Module, adjustment: torch.Tensor) -> None:
+        super().__init__()
+        self.criterion = criterion
+        self.register_buffer("adjustment", adjustment)
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.criterion(logits + self.adjustment.to(logits.dtype), targets)
+
+
 def train_one_epoch(
     model: nn.Module,
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],

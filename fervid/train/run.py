@@ -25,9 +25,16 @@ from fervid.runtime import Runtime
 from .augment import BatchAugment, BatchMix
 from .checkpoints import CheckpointWriter, RunState, write_json_atomic
 from .config import METRICS, SOURCE_SETTINGS, TrainConfig
-from .data import DataError, EpochSampler, SplitData, class_loss_weights, detect_channels
+from .data import (
+    DataError,
+    EpochSampler,
+    SplitData,
+    class_loss_weights,
+    detect_channels,
+    logit_adjustment,
+)
 from .distributed import init_distributed, reduce_sum
-from .engine import evaluate, train_one_epoch
+from .engine import AdjustedLoss, evaluate, train_one_epoch
 from .schedule import LRSchedule
 from .sources import Source, open_sources, sampling_weights, union_train
 
@@ -168,6 +175,12 @@ def build_parts(cfg: TrainConfig, data: TrainData, runtime: Runtime, world: int)
         else None
     )
     criterion = nn.CrossEntropyLoss(weight=loss_weights, label_smoothing=cfg.label_smoothing)
+    if cfg.logit_adjust is not None:
+        sampler = data.sampler
+        draws = sampler.weights if sampler.mode == "balanced" else None
+        adjustment = logit_adjustment(sampler.labels, num_classes, cfg.logit_adjust, draws)
+        log.info("logit adjustment: %s", [round(float(a), 3) for a in adjustment])
+        criterion = AdjustedLoss(criterion, adjustment).to(runtime.device)
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
     groups = [
@@ -193,6 +206,7 @@ def build_parts(cfg: TrainConfig, data: TrainData, runtime: Runtime, world: int)
         jitter=cfg.jitter,
         erase=cfg.erase,
         gray=cfg.random_gray,
+        footage=cfg.footage,
     )
     mix = BatchMix(num_classes, mixup=cfg.mixup, cutmix=cfg.cutmix, prob=cfg.mix_prob)
     return Parts(
