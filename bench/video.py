@@ -20,7 +20,7 @@ true face and id switches (fervid's boxes matched to the true boxes); flicker (t
 changes per second on each still face).
 
     python bench/video.py [--quick] [--only fast_small,crossing] [--out bench/out/video]
-                          [--backend openvino]
+                          [--backend auto|torch|openvino]
 """
 
 from __future__ import annotations
@@ -229,7 +229,9 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "out" / "video"))
     ap.add_argument("--json", help="append the results here")
     ap.add_argument("--naive", help=argparse.SUPPRESS)
-    ap.add_argument("--backend", default="torch", help="fervid's classifier: torch or openvino")
+    ap.add_argument(
+        "--backend", default="auto", help="fervid's classifier: auto, torch or openvino"
+    )
     args = ap.parse_args()
     if args.naive:
         _naive_main(Path(args.naive), Path(args.out))

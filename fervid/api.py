@@ -55,7 +55,7 @@ def analyze_images(
     opts = make_options(ImageOptions, options, **settings)
     if ray_address is not None:
         _check_ray_model(model)
-        classes = load_model(model, device="cpu").classes
+        classes = load_model(model, device="cpu", backend="torch").classes
         paths, root = resolve_inputs(inputs)
         read = _ray_reader(model, device, opts, ray_address, ray_resources)
         rows = [r for image_rows in read(paths, root) for r in image_rows]

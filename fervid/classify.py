@@ -144,10 +144,10 @@ class EmotionModel:
         return out
 
 
-#: Which runtime runs the classifier: "torch" (the default) or "openvino" (on a CPU, with
-#: OpenVINO installed: ``pip install "fervid[openvino]"``; int8 for the bundled model).
-#: OpenVINO is not the default yet: docs/video.md says why.
-BACKENDS = ("torch", "openvino")
+#: Which runtime runs the classifier: "auto" (the default: OpenVINO on a CPU, int8 for the
+#: bundled model, PyTorch on a GPU or where OpenVINO is missing or cannot compile the network),
+#: "torch" (always PyTorch) or "openvino" (OpenVINO or an error). docs/video.md: why.
+BACKENDS = ("auto", "torch", "openvino")
 
 
 def load_model(
@@ -155,11 +155,12 @@ def load_model(
     *,
     device: str = "auto",
     amp: str = "auto",
-    backend: str = "torch",
+    backend: str = "auto",
 ) -> EmotionModel:
     """Load a fervid checkpoint (default: the bundled model) ready for inference.
-    ``backend="openvino"``: on a CPU, the network compiled by OpenVINO
-    (:mod:`fervid.compiled`: int8 for the bundled model; 4x faster on a CPU without AMX)."""
+    ``backend``: on a CPU the network is compiled by OpenVINO (:mod:`fervid.compiled`: int8
+    for the bundled model, 4x faster than PyTorch on a CPU without AMX) unless it is
+    ``"torch"``; ``"openvino"`` refuses to fall back to PyTorch (see :data:`BACKENDS`)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r}: one of {', '.join(BACKENDS)}")
     from .architectures import build_model
@@ -177,11 +178,11 @@ def load_model(
         ) from None
     runtime = Runtime.create(device, amp, channels_last=None)
     model = EmotionModel(module, meta, runtime, str(ckpt))
-    if backend == "openvino" and runtime.device.type == "cpu":
+    if backend != "torch" and runtime.device.type == "cpu":
         model.compiled = compile_for_cpu(model.module, ckpt, meta.input_size, amp)
     if backend == "openvino" and model.compiled is None:
         raise ValueError(
-            "backend 'openvino': OpenVINO is not installed (pip install \"fervid[openvino]\") "
+            "backend 'openvino': OpenVINO is not installed (pip install openvino) "
             "or cannot run here"
         )
     log.debug(

@@ -18,7 +18,7 @@ from .options import EpisodeOptions, ImageOptions, VideoOptions, cli_message, cl
 log = logging.getLogger(__name__)
 CONTEXT = {"show_default": True, "help_option_names": ["-h", "--help"]}
 TABLES = ("csv", "jsonl", "parquet")  # fervid.writers.WRITERS: the command starts without numpy
-BACKENDS = ("torch", "openvino")  # fervid.classify.BACKENDS (tested equal)
+BACKENDS = ("auto", "torch", "openvino")  # fervid.classify.BACKENDS (tested equal)
 
 
 def _common_options(f):
@@ -35,10 +35,11 @@ def _common_options(f):
     f = click.option("--device", default="auto", help=devices)(f)
     f = click.option(
         "--backend",
-        default="torch",
+        default="auto",
         type=click.Choice(BACKENDS),
-        help='What runs the classifier on a CPU: torch, or openvino (pip install "fervid[openvino]"'
-        "; int8 for the bundled model, about 4x faster without AMX). Not passed to Ray workers.",
+        help="What runs the classifier: auto (OpenVINO on a CPU, int8 for the bundled model; "
+        "PyTorch on a GPU or where OpenVINO cannot run), torch, or openvino. Not passed to "
+        "Ray workers (they use auto).",
     )(f)
     return click.option(
         "--model",
@@ -91,7 +92,7 @@ def _settings(cls, settings: dict):
         raise click.UsageError(cli_message(exc, cls)) from None
 
 
-def _load(model_path, device, backend="torch"):
+def _load(model_path, device, backend="auto"):
     from .checkpoint import CheckpointError
     from .classify import load_model
 

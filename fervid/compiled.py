@@ -1,17 +1,17 @@
-"""The classifier compiled by OpenVINO for CPUs (``backend="openvino"``): int8 where a
-quantized copy of the checkpoint sits beside it (the bundled model has one), else the network
-converted as it is.
+"""The classifier compiled by OpenVINO for CPUs (the default there, ``backend="auto"``): int8
+where a quantized copy of the checkpoint sits beside it (the bundled model has one), else the
+network converted as it is.
 
 Measured on this project's 2-core Xeon (``python bench/classifier.py``; docs/video.md), ms
-per face at batch 64 with the mirror image: PyTorch 2.5 (bf16, AMX) / 10.1 (fp32, as an
-AVX2-only CPU); OpenVINO int8 0.7 / 4.2, with RAF-DB test accuracy unchanged. PyTorch stays
-the default runtime (docs/video.md: a crash seen when OpenVINO ran inside the test suite's
-process is not understood yet), and runs the network on GPUs, for training, and where
-OpenVINO is missing or cannot compile it.
+per face at batch 64 with the mirror image: PyTorch 1.95 (bf16, AMX) / 9.8 (fp32, as an
+AVX2-only CPU); OpenVINO int8 0.86 / 4.1, with the test-split accuracies unchanged. PyTorch
+runs the network on GPUs, for training, where asked (``backend="torch"``) and where OpenVINO
+is missing or cannot compile it.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import warnings
@@ -86,8 +86,7 @@ def compile_for_cpu(
         config["INFERENCE_PRECISION_HINT"] = "f32"
     elif amp == "bf16":
         config["INFERENCE_PRECISION_HINT"] = "bf16"
-    core = ov.Core()
-    core.set_property({"ENABLE_MMAP": False})  # weights read into memory, not mapped
+    core = _core()
     try:
         network, kind = _quantized(core, checkpoint), "int8"
         if network is None:
@@ -100,6 +99,21 @@ def compile_for_cpu(
             "OpenVINO could not compile the classifier (%s): PyTorch runs it", first_line(exc)
         )
         return None
+
+
+@functools.cache
+def _core():
+    """One OpenVINO runtime for the process, kept until it exits. Each runtime's CPU plugin
+    gives the thread that first compiles with it an alternate signal stack of its own and,
+    when the runtime is freed, unmaps it and puts back the stack it found: with two runtimes
+    freed in the other order (or freed on another thread), a thread was left with an unmapped
+    signal stack, and the next signal it handled (a child process ending, with PyTorch's
+    DataLoader handler for SIGCHLD installed) killed the process with SIGSEGV."""
+    import openvino as ov
+
+    core = ov.Core()
+    core.set_property({"ENABLE_MMAP": False})  # weights read into memory, not mapped
+    return core
 
 
 def _quantized(core, checkpoint: str | Path):

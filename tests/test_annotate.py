@@ -217,8 +217,8 @@ def test_bf16_classification_agrees_with_fp32(portraits):
     from fervid.faces import Faces
 
     boxes = [Faces([[150, 50, 270, 200]], [1.0]), Faces([[0, 0, 512, 512]], [1.0])]
-    p32 = load_model(device="cpu", amp="off").classify(portraits, boxes)
-    p16 = load_model(device="cpu", amp="bf16").classify(portraits, boxes)
+    p32 = load_model(device="cpu", amp="off", backend="torch").classify(portraits, boxes)
+    p16 = load_model(device="cpu", amp="bf16", backend="torch").classify(portraits, boxes)
     for a, b in zip(p32, p16):
         assert np.abs(a.probs - b.probs).max() < 0.03
         assert a.emotions == b.emotions
