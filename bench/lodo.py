@@ -56,6 +56,7 @@ RECIPES = {
     "footage": ["--footage", "0.25"],
     "prior": ["--footage", "0.25", "--logit-adjust", "0"],
     "prior-only": ["--logit-adjust", "0"],
+    "gray": ["--random-gray", "0.5"],  # colour no longer tells the sources apart as often
 }
 
 

@@ -171,7 +171,7 @@ def naive_in_subprocess(path: Path, out: Path) -> tuple[float, list[np.ndarray]]
 def _naive_main(path: Path, out: Path) -> None:
     import fervid
 
-    model = fervid.load_model(device="cpu")
+    model = fervid.load_model(device="cpu", backend="torch")  # the usual loop: PyTorch
     fps, ref = naive_video(path, model, out / f"{path.stem}.naive.mp4")
     arrays = {f"f{i}": b for i, b in enumerate(ref)}
     np.savez(out / f"{path.stem}.naive.npz", fps=fps, frames=len(ref), **arrays)
