@@ -91,7 +91,8 @@ def train(data: Path, run: Path, held_out: str, extra: list[str], args) -> Path:
     if held_out != "fer2013":
         cmd += ["--labels", "ferplus", "--eval-labels", "majority"]
     cmd += ["--exclude", str(data / "test-duplicates.txt")]
-    cmd += ["--exclude", str(cap_file(data, run.parent.parent, args.cap))]
+    if args.cap > 0:
+        cmd += ["--exclude", str(cap_file(data, run.parent.parent, args.cap))]
     cmd += ["--input-size", str(args.input_size), "--epochs", str(args.epochs)]
     cmd += BASE + extra
     print(" ".join(cmd), flush=True)
@@ -159,7 +160,7 @@ def main() -> None:
     ap.add_argument("--held-out", action="append", choices=sorted(SOURCES))
     ap.add_argument("--input-size", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--cap", type=int, default=7000, help="training images per source")
+    ap.add_argument("--cap", type=int, default=7000, help="training images per source (0: all)")
     args = ap.parse_args()
     data, out = args.data.resolve(), args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
