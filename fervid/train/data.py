@@ -410,7 +410,7 @@ def logit_adjustment(
     where ``q_draw`` is the class share of the draws (``draw_weights`` per image, or the counts
     when the data are shuffled) and ``q_count`` the share of the images."""
     labels_t = torch.as_tensor(labels, dtype=torch.int64)
-    counts = torch.bincount(labels_t, minlength=num_classes).double().clamp(min=1)
+    counts = torch.tensor(class_counts(labels, num_classes), dtype=torch.float64).clamp(min=1)
     w = torch.ones(len(labels_t), dtype=torch.float64) if draw_weights is None else draw_weights
     draws = torch.zeros(num_classes, dtype=torch.float64).index_add_(0, labels_t, w.double())
     q_draw = draws.clamp(min=1e-12) / draws.sum()
