@@ -57,6 +57,9 @@ RECIPES = {
     "prior": ["--footage", "0.25", "--logit-adjust", "0"],
     "prior-only": ["--logit-adjust", "0"],
     "gray": ["--random-gray", "0.5"],  # colour no longer tells the sources apart as often
+    # each source's class prior taken out of the loss: telling the sources apart no longer
+    # tells the class (0.5: the logits keep the prior base's sampler gives, count ** 0.5)
+    "source-prior": ["--logit-adjust", "0.5", "--logit-adjust-by", "source"],
 }
 
 

@@ -16,7 +16,7 @@ from fervid.checkpoint import load_checkpoint
 from fervid.train.augment import BatchAugment, BatchMix, FootageAugment
 from fervid.train.cli import cli
 from fervid.train.data import DataError, EpochSampler, Split, logit_adjustment
-from fervid.train.engine import AdjustedLoss
+from fervid.train.engine import AdjustedLoss, SourceAdjustedLoss
 from fervid.train.schedule import LRSchedule
 from fervid.train.sources import holdout_split, open_sources, sampling_weights
 
@@ -216,6 +216,59 @@ def test_footage_and_logit_adjust_train_and_are_saved(two_sets, tmp_path):
     assert r.exit_code == 0, r.output
     config = json.loads((out / "resnet18" / "config.json").read_text())
     assert config["footage"] == 0.5 and config["logit_adjust"] == 0.0
+
+
+def test_per_source_logit_adjustment_stops_the_source_from_telling_the_class():
+    """Two sources with opposite class mixes (9:1 and 1:9) and a feature that says which
+    source an image is from: plain cross-entropy leans on that feature to guess the class;
+    with each source's prior taken out (``groups``) it learns next to nothing from it."""
+    g = torch.Generator().manual_seed(0)
+    source = torch.tensor([0] * 1000 + [1] * 1000)
+    labels = torch.cat([torch.tensor([0] * 900 + [1] * 100), torch.tensor([0] * 100 + [1] * 900)])
+    signal = labels.float() + torch.randn(2000, generator=g)
+    x = torch.stack([signal, source.float() * 2 - 1], dim=1)
+    rows = logit_adjustment(labels, 2, 0.0, groups=source)
+    assert rows.shape == (2, 2)
+    assert torch.allclose(rows[0], torch.log(torch.tensor([0.9, 0.1]) / 0.5), atol=1e-5)
+    assert torch.allclose(rows[1], torch.log(torch.tensor([0.1, 0.9]) / 0.5), atol=1e-5)
+    targets = torch.cat([torch.nn.functional.one_hot(labels, 2).float(), rows[source]], 1)
+    mixed, t = BatchMix(2, mixup=0.4)(torch.zeros(2000, 1, 1, 1), targets, g)
+    assert t.shape == (2000, 4) and torch.allclose(t[:, :2].sum(1), torch.ones(2000))
+
+    def source_weight(criterion, y):
+        torch.manual_seed(0)
+        lin = torch.nn.Linear(2, 2)
+        opt = torch.optim.SGD(lin.parameters(), lr=0.5)
+        for _ in range(300):
+            loss = criterion(lin(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        w = lin.weight.detach()
+        return float(w[1, 1] - w[0, 1])
+
+    plain = source_weight(torch.nn.CrossEntropyLoss(), labels)
+    adjusted = source_weight(SourceAdjustedLoss(torch.nn.CrossEntropyLoss()), targets)
+    assert plain > 1.0 and abs(adjusted) < 0.15, (plain, adjusted)
+    # validation targets (plain class indices) pass through unadjusted
+    logits = torch.randn(4, 2)
+    plain_loss = torch.nn.functional.cross_entropy(logits, labels[:4])
+    assert torch.isclose(
+        SourceAdjustedLoss(torch.nn.CrossEntropyLoss())(logits, labels[:4]), plain_loss
+    )
+
+
+def test_logit_adjust_by_source_trains_streamed_and_needs_a_tau(two_sets, tmp_path):
+    folders, raf = two_sets
+    out = tmp_path / "o"
+    r = _train("--data", folders, "--data", raf, "--out", out, "--epochs", "1",
+               "--logit-adjust", "0.5", "--logit-adjust-by", "source",
+               "--cache", "stream", "--workers", "0", *FAST)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    config = json.loads((out / "resnet18" / "config.json").read_text())
+    assert config["logit_adjust_by"] == "source" and config["logit_adjust"] == 0.5
+    r = _train("--data", folders, "--out", tmp_path / "p", "--logit-adjust-by", "source", *FAST)
+    assert r.exit_code != 0 and "needs --logit-adjust" in r.output, r.output
 
 
 def test_plateau_schedule_cuts_the_rate_and_cosine_replans():

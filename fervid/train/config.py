@@ -124,6 +124,13 @@ class TrainConfig:
         "class equal. Off when not given.",
         type=click.FloatRange(0, 1),
     )
+    logit_adjust_by: str = option(
+        "all",
+        "Whose class prior --logit-adjust takes out: 'all' the draws' over every dataset; "
+        "'source' each dataset's own, so that telling the datasets apart (by colour, "
+        "framing, ...) no longer tells the class.",
+        type=click.Choice(["all", "source"]),
+    )
     balance_power: float = option(
         1.0,
         "Strength of balancing: class weight = count^-power "
@@ -328,6 +335,8 @@ class TrainConfig:
         arch_spec(self.arch)
         if not self.data:
             raise ValueError("--data is required")
+        if self.logit_adjust_by == "source" and self.logit_adjust is None:
+            raise ValueError("--logit-adjust-by source needs --logit-adjust TAU")
         check_fields(self)
 
 

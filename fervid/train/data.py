@@ -276,8 +276,9 @@ def decode_all(
 class FileImages(torch.utils.data.Dataset):
     """Streams images from disk; an unreadable one is reported, not raised in the worker."""
 
-    def __init__(self, split: Split, size: int, channels: str) -> None:
+    def __init__(self, split: Split, size: int, channels: str, by_index: bool = False) -> None:
         self.split, self.size, self.channels = split, size, channels
+        self.by_index = by_index or split.soft is not None  # targets looked up by the loader
 
     def __len__(self) -> int:
         return len(self.split)
@@ -290,7 +291,7 @@ class FileImages(torch.utils.data.Dataset):
         except DataError as exc:
             arr = torch.zeros((c, self.size, self.size), dtype=torch.uint8)
             err = str(exc)
-        label = self.split.labels[i] if self.split.soft is None else i  # soft: row looked up
+        label = i if self.by_index else self.split.labels[i]
         return arr, label, err
 
 
@@ -330,6 +331,7 @@ class SplitData:
         if cache not in ("memory", "stream"):
             raise DataError(f"unknown cache mode {cache!r}")
         self.cache = cache
+        self.by_index = split.soft is not None
         self.images = (
             decode_all(split.paths, size, channels, threads=max(2, workers * 2), progress=progress)
             if cache == "memory"
@@ -338,6 +340,16 @@ class SplitData:
 
     def __len__(self) -> int:
         return len(self.split)
+
+    def carry(self, extra: torch.Tensor, num_classes: int) -> SplitData:
+        """Make each image's target ``[class distribution | extra row]`` (float, N x (C + E)):
+        what must travel with an image through mixing (a per-image logit adjustment)."""
+        dist = self.labels.float()
+        if not self.labels.is_floating_point():
+            dist = torch.nn.functional.one_hot(self.labels, num_classes).float()
+        self.labels = torch.cat([dist, extra.to(dist.device, torch.float32)], dim=1)
+        self.by_index = True
+        return self
 
     def to(self, device: torch.device) -> SplitData:
         """Hold the decoded images (and labels) on ``device``: no copy per batch on a GPU."""
@@ -363,7 +375,7 @@ class SplitData:
                 b = idx[s : s + batch_size]
                 yield self.images[b], self.labels[b]
             return
-        ds = FileImages(self.split, self.size, self.channels)
+        ds = FileImages(self.split, self.size, self.channels, self.by_index)
         sampler = torch.utils.data.BatchSampler(idx.tolist(), batch_size, drop_last=False)
         loader = torch.utils.data.DataLoader(
             ds,
@@ -376,7 +388,7 @@ class SplitData:
         for x, y, err in loader:
             if err:
                 raise DataError(err)
-            yield x, (y if self.split.soft is None else self.labels[y])
+            yield x, (self.labels[y] if self.by_index else y)
 
 
 def balanced_weights(
@@ -404,18 +416,29 @@ def logit_adjustment(
     num_classes: int,
     tau: float,
     draw_weights: torch.Tensor | None = None,
+    groups: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """What the loss adds to the logits (Menon et al., 2021) so that they learn the class prior
     ``count ** (1 - tau)`` whatever the sampler draws: ``log q_draw - (1 - tau) log q_count``,
     where ``q_draw`` is the class share of the draws (``draw_weights`` per image, or the counts
-    when the data are shuffled) and ``q_count`` the share of the images."""
+    when the data are shuffled) and ``q_count`` the share of the images.
+
+    With ``groups`` (each image's dataset index) the draws' share is taken per group: one row
+    per group (G x C), so that the logits learn the same prior whichever group an image
+    comes from."""
     labels_t = torch.as_tensor(labels, dtype=torch.int64)
     counts = torch.tensor(class_counts(labels, num_classes), dtype=torch.float64).clamp(min=1)
-    w = torch.ones(len(labels_t), dtype=torch.float64) if draw_weights is None else draw_weights
-    draws = torch.zeros(num_classes, dtype=torch.float64).index_add_(0, labels_t, w.double())
-    q_draw = draws.clamp(min=1e-12) / draws.sum()
     q_count = counts / counts.sum()
-    return (q_draw.log() - (1 - tau) * q_count.log()).float()
+    w = torch.ones(len(labels_t), dtype=torch.float64) if draw_weights is None else draw_weights
+    g = torch.zeros_like(labels_t) if groups is None else torch.as_tensor(groups)
+    rows = []
+    for k in range(int(g.max()) + 1 if len(g) else 1):
+        mine = g == k
+        draws = torch.zeros(num_classes, dtype=torch.float64)
+        draws.index_add_(0, labels_t[mine], w[mine].double())
+        q_draw = draws.clamp(min=1e-12) / draws.sum().clamp(min=1e-12)
+        rows.append((q_draw.log() - (1 - tau) * q_count.log()).float())
+    return rows[0] if groups is None else torch.stack(rows)
 
 
 class EpochSampler:

@@ -33,6 +33,22 @@ class AdjustedLoss(nn.Module):
         return self.criterion(logits + self.adjustment.to(logits.dtype), targets)
 
 
+class SourceAdjustedLoss(nn.Module):
+    """``criterion(logits + adjustment, targets)`` where each image brings its own adjustment
+    as the last columns of its target (``SplitData.carry``: ``[distribution | adjustment]``,
+    mixed with the image); plain targets (validation) are taken as they are."""
+
+    def __init__(self, criterion: nn.Module) -> None:
+        super().__init__()
+        self.criterion = criterion
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        c = logits.shape[1]
+        if targets.ndim == 1 or targets.shape[1] == c:
+            return self.criterion(logits, targets)
+        return self.criterion(logits + targets[:, c:].to(logits.dtype), targets[:, :c])
+
+
 def train_one_epoch(
     model: nn.Module,
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
@@ -62,7 +78,7 @@ def train_one_epoch(
     t0 = time.perf_counter()
     for images, labels in batches:
         labels = labels.to(runtime.device, non_blocking=True)
-        hard = labels.argmax(1) if labels.is_floating_point() else labels
+        given = labels
         if augment is not None:
             x = images.to(runtime.device, non_blocking=True).float().div_(255)
             x = augment(x, generator)
@@ -75,6 +91,7 @@ def train_one_epoch(
         with runtime.autocast():
             logits = model(x)
             loss = criterion(logits.float(), labels)
+        hard = _top_class(given, logits.shape[1])
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None and scaler.is_enabled():
             scaler.scale(loss).backward()
@@ -106,6 +123,12 @@ def train_one_epoch(
         "seconds": dt,
         "images_per_s": seen / dt if dt > 0 else 0.0,
     }
+
+
+def _top_class(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Class indices of targets given as indices or as distributions (whose first
+    ``num_classes`` columns are the classes)."""
+    return targets[:, :num_classes].argmax(1) if targets.is_floating_point() else targets
 
 
 def load_network(

@@ -34,7 +34,7 @@ from .data import (
     logit_adjustment,
 )
 from .distributed import init_distributed, reduce_sum
-from .engine import AdjustedLoss, evaluate, train_one_epoch
+from .engine import AdjustedLoss, SourceAdjustedLoss, evaluate, train_one_epoch
 from .schedule import LRSchedule
 from .sources import Source, open_sources, sampling_weights, union_train
 
@@ -128,10 +128,6 @@ def prepare_data(
     kw = dict(cache=cfg.cache, workers=cfg.workers, progress=cfg.progress and main)
     train = SplitData(train_split, size, channels, **kw)
     evals = {s.name: SplitData(s.val, size, channels, **kw) for s in sources}
-    if runtime.device.type == "cuda":  # decoded images live on the GPU: no copy per batch
-        train.to(runtime.device)
-        for e in evals.values():
-            e.to(runtime.device)
     weights = sampling_weights(
         train_split.labels, source_ids, len(classes), cfg.balance_power, cfg.source_power
     )
@@ -144,6 +140,18 @@ def prepare_data(
         world_size=world,
         weights=weights,
     )
+    if cfg.logit_adjust is not None and cfg.logit_adjust_by == "source":
+        draws = sampler.weights if sampler.mode == "balanced" else None
+        rows = logit_adjustment(
+            sampler.labels, len(classes), cfg.logit_adjust, draws, groups=source_ids
+        )
+        for s, row in zip(sources, rows):
+            log.info("logit adjustment for %s: %s", s.name, [round(float(a), 3) for a in row])
+        train.carry(rows[source_ids], len(classes))  # each image brings its source's row
+    if runtime.device.type == "cuda":  # decoded images live on the GPU: no copy per batch
+        train.to(runtime.device)
+        for e in evals.values():
+            e.to(runtime.device)
     return TrainData(classes, sources, size, channels, train, sampler, evals)
 
 
@@ -175,7 +183,9 @@ def build_parts(cfg: TrainConfig, data: TrainData, runtime: Runtime, world: int)
         else None
     )
     criterion = nn.CrossEntropyLoss(weight=loss_weights, label_smoothing=cfg.label_smoothing)
-    if cfg.logit_adjust is not None:
+    if cfg.logit_adjust is not None and cfg.logit_adjust_by == "source":
+        criterion = SourceAdjustedLoss(criterion)  # the rows travel in the targets
+    elif cfg.logit_adjust is not None:
         sampler = data.sampler
         draws = sampler.weights if sampler.mode == "balanced" else None
         adjustment = logit_adjustment(sampler.labels, num_classes, cfg.logit_adjust, draws)
