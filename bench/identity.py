@@ -10,6 +10,11 @@ of the same person and 40,000 pairs of different people give the true-accept rat
 confidence curve are chosen on the first half and reported on the second, so the figures are
 not chosen on what they report. Milliseconds per face (alignment and descriptor) are timed.
 
+``whole-video``: the whole-video pass (:func:`fervid.identity.cluster_tracks`) on 5,000
+simulated videos per half of the people (4-6 people, 2-3 photos each as separate tracks, half
+the pairs of different people seen together): people split over several ids and wrong merges
+per video, with the threshold alone and with the join of clear pairs.
+
 ``clips``: synthetic videos made of real photos (a person leaves and returns as another photo
 of the same person, two people cross and swap places while hidden, a cut to another shot and
 back; 4-6 people, 30 s or more), from the second half of the people. Per clip: ids per
@@ -245,11 +250,61 @@ def open_set(data: Path, out: Path) -> dict:
     return res
 
 
+def simulated_video(vecs: dict, members: list[str], rng: random.Random):
+    """A video's summary as :func:`fervid.identity.cluster_tracks` reads it: 4-6 people,
+    each shown in 2-3 of their photos (one track per photo, at a random time); each pair
+    of tracks of two different people seen together with probability 1/2. Returns the
+    summary, each track's true person and the number of people."""
+    people = rng.sample([n for n in members if len(vecs[n]) >= 2], rng.randint(4, 6))
+    tracks, truth = {}, {}
+    for k, name in enumerate(people):
+        for v in rng.sample(vecs[name], min(len(vecs[name]), rng.choice([2, 3]))):
+            t = len(tracks)
+            tracks[str(t)] = {"samples": [list(map(float, v))], "first_t": 30 * rng.random()}
+            truth[t] = k
+    cooccur = [
+        [a, b]
+        for a, b in itertools.combinations(truth, 2)
+        if truth[a] != truth[b] and rng.random() < 0.5
+    ]
+    return {"tracks": tracks, "cooccur": cooccur}, truth, len(people)
+
+
+def whole_video(data: Path, out: Path, videos: int = 5000) -> dict:
+    """The whole-video pass on simulated videos, per half of the people: the share of people
+    split over two or more ids and the wrong merges (ids with two people) per video, with the
+    threshold alone (``loose=0``) and with the join of clear pairs (fervid's defaults)."""
+    from fervid.identity import CLEAR, LOOSE, cluster_tracks
+
+    vecs, _, _ = cached_embeddings(data, out)
+    res = {"videos": videos, "loose": LOOSE, "clear": CLEAR}
+    for half, members in halves_of(list(vecs)).items():
+        for rule, kw in (("threshold alone", {"loose": 0}), ("with clear pairs", {})):
+            rng, split, merges, people = random.Random(1), 0, 0, 0
+            for _ in range(videos):
+                summary, truth, n = simulated_video(vecs, members, rng)
+                persons = cluster_tracks(summary, **kw)
+                ids = {k: {persons[t][0] for t in truth if truth[t] == k} for k in range(n)}
+                split += sum(len(v) > 1 for v in ids.values())
+                owners: dict[int, set] = {}
+                for t, k in truth.items():
+                    owners.setdefault(persons[t][0], set()).add(k)
+                merges += sum(len(v) > 1 for v in owners.values())
+                people += n
+            res[f"{half}: {rule}"] = {
+                "people_split": round(split / people, 4),
+                "wrong_merges_per_video": round(merges / videos, 4),
+            }
+            print(half, rule, res[f"{half}: {rule}"], flush=True)
+    (out / "whole_video.json").write_text(json.dumps(res, indent=1))
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=HERE / "out" / "identity")
-    ap.add_argument("--only", default="verify,open-set,clips")
+    ap.add_argument("--only", default="verify,open-set,whole-video,clips")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     import torch
@@ -263,6 +318,8 @@ def main() -> None:
         print(json.dumps(verify(args.data, args.out), indent=1))
     if "open-set" in only:
         print(json.dumps(open_set(args.data, args.out), indent=1))
+    if "whole-video" in only:
+        print(json.dumps(whole_video(args.data, args.out), indent=1))
     if "clips" in only:
         from identity_clips import run_clips
 

@@ -12,7 +12,7 @@ import pytest
 
 import fervid
 from fervid.faces import Faces
-from fervid.identity import THRESHOLD, FaceEmbedder, PersonTracker, cluster_tracks
+from fervid.identity import LOOSE, THRESHOLD, FaceEmbedder, PersonTracker, cluster_tracks
 
 from conftest import SHARED, samples
 
@@ -92,6 +92,33 @@ def test_tracks_seen_in_the_same_frame_are_never_one_person():
     # not even when told there is one person
     persons = cluster_tracks(summary, people=1)
     assert persons[0][0] != persons[1][0]
+
+
+def _at(base: np.ndarray, d: float, seed: int) -> list[float]:
+    """A vector at distance ``d`` from ``base``, in a random direction."""
+    u = np.random.default_rng(seed).normal(size=base.shape)
+    return list(base + d * u / np.linalg.norm(u))
+
+
+def test_a_return_beyond_the_threshold_joins_only_when_nobody_else_is_near():
+    a, b, c = (np.asarray(_vec(s)) for s in (11, 12, 13))  # about 1.3 apart from each other
+    first, back = [list(a)], [_at(a, 0.58, 1)]  # the return: over 0.53, under LOOSE
+    assert THRESHOLD < 0.58 < LOOSE
+    clear = {0: (0.0, first), 1: (1.0, [list(b)]), 2: (2.0, [list(c)]), 3: (9.0, back)}
+    persons = cluster_tracks(_summary(clear, cooccur=[(0, 1), (1, 3), (2, 3)]))
+    assert persons[3][0] == persons[0][0] and len({p for p, _ in persons.values()}) == 3
+    # the same return with someone else nearly as near: kept apart (a split, not a guess)
+    crowded = dict(clear)
+    crowded[2] = (2.0, [_at(np.asarray(back[0]), 0.66, 2)])
+    persons = cluster_tracks(_summary(crowded, cooccur=[(0, 1), (1, 3), (2, 3)]))
+    assert persons[3][0] != persons[0][0]
+    # seen together: never one person; and the rule can be turned off
+    persons = cluster_tracks(_summary(clear, cooccur=[(0, 3), (1, 3)]))
+    assert persons[3][0] != persons[0][0]
+    assert (
+        cluster_tracks(_summary(clear), loose=0)[3][0]
+        != cluster_tracks(_summary(clear), loose=0)[0][0]
+    )
 
 
 def test_told_the_number_of_people_merges_down_to_it():
