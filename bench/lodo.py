@@ -60,6 +60,9 @@ RECIPES = {
     # each source's class prior taken out of the loss: telling the sources apart no longer
     # tells the class (0.5: the logits keep the prior base's sampler gives, count ** 0.5)
     "source-prior": ["--logit-adjust", "0.5", "--logit-adjust-by", "source"],
+    # the same two with another seed: how much of a difference is the seed's
+    "base-seed2": ["--seed", "2"],
+    "source-prior-seed2": ["--logit-adjust", "0.5", "--logit-adjust-by", "source", "--seed", "2"],
 }
 
 
@@ -112,26 +115,32 @@ def gray_view(colour: Path, tmp: Path) -> Path:
     return tmp
 
 
-def held_out_figures(checkpoint: Path, data: Path, held_out: str) -> dict:
-    """Accuracy, balanced accuracy and the disgust share ratio on the held-out test views."""
-    model = fervid.load_model(checkpoint, device="cpu")
-    out = {}
+def held_out_tables(model, data: Path, held_out: str):
+    """(view name, ``fervid.analyze_images`` table of its faces as crops) for each held-out
+    test view of a fold."""
     with tempfile.TemporaryDirectory() as tmp:
         found = views(data, Path(tmp))
         if held_out == "rafdb":
             found["rafdb test, grayscale"] = (gray_view(found["rafdb test"][0], Path(tmp) / "g"),)
         for name in HELD_OUT[held_out]:
-            df = fervid.analyze_images(found[name][0], model=model, crops=True)
-            m = scan_metrics(df, model.classes)
-            cm = np.array(m["confusion"])
-            d = list(model.classes).index("disgust")
-            ratio = cm[:, d].sum() / max(cm[d].sum(), 1)
-            out[name] = {
-                "acc": round(m["acc"], 4),
-                "balanced_acc": round(m["balanced_acc"], 4),
-                "disgust_ratio": round(float(ratio), 2),
-            }
-            print(f"  {name}: {out[name]}", flush=True)
+            yield name, fervid.analyze_images(found[name][0], model=model, crops=True)
+
+
+def held_out_figures(checkpoint: Path, data: Path, held_out: str) -> dict:
+    """Accuracy, balanced accuracy and the disgust share ratio on the held-out test views."""
+    model = fervid.load_model(checkpoint, device="cpu")
+    out = {}
+    for name, df in held_out_tables(model, data, held_out):
+        m = scan_metrics(df, model.classes)
+        cm = np.array(m["confusion"])
+        d = list(model.classes).index("disgust")
+        ratio = cm[:, d].sum() / max(cm[d].sum(), 1)
+        out[name] = {
+            "acc": round(m["acc"], 4),
+            "balanced_acc": round(m["balanced_acc"], 4),
+            "disgust_ratio": round(float(ratio), 2),
+        }
+        print(f"  {name}: {out[name]}", flush=True)
     return out
 
 

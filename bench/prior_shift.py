@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +28,7 @@ from fervid.emotions import EMOTIONS
 from fervid.train.study import scan_truth
 
 sys.path.insert(0, str(Path(__file__).parent))
-from eval_default_model import views  # noqa: E402
-from lodo import HELD_OUT, gray_view  # noqa: E402
+from lodo import HELD_OUT, held_out_tables  # noqa: E402
 
 TAUS = (-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0)
 
@@ -51,14 +49,9 @@ def held_out_probs(run: Path, data: Path, held_out: str) -> dict[str, tuple]:
     model = fervid.load_model(run / "best.safetensors", device="cpu")
     classes = list(model.classes)
     out = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        found = views(data, Path(tmp))
-        if held_out == "rafdb":
-            found["rafdb test, grayscale"] = (gray_view(found["rafdb test"][0], Path(tmp) / "g"),)
-        for name in HELD_OUT[held_out]:
-            df = fervid.analyze_images(found[name][0], model=model, crops=True)
-            read, truth = scan_truth(df, classes)
-            out[name] = (read[classes].to_numpy(np.float64), np.asarray(truth))
+    for name, df in held_out_tables(model, data, held_out):
+        read, truth = scan_truth(df, classes)
+        out[name] = (read[classes].to_numpy(np.float64), np.asarray(truth))
     arrays = {}
     for i, (p, y) in enumerate(out.values()):
         arrays[f"p{i}"], arrays[f"y{i}"] = p, y
