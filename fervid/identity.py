@@ -12,12 +12,14 @@
   plain data (``--resume``).
 - :func:`cluster_tracks`: the whole-video pass: tracks merged into people by average-linkage
   on their embeddings, never two tracks seen in the same frame, stopping at the distance
-  threshold or, when the number of people is known, at that number; people numbered in order
+  threshold or, when the number of people is known, at that number; then clear pairs joined
+  (two groups each other's nearest and nowhere near anybody else); people numbered in order
   of first appearance; each track's confidence from the distance to its own people or to the
   nearest other.
 
 The distance threshold and the confidence curve were chosen by measurement on pairs of photos
-of the same and of different people (``bench/identity.py``, docs/identity.md).
+of the same and of different people, the join of clear pairs on simulated videos
+(``bench/identity.py``, docs/identity.md).
 """
 
 from __future__ import annotations
