@@ -55,7 +55,7 @@ def analyze_images(
     opts = make_options(ImageOptions, options, **settings)
     if ray_address is not None:
         _check_ray_model(model)
-        classes = load_model(model, device="cpu", backend="torch").classes
+        classes = _driver_model(model).classes
         paths, root = resolve_inputs(inputs)
         read = _ray_reader(model, device, opts, ray_address, ray_resources)
         rows = [r for image_rows in read(paths, root) for r in image_rows]
@@ -95,7 +95,7 @@ def scan_folder(
     return _scan_folder(
         folder,
         out,
-        model=model if read is None else load_model(model, device="cpu"),
+        model=model if read is None else _driver_model(model),
         device=device,
         options=opts,
         resume=resume,
@@ -144,6 +144,12 @@ def annotate_videos(
 def _check_ray_model(model) -> None:
     if isinstance(model, EmotionModel):
         raise ValueError("with ray_address, give the model as a path (or None), not loaded")
+
+
+def _driver_model(model) -> EmotionModel:
+    """The model as the driver of a Ray run holds it: only its classes are read (the workers
+    classify), so PyTorch on the CPU, nothing compiled."""
+    return load_model(model, device="cpu", backend="torch")
 
 
 def _ray_reader(model, device, opts: ImageOptions, address: str, resources):
