@@ -274,11 +274,12 @@ def decode_all(
 
 
 class FileImages(torch.utils.data.Dataset):
-    """Streams images from disk; an unreadable one is reported, not raised in the worker."""
+    """Streams images from disk; an unreadable one is reported, not raised in the worker.
+    Each item's label is its class index, or (``by_index``) its position, for targets that
+    the batching looks up (soft labels, carried rows: ``SplitData.by_index``)."""
 
-    def __init__(self, split: Split, size: int, channels: str, by_index: bool = False) -> None:
-        self.split, self.size, self.channels = split, size, channels
-        self.by_index = by_index or split.soft is not None  # targets looked up by the loader
+    def __init__(self, split: Split, size: int, channels: str, by_index: bool) -> None:
+        self.split, self.size, self.channels, self.by_index = split, size, channels, by_index
 
     def __len__(self) -> int:
         return len(self.split)
@@ -331,7 +332,7 @@ class SplitData:
         if cache not in ("memory", "stream"):
             raise DataError(f"unknown cache mode {cache!r}")
         self.cache = cache
-        self.by_index = split.soft is not None
+        self.by_index = split.soft is not None  # targets looked up by position (see carry)
         self.images = (
             decode_all(split.paths, size, channels, threads=max(2, workers * 2), progress=progress)
             if cache == "memory"

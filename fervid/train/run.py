@@ -141,10 +141,7 @@ def prepare_data(
         weights=weights,
     )
     if cfg.logit_adjust is not None and cfg.logit_adjust_by == "source":
-        draws = sampler.weights if sampler.mode == "balanced" else None
-        rows = logit_adjustment(
-            sampler.labels, len(classes), cfg.logit_adjust, draws, groups=source_ids
-        )
+        rows = _logit_adjustment(cfg.logit_adjust, sampler, len(classes), groups=source_ids)
         for s, row in zip(sources, rows):
             log.info("logit adjustment for %s: %s", s.name, [round(float(a), 3) for a in row])
         train.carry(rows[source_ids], len(classes))  # each image brings its source's row
@@ -153,6 +150,13 @@ def prepare_data(
         for e in evals.values():
             e.to(runtime.device)
     return TrainData(classes, sources, size, channels, train, sampler, evals)
+
+
+def _logit_adjustment(tau: float, sampler: EpochSampler, num_classes: int, groups=None):
+    """``--logit-adjust``'s row (or one row per dataset, ``groups``) for what ``sampler``
+    draws."""
+    draws = sampler.weights if sampler.mode == "balanced" else None
+    return logit_adjustment(sampler.labels, num_classes, tau, draws, groups=groups)
 
 
 def build_parts(cfg: TrainConfig, data: TrainData, runtime: Runtime, world: int) -> Parts:
@@ -186,9 +190,7 @@ def build_parts(cfg: TrainConfig, data: TrainData, runtime: Runtime, world: int)
     if cfg.logit_adjust is not None and cfg.logit_adjust_by == "source":
         criterion = SourceAdjustedLoss(criterion)  # the rows travel in the targets
     elif cfg.logit_adjust is not None:
-        sampler = data.sampler
-        draws = sampler.weights if sampler.mode == "balanced" else None
-        adjustment = logit_adjustment(sampler.labels, num_classes, cfg.logit_adjust, draws)
+        adjustment = _logit_adjustment(cfg.logit_adjust, data.sampler, num_classes)
         log.info("logit adjustment: %s", [round(float(a), 3) for a in adjustment])
         criterion = AdjustedLoss(criterion, adjustment).to(runtime.device)
     decay = [p for p in model.parameters() if p.ndim > 1]
