@@ -372,3 +372,19 @@ def test_study_resume_skips_finished_architectures(two_sets, tmp_path):
     with open(tmp_path / "comparison.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert rows[0]["arch"] == "resnet18" and rows[0]["split"] == "val"
+
+
+def test_resume_refuses_another_objective():
+    """A run started with one loss is not continued under another (it would train a mixture),
+    while a run saved before an option existed still resumes."""
+    from fervid.train.checkpoints import RunState
+    from fervid.train.data import DataError
+
+    old = {"epochs": 4, "logit_adjust": 0.5, "logit_adjust_by": "source", "balance": "sampler"}
+    state = RunState(planned=4, epoch=2, saved={"config": old})
+    state.check_compatible({**old, "out": "runs"})
+    for key, value in (("logit_adjust", 0.0), ("logit_adjust_by", "all"), ("balance", "none")):
+        with pytest.raises(DataError, match=f"started with {key} = "):
+            state.check_compatible({**old, key: value, "out": "runs"})
+    older = RunState(planned=4, epoch=2, saved={"config": {"epochs": 4}})
+    older.check_compatible({**old, "out": "runs"})

@@ -39,6 +39,13 @@ RESUME_KEYS = (
     "exclude",
     "labels",
     "soft_labels",
+    # the objective: resuming under another loss or sampler would train a mixture
+    "balance",
+    "balance_power",
+    "source_power",
+    "logit_adjust",
+    "logit_adjust_by",
+    "label_smoothing",
     "optimizer",
     "schedule",
 )
