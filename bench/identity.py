@@ -43,6 +43,33 @@ sys.path.insert(0, str(HERE.parent / "samples"))
 
 
 SHARPNESS: list[float] = []  # of every photo's face chip
+CHIPS: list[np.ndarray] = []  # the first aligned faces, to time the networks on
+
+
+def network_timings(n: int = 64) -> dict:
+    """ms per face of the descriptor network alone: fervid's (PyTorch) one face at a time and
+    in batches of 8, and dlib's own C++ network, on the same aligned faces, in this run."""
+    import dlib
+
+    from fervid.identity import FaceEmbedder, _model_dir
+
+    chips = CHIPS[:n]
+    emb = FaceEmbedder()
+    dlib_net = dlib.face_recognition_model_v1(
+        os.path.join(_model_dir(), "dlib_face_recognition_resnet_model_v1.dat")
+    )
+    emb.embed_chips(chips[:8])  # warm-up
+    runs = {
+        "fervid_one_at_a_time": lambda: [emb.embed_chips([c]) for c in chips],
+        "fervid_batches_of_8": lambda: [emb.embed_chips(chips[i : i + 8]) for i in range(0, n, 8)],
+        "dlib_cpp": lambda: [dlib_net.compute_face_descriptor([c]) for c in chips],
+    }
+    out = {}
+    for name, run in runs.items():
+        t = time.perf_counter()
+        run()
+        out[name] = round(1000 * (time.perf_counter() - t) / len(chips), 2)
+    return out
 
 
 def people_photos(root: Path) -> dict[str, list[Path]]:
@@ -75,6 +102,8 @@ def embed_all(people: dict[str, list[Path]]) -> tuple[dict, float, int]:
             n += 1
             vecs.append(v[0])
             SHARPNESS.append(emb.sharpness(chips[0]))
+            if len(CHIPS) < 64:
+                CHIPS.append(chips[0])
         out[name] = vecs
     return out, 1000 * spent / max(n, 1), missed
 
@@ -140,6 +169,8 @@ def verify(data: Path, out: Path) -> dict:
     vecs, ms, missed = cached_embeddings(data, out)
     halves = halves_of(list(vecs))
     res = {"ms_per_face": round(ms, 2), "photos_without_face": missed, "threshold": THRESHOLD}
+    if CHIPS:  # embedded in this run, not read from the cache
+        res["network_ms_per_face"] = network_timings()
     q = np.percentile(SHARPNESS, [1, 5, 50])
     res["chip_sharpness_p1_p5_p50"] = [round(float(v), 1) for v in q]
     for half, members in halves.items():

@@ -1,9 +1,10 @@
 """Who is who across a whole video: a face embedding for identity and the people it finds.
 
 - :class:`FaceEmbedder`: dlib's ResNet face descriptor (128 numbers per face; 99.38% on LFW
-  by its authors), its weights from the ``face-recognition-models`` package, run by the
-  prebuilt ``dlib-bin`` wheel: installed by pip, nothing downloaded at run time. Faces are
-  aligned by dlib's 5-point landmark model inside the detector's box.
+  by its authors), its weights read from the ``face-recognition-models`` package: installed
+  by pip, nothing downloaded at run time. Faces are aligned by dlib's 5-point landmark model
+  inside the detector's box (the prebuilt ``dlib-bin`` wheel); the network runs in PyTorch
+  (:mod:`fervid._dlib_resnet`: dlib's descriptors, in batches, on the model's device).
 - :class:`PersonTracker`: ``update(faces, image, t) -> (persons, confidences)`` for each
   analysed frame. It keeps a few embeddings per track (taken at the track's birth and then
   every ``interval`` seconds, at most ``max_samples``, only for faces large and sharp
@@ -24,6 +25,7 @@ of the same and of different people, the join of clear pairs on simulated videos
 
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
 import logging
@@ -32,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from .faces import Faces
 
@@ -94,9 +97,11 @@ def _model_dir() -> str:
 
 @functools.lru_cache(maxsize=1)
 def _dlib_models(folder: str):
-    """dlib and its two networks, read once per process (about half a second each time
-    otherwise: a cost per video that the measurements showed)."""
+    """dlib, its landmark model and the descriptor network, read once per process (about
+    half a second each time otherwise: a cost per video that the measurements showed)."""
     import os
+
+    from ._dlib_resnet import DlibFaceNet
 
     try:
         import dlib
@@ -104,10 +109,10 @@ def _dlib_models(folder: str):
         raise IdentityUnavailable(INSTALL_HINT) from None
     try:
         shape = dlib.shape_predictor(os.path.join(folder, "shape_predictor_5_face_landmarks.dat"))
-        net = dlib.face_recognition_model_v1(
+        net = DlibFaceNet.from_file(
             os.path.join(folder, "dlib_face_recognition_resnet_model_v1.dat")
-        )
-    except RuntimeError as exc:
+        ).to(memory_format=torch.channels_last)
+    except (RuntimeError, OSError, ValueError) as exc:
         raise IdentityUnavailable(f"{INSTALL_HINT} ({exc})") from None
     return dlib, shape, net
 
@@ -116,8 +121,16 @@ class FaceEmbedder:
     """128-number identity descriptors of faces (``embed(image, boxes)``), and whether a face
     is fit for one (``big_enough``, ``sharpness``)."""
 
-    def __init__(self, min_face: int = MIN_FACE, min_sharpness: float = MIN_SHARPNESS) -> None:
-        self._dlib, self._shape, self._net = _dlib_models(_model_dir())
+    def __init__(
+        self,
+        min_face: int = MIN_FACE,
+        min_sharpness: float = MIN_SHARPNESS,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self._dlib, self._shape, net = _dlib_models(_model_dir())
+        self.device = torch.device(device)
+        # the cached network stays on the CPU; another device gets its own copy
+        self._net = net if self.device.type == "cpu" else copy.deepcopy(net).to(self.device)
         self.min_face, self.min_sharpness = min_face, min_sharpness
 
     def chips(self, image: np.ndarray, boxes: np.ndarray) -> list[np.ndarray]:
@@ -136,8 +149,10 @@ class FaceEmbedder:
         """Descriptors (N, 128) float32 of aligned chips."""
         if not chips:
             return np.zeros((0, 128), np.float32)
-        vecs = self._net.compute_face_descriptor(list(chips))
-        return np.asarray([np.asarray(v) for v in vecs], np.float32).reshape(-1, 128)
+        x = torch.from_numpy(np.stack(chips)).to(self.device).permute(0, 3, 1, 2).float()
+        with torch.inference_mode():
+            vecs = self._net(x.contiguous(memory_format=torch.channels_last))
+        return vecs.float().cpu().numpy()
 
     def embed(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """Descriptors (N, 128) of the faces in ``boxes`` (x1, y1, x2, y2) of an RGB image."""
@@ -175,7 +190,7 @@ class PersonTracker:
 
     embedder: FaceEmbedder | None = None
     interval: float = 3.0  # seconds between two embeddings of one track
-    max_samples: int = 4  # a track costs at most 4 embeddings (about 85 ms each here)
+    max_samples: int = 4  # a track costs at most 4 embeddings (about 6 ms each here)
     threshold: float = THRESHOLD
     tracks: dict[int, TrackIdentity] = field(default_factory=dict)
     cooccur: set[tuple[int, int]] = field(default_factory=set)

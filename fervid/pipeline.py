@@ -85,7 +85,7 @@ class VideoPipeline:
             interval=o.detect_interval, min_interval=min(0.2, o.detect_interval)
         )
         self.smoother = ProbSmoother(tau=o.smooth)
-        self.people = PersonTracker(embedder=FaceEmbedder() if o.reid else None)
+        self.people = PersonTracker(embedder=FaceEmbedder(device=model.device) if o.reid else None)
         self.by_need = ClassifyByNeed(interval=o.classify_interval)
         self.report = VideoReport(
             self.path, width=self.info.width, height=self.info.height, fps=self.info.fps

@@ -34,6 +34,39 @@ def test_the_same_person_in_another_photo_is_near_another_person_far(embedder):
     assert np.linalg.norm(a - a2) < THRESHOLD < np.linalg.norm(a - g)
 
 
+def test_the_pytorch_network_gives_dlibs_own_descriptors(embedder):
+    """The port (fervid._dlib_resnet) against dlib's C++ network on the same aligned faces:
+    real faces, a face in shadow, a grey one, batched together."""
+    import os
+
+    import dlib
+
+    from fervid.identity import _model_dir
+
+    boxes = np.array([samples.PORTRAIT_FACES[0]], np.float32)
+    chips = embedder.chips(samples.astronaut(), boxes)
+    chips += embedder.chips(samples.grace_hopper(), np.array([samples.PORTRAIT_FACES[1]]))
+    chips += [(chips[0] * 0.3).astype(np.uint8), np.repeat(chips[1].mean(2, keepdims=True), 3, 2)]
+    chips = [np.ascontiguousarray(c, np.uint8) for c in chips]
+    ours = embedder.embed_chips(chips)
+    net = dlib.face_recognition_model_v1(
+        os.path.join(_model_dir(), "dlib_face_recognition_resnet_model_v1.dat")
+    )
+    theirs = np.array([np.asarray(v) for v in net.compute_face_descriptor(chips)], np.float32)
+    assert ours.shape == (4, 128)
+    assert np.abs(ours - theirs).max() < 1e-4
+    assert np.linalg.norm(ours[0] - ours[1]) > 0.5  # two people, far apart
+
+
+def test_a_file_that_is_not_the_network_is_refused(tmp_path):
+    from fervid._dlib_resnet import DlibFaceNet
+
+    bad = tmp_path / "net.dat"
+    bad.write_bytes(b"\x01\x02not a network" * 10)
+    with pytest.raises(ValueError, match="net.dat: not dlib's face-recognition network"):
+        DlibFaceNet.from_file(bad)
+
+
 @pytest.mark.skipif(not (SHARED / "lfw-identities").is_dir(), reason="no shared LFW photos")
 def test_real_photos_of_one_person_match_and_of_others_do_not(embedder):
     from fervid.detect import FaceDetector
