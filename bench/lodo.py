@@ -60,6 +60,8 @@ RECIPES = {
     # each source's class prior taken out of the loss: telling the sources apart no longer
     # tells the class (0.5: the logits keep the prior base's sampler gives, count ** 0.5)
     "source-prior": ["--logit-adjust", "0.5", "--logit-adjust-by", "source"],
+    # the same with the logits keeping the pooled sources' own class frequencies (count ** 1)
+    "source-prior-natural": ["--logit-adjust", "0", "--logit-adjust-by", "source"],
     # the same two with another seed: how much of a difference is the seed's
     "base-seed2": ["--seed", "2"],
     "source-prior-seed2": ["--logit-adjust", "0.5", "--logit-adjust-by", "source", "--seed", "2"],
