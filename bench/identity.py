@@ -336,6 +336,9 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=HERE / "out" / "identity")
     ap.add_argument("--only", default="verify,open-set,whole-video,clips")
+    ap.add_argument(
+        "--draws", type=int, default=0, help="also the clips with N other draws of people"
+    )
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     import torch
@@ -356,6 +359,19 @@ def main() -> None:
 
         for r in run_clips(args.data, args.out):
             print(json.dumps(r))
+    if args.draws:  # the same clips with other people drawn from the report half
+        from identity_clips import run_clips
+
+        for draw in range(1, args.draws + 1):
+            for r in run_clips(args.data, args.out / f"draw{draw}", draw=draw, without=False):
+                print(json.dumps(r), flush=True)
+                shares = [p["majority_share"] for p in r["with_reid"]["people"].values()]
+                print(
+                    f"# draw {draw} {r['clip']}: people under 95% {sum(v < 0.95 for v in shares)}"
+                    f" of {len(shares)} (lowest {min(shares):.2f}), false merges "
+                    f"{r['with_reid']['false_merges']}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

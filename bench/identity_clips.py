@@ -236,12 +236,22 @@ def identities(df, truth: list) -> dict:
     return {"people": per, "false_merges": merges}
 
 
-def run_clips(data: Path, out: Path, only: set[str] | None = None) -> list[dict]:
+def run_clips(
+    data: Path, out: Path, only: set[str] | None = None, draw: int = 0, without: bool = True
+) -> list[dict]:
+    """Each clip made, analysed with re-identification (and without it, unless ``without``
+    is False) and scored. ``draw`` 0 takes the first people of the report half of the
+    people; another number a random draw of them (the same for the same number)."""
+    import random
+
     import fervid
 
     root = data / "lfw-identities"
     names = sorted(p.name for p in root.iterdir() if p.is_dir())[1::2]  # the report half
+    if draw:
+        random.Random(draw).shuffle(names)
     photos = load_people(root, names[:40])
+    out.mkdir(parents=True, exist_ok=True)
     model = fervid.load_model(device="cpu")
     results = []
     for name, (people, seconds, other_shot) in scenarios(photos).items():
@@ -250,7 +260,8 @@ def run_clips(data: Path, out: Path, only: set[str] | None = None) -> list[dict]
         path = out / f"{name}.mp4"
         truth = write(path, people, seconds, other_shot)
         res = {"clip": name, "people": len(people), "seconds": seconds}
-        for label, reid in (("without", False), ("with", True)):
+        res["draw"] = draw
+        for label, reid in (("without", False), ("with", True))[0 if without else 1 :]:
             t = time.perf_counter()
             df = fervid.analyze_video(path, model=model, reid=reid)
             res[f"fps_{label}"] = round(df.attrs["fervid"].frames / (time.perf_counter() - t), 2)
