@@ -6,11 +6,11 @@
   inside the detector's box (the prebuilt ``dlib-bin`` wheel); the network runs in PyTorch
   (:mod:`fervid._dlib_resnet`: dlib's descriptors, in batches, on the model's device).
 - :class:`PersonTracker`: ``update(faces, image, t) -> (persons, confidences)`` for each
-  analysed frame. It keeps a few embeddings per track (taken at the track's birth and then
-  every ``interval`` seconds, at most ``max_samples``, only for faces large and sharp
-  enough), the pairs of tracks seen in the same frame (never one person), and gives each
-  new track the person it matches among those not in view, or a new person. Its state is
-  plain data (``--resume``).
+  analysed frame. It keeps a few embeddings per track (taken at the track's birth, then every
+  ``interval`` seconds and when the track is seen again after a gap, at most ``max_samples``,
+  only for faces large and sharp enough), the pairs of tracks seen in the same frame (never one
+  person), and gives each new track the person it matches among those not in view, or a new
+  person. Its state is plain data (``--resume``).
 - :func:`cluster_tracks`: the whole-video pass: tracks merged into people by average-linkage
   on their embeddings, never two tracks seen in the same frame, stopping at the distance
   threshold or, when the number of people is known, at that number; then clear pairs joined
@@ -190,7 +190,10 @@ class PersonTracker:
 
     embedder: FaceEmbedder | None = None
     interval: float = 3.0  # seconds between two embeddings of one track
-    max_samples: int = 4  # a track costs at most 4 embeddings (about 6 ms each here)
+    max_samples: int = 4  # a track costs at most 4 embeddings (about 12 ms each here)
+    #: a track seen again after this many seconds unseen (hidden, turned away, missed) is
+    #: embedded again at once: it may come back looking otherwise, or be someone else
+    gap: float = 1.0
     threshold: float = THRESHOLD
     tracks: dict[int, TrackIdentity] = field(default_factory=dict)
     cooccur: set[tuple[int, int]] = field(default_factory=set)
@@ -223,9 +226,10 @@ class PersonTracker:
         tr = self.tracks.get(tid)
         if tr is None:
             self.tracks[tid] = tr = TrackIdentity(t, t, self._new_person())
-        if self.embedder is None or t < tr.next_t or len(tr.samples) >= self.max_samples:
+        if self.embedder is None or len(tr.samples) >= self.max_samples:
             return False
-        return self.embedder.big_enough(box)
+        back = bool(tr.samples) and t - tr.last_t > self.gap
+        return (t >= tr.next_t or back) and self.embedder.big_enough(box)
 
     def _sample(self, faces: Faces, image: np.ndarray, t: float, due: list[int]) -> None:
         chips = self.embedder.chips(image, faces.boxes[due])

@@ -183,6 +183,24 @@ def test_a_blurred_face_gives_no_embedding(embedder):
     assert math.isnan(conf[0]) and not people.tracks[0].samples
 
 
+def test_a_track_seen_again_after_a_gap_is_embedded_again(embedder):
+    """Birth, then not again within the interval while the face stays in view, but at once
+    when the tracker brings the track back after more than ``gap`` seconds unseen."""
+    people = PersonTracker(embedder=embedder)
+    img = samples.astronaut()
+    face = Faces([samples.PORTRAIT_FACES[0]], [1.0], track_ids=[0])
+    for t in (0.0, 0.2, 0.4):
+        people.update(face, img, t)
+    assert len(people.tracks[0].samples) == 1
+    people.update(face, img, 0.4 + people.gap + 0.1)  # back after a gap, before 3 s
+    assert len(people.tracks[0].samples) == 2
+    for t in (1.7, 2.5, 3.3, 4.1):  # in view, no gap: waits for the interval (1.5 + 3 s)
+        people.update(face, img, t)
+    assert len(people.tracks[0].samples) == 2
+    people.update(face, img, 4.6)
+    assert len(people.tracks[0].samples) == 3
+
+
 def _leave_and_return_clip(path):
     """The astronaut (left) for 2 s, gone for 1.5 s, back on the right as another photo of
     herself; Grace Hopper (middle) enters only while the astronaut is away, and stays. Where
