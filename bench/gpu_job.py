@@ -7,11 +7,14 @@ Runs on the device machine from the repository root, with the pack of
 2. training speed of each architecture alone (``bench/train_speed.py``), to plan epochs:
    the study's input size and epoch count (the same for all five) and the candidates'
    epochs are chosen so that all the work fits before the deadline;
-3. train concurrently until the deadline: two default-model candidates (colour with random
-   grayscale, and grayscale) on FER2013 (FER+ votes) + RAF-DB + AffectNet, and the study's
+3. train concurrently until the deadline: two default-model candidates on FER2013 (FER+
+   votes) + RAF-DB + AffectNet, both colour with random grayscale: the bundled model's recipe
+   and the same with each dataset's class prior taken out of the loss (``--logit-adjust 0
+   --logit-adjust-by source``, issue #23's choice, docs/default-model.md), and the study's
    five architectures on RAF-DB (EfficientNet-b7 in a process of its own);
-4. pick the candidate with the best validation accuracy (mean over the three datasets'
-   validation splits), export it fp16, pack the run folders and logs into ``$OUT``.
+4. export every candidate fp16 with its best validation accuracy (mean over the three
+   datasets' validation splits) in the log: which one is bundled is decided afterwards,
+   against the bars of issue #23; pack the run folders and logs into ``$OUT``.
 
     python3 bench/gpu_job.py --minutes 9.5                       # on the GPU machine
     python3 bench/gpu_job.py --minutes 3 --device cpu --small    # a dry run of the plumbing
@@ -68,9 +71,10 @@ def candidate_args(d: Path, a) -> dict[str, list[str]]:
         *("--mixup", "0.2", "--cutmix", "1.0", "--mix-prob", "0.5"),
         *("--ema", "--tta", "hflip", "--workers", "4", "--device", a.device, "--seed", "1"),
     ]
+    rgb = [*common, "--channels", "rgb", "--random-gray", "0.2"]
     return {
-        "cand-rgb": [*common, "--channels", "rgb", "--random-gray", "0.2"],
-        "cand-gray": [*common, "--channels", "grayscale"],
+        "cand-rgb": rgb,
+        "cand-source": [*rgb, "--logit-adjust", "0", "--logit-adjust-by", "source"],
     }
 
 
@@ -130,7 +134,13 @@ def main() -> None:
         "--final",
         type=int,
         metavar="EPOCHS",
-        help="only the colour candidate, alone, for up to EPOCHS epochs in the time left",
+        help="only one candidate (--final-recipe), alone, for up to EPOCHS epochs in the time left",
+    )
+    ap.add_argument(
+        "--final-recipe",
+        default="cand-source",
+        choices=["cand-rgb", "cand-source"],
+        help="the candidate --final trains (cand-rgb: the bundled model's recipe)",
     )
     ap.add_argument("--source-power", default="0.5")
     a = ap.parse_args()
@@ -157,10 +167,10 @@ def main() -> None:
 
     cands = candidate_args(data, a)
     if a.final:
-        final(a, cands["cand-rgb"], work, out, deadline)
+        final(a, a.final_recipe, cands[a.final_recipe], work, out, deadline)
         return
     # 1. smoke: every feature the real runs use, tiny
-    smoke = cands["cand-rgb"] + [
+    smoke = cands["cand-source"] + [
         "--input-size",
         "32",
         "--epochs",
@@ -229,8 +239,9 @@ def main() -> None:
     finish(runs, out, work)
 
 
-def final(a, args: list[str], work: Path, out: Path, deadline: float) -> None:
+def final(a, recipe: str, args: list[str], work: Path, out: Path, deadline: float) -> None:
     """The chosen candidate's recipe, alone on the GPU, for as many epochs as fit."""
+    name = "final-" + recipe.removeprefix("cand-")
     runs = work / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     budget_min = f"{(deadline - time.time() - 45) / 60:.2f}"  # decoding comes first
@@ -243,23 +254,23 @@ def final(a, args: list[str], work: Path, out: Path, deadline: float) -> None:
         "--workers",
         "8",
         "--out",
-        str(runs / "final-rgb"),
+        str(runs / name),
     )
-    log(f"start final-rgb: {' '.join(cmd)}")
-    with open(runs / "final-rgb.log", "w") as fh:
+    log(f"start {name}: {' '.join(cmd)}")
+    with open(runs / f"{name}.log", "w") as fh:
         p = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
         while time.time() < deadline and p.poll() is None:
             time.sleep(2)
         if p.poll() is None:
-            log("final-rgb: still running at the deadline; stopped")
+            log(f"{name}: still running at the deadline; stopped")
             p.kill()
         p.wait()
-    log(f"final-rgb: exit {p.returncode}")
-    acc, epoch = best_val_acc(runs / "final-rgb" / "resnet18")
-    log(f"final-rgb: best val acc {acc:.4f} at epoch {epoch}")
-    src = runs / "final-rgb" / "resnet18" / "best.safetensors"
+    log(f"{name}: exit {p.returncode}")
+    acc, epoch = best_val_acc(runs / name / "resnet18")
+    log(f"{name}: best val acc {acc:.4f} at epoch {epoch}")
+    src = runs / name / "resnet18" / "best.safetensors"
     if src.exists():
-        export(src, work, out, "final-rgb")
+        export(src, work, out, name)
     pack_runs(runs, out)
 
 
@@ -309,14 +320,11 @@ def finish(runs: Path, out: Path, work: Path) -> None:
     )
     r = run([sys.executable, "-c", code, str(runs / "study")], env=os.environ)
     log("study report: " + (r.stdout + r.stderr).strip()[-1500:])
-    best, best_acc = None, -1.0
-    for name in ("cand-rgb", "cand-gray"):
+    for name in ("cand-rgb", "cand-source"):
         acc, epoch = best_val_acc(runs / name / "resnet18")
         log(f"{name}: best val acc {acc:.4f} at epoch {epoch}")
-        if acc > best_acc and (runs / name / "resnet18" / "best.safetensors").exists():
-            best, best_acc = name, acc
-    if best is not None:
-        export(runs / best / "resnet18" / "best.safetensors", work, out, best)
+        if (runs / name / "resnet18" / "best.safetensors").exists():
+            export(runs / name / "resnet18" / "best.safetensors", work, out, name)
     pack_runs(runs, out)
 
 
