@@ -62,6 +62,8 @@ RECIPES = {
     "source-prior": ["--logit-adjust", "0.5", "--logit-adjust-by", "source"],
     # the same with the logits keeping the pooled sources' own class frequencies (count ** 1)
     "source-prior-natural": ["--logit-adjust", "0", "--logit-adjust-by", "source"],
+    # halfway between the two: count ** 0.75
+    "source-prior-quarter": ["--logit-adjust", "0.25", "--logit-adjust-by", "source"],
     # the same two with another seed: how much of a difference is the seed's
     "base-seed2": ["--seed", "2"],
     "source-prior-seed2": ["--logit-adjust", "0.5", "--logit-adjust-by", "source", "--seed", "2"],
