@@ -51,13 +51,11 @@ def network_timings(n: int = 64) -> dict:
     in batches of 8, and dlib's own C++ network, on the same aligned faces, in this run."""
     import dlib
 
-    from fervid.identity import FaceEmbedder, _model_dir
+    from fervid.identity import DESCRIPTOR_FILE, FaceEmbedder, _model_dir
 
     chips = CHIPS[:n]
     emb = FaceEmbedder()
-    dlib_net = dlib.face_recognition_model_v1(
-        os.path.join(_model_dir(), "dlib_face_recognition_resnet_model_v1.dat")
-    )
+    dlib_net = dlib.face_recognition_model_v1(os.path.join(_model_dir(), DESCRIPTOR_FILE))
     emb.embed_chips(chips[:8])  # warm-up
     runs = {
         "fervid_one_at_a_time": lambda: [emb.embed_chips([c]) for c in chips],

@@ -25,7 +25,6 @@ of the same and of different people, the join of clear pairs on simulated videos
 
 from __future__ import annotations
 
-import copy
 import functools
 import itertools
 import logging
@@ -95,13 +94,15 @@ def _model_dir() -> str:
     return os.path.join(spec.submodule_search_locations[0], "models")
 
 
+#: dlib's descriptor network's weights, in the ``face-recognition-models`` folder
+DESCRIPTOR_FILE = "dlib_face_recognition_resnet_model_v1.dat"
+
+
 @functools.lru_cache(maxsize=1)
 def _dlib_models(folder: str):
-    """dlib, its landmark model and the descriptor network, read once per process (about
-    half a second each time otherwise: a cost per video that the measurements showed)."""
+    """dlib and its landmark model, read once per process (about half a second each time
+    otherwise: a cost per video that the measurements showed)."""
     import os
-
-    from ._dlib_resnet import DlibFaceNet
 
     try:
         import dlib
@@ -109,12 +110,23 @@ def _dlib_models(folder: str):
         raise IdentityUnavailable(INSTALL_HINT) from None
     try:
         shape = dlib.shape_predictor(os.path.join(folder, "shape_predictor_5_face_landmarks.dat"))
-        net = DlibFaceNet.from_file(
-            os.path.join(folder, "dlib_face_recognition_resnet_model_v1.dat")
-        ).to(memory_format=torch.channels_last)
+    except RuntimeError as exc:
+        raise IdentityUnavailable(f"{INSTALL_HINT} ({exc})") from None
+    return dlib, shape
+
+
+@functools.lru_cache(maxsize=2)
+def _descriptor_net(folder: str, device: torch.device):
+    """The descriptor network on ``device``, read once per process and device."""
+    import os
+
+    from ._dlib_resnet import DlibFaceNet
+
+    try:
+        net = DlibFaceNet.from_file(os.path.join(folder, DESCRIPTOR_FILE))
     except (RuntimeError, OSError, ValueError) as exc:
         raise IdentityUnavailable(f"{INSTALL_HINT} ({exc})") from None
-    return dlib, shape, net
+    return net.to(device, memory_format=torch.channels_last)
 
 
 class FaceEmbedder:
@@ -127,10 +139,10 @@ class FaceEmbedder:
         min_sharpness: float = MIN_SHARPNESS,
         device: torch.device | str = "cpu",
     ) -> None:
-        self._dlib, self._shape, net = _dlib_models(_model_dir())
+        folder = _model_dir()
+        self._dlib, self._shape = _dlib_models(folder)
         self.device = torch.device(device)
-        # the cached network stays on the CPU; another device gets its own copy
-        self._net = net if self.device.type == "cpu" else copy.deepcopy(net).to(self.device)
+        self._net = _descriptor_net(folder, self.device)
         self.min_face, self.min_sharpness = min_face, min_sharpness
 
     def chips(self, image: np.ndarray, boxes: np.ndarray) -> list[np.ndarray]:
@@ -152,7 +164,7 @@ class FaceEmbedder:
         x = torch.from_numpy(np.stack(chips)).to(self.device).permute(0, 3, 1, 2).float()
         with torch.inference_mode():
             vecs = self._net(x.contiguous(memory_format=torch.channels_last))
-        return vecs.float().cpu().numpy()
+        return vecs.cpu().numpy()
 
     def embed(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """Descriptors (N, 128) of the faces in ``boxes`` (x1, y1, x2, y2) of an RGB image."""

@@ -41,7 +41,7 @@ def test_the_pytorch_network_gives_dlibs_own_descriptors(embedder):
 
     import dlib
 
-    from fervid.identity import _model_dir
+    from fervid.identity import DESCRIPTOR_FILE, _model_dir
 
     boxes = np.array([samples.PORTRAIT_FACES[0]], np.float32)
     chips = embedder.chips(samples.astronaut(), boxes)
@@ -49,9 +49,7 @@ def test_the_pytorch_network_gives_dlibs_own_descriptors(embedder):
     chips += [(chips[0] * 0.3).astype(np.uint8), np.repeat(chips[1].mean(2, keepdims=True), 3, 2)]
     chips = [np.ascontiguousarray(c, np.uint8) for c in chips]
     ours = embedder.embed_chips(chips)
-    net = dlib.face_recognition_model_v1(
-        os.path.join(_model_dir(), "dlib_face_recognition_resnet_model_v1.dat")
-    )
+    net = dlib.face_recognition_model_v1(os.path.join(_model_dir(), DESCRIPTOR_FILE))
     theirs = np.array([np.asarray(v) for v in net.compute_face_descriptor(chips)], np.float32)
     assert ours.shape == (4, 128)
     assert np.abs(ours - theirs).max() < 1e-4
