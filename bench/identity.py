@@ -302,13 +302,14 @@ def simulated_video(vecs: dict, members: list[str], rng: random.Random):
 def whole_video(data: Path, out: Path, videos: int = 5000) -> dict:
     """The whole-video pass on simulated videos, per half of the people: the share of people
     split over two or more ids and the wrong merges (ids with two people) per video, with the
-    threshold alone (``loose=0``) and with the join of clear pairs (fervid's defaults)."""
-    from fervid.identity import CLEAR, LOOSE, cluster_tracks
+    threshold alone (``loose=0``) and with the join of mutual nearest groups (fervid's
+    defaults)."""
+    from fervid.identity import LOOSE, cluster_tracks
 
     vecs, _, _ = cached_embeddings(data, out)
-    res = {"videos": videos, "loose": LOOSE, "clear": CLEAR}
+    res = {"videos": videos, "loose": LOOSE}
     for half, members in halves_of(list(vecs)).items():
-        for rule, kw in (("threshold alone", {"loose": 0}), ("with clear pairs", {})):
+        for rule, kw in (("threshold alone", {"loose": 0}), ("with mutual nearest", {})):
             rng, split, merges, people = random.Random(1), 0, 0, 0
             for _ in range(videos):
                 summary, truth, n = simulated_video(vecs, members, rng)

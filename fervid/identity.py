@@ -13,13 +13,14 @@
   person. Its state is plain data (``--resume``).
 - :func:`cluster_tracks`: the whole-video pass: tracks merged into people by average-linkage
   on their embeddings, never two tracks seen in the same frame, stopping at the distance
-  threshold or, when the number of people is known, at that number; then clear pairs joined
-  (two groups each other's nearest and nowhere near anybody else); people numbered in order
+  threshold or, when the number of people is known, at that number; then mutual nearest
+  groups joined (two groups never seen together, each the other's nearest, closer than a
+  looser distance); people numbered in order
   of first appearance; each track's confidence from the distance to its own people or to the
   nearest other.
 
 The distance threshold and the confidence curve were chosen by measurement on pairs of photos
-of the same and of different people, the join of clear pairs on simulated videos
+of the same and of different people, the join of mutual nearest groups on simulated videos
 (``bench/identity.py``, docs/identity.md).
 """
 
@@ -43,11 +44,11 @@ log = logging.getLogger(__name__)
 #: 0.1% of different people's pairs fall under it (bench/identity.py, the half of the people
 #: it is chosen on; docs/identity.md).
 THRESHOLD = 0.53
-#: The whole-video pass then joins two groups still apart when each is the other's nearest,
-#: under LOOSE, and nearer than CLEAR times the next nearest group of either (any group, even
-#: one seen with it): on simulated videos of the half of the people it was chosen on, people
-#: split 10.4% -> 5.7%, wrong merges per video 0.0002 -> 0.0008 (docs/identity.md).
-LOOSE, CLEAR = 0.62, 0.8
+#: The whole-video pass then joins two groups still apart, never seen together, when each is
+#: the other's nearest group (any group, even one seen with it) and they are closer than
+#: LOOSE: on simulated videos of the half of the people it was chosen on, people split
+#: 10.4% -> 1.3%, wrong merges per video 0.0002 -> 0.0044 (docs/identity.md).
+LOOSE = 0.62
 #: P(same person | distance) = 1 / (1 + exp((d - MID) / SCALE)), fitted on the same pairs.
 CONF_MID, CONF_SCALE = 0.6, 0.0225
 #: The smallest face (long side of the detector's box, px) whose embedding is used: at 44 px
@@ -334,14 +335,13 @@ def cluster_tracks(
     people: int | None = None,
     threshold: float = THRESHOLD,
     loose: float = LOOSE,
-    clear: float = CLEAR,
 ) -> dict[int, tuple[int, float]]:
     """Track id -> (person, confidence) for the whole video (``summary``:
     :meth:`PersonTracker.summary`). Tracks with embeddings are merged by average linkage
     while the nearest two groups are closer than ``threshold`` (or, with ``people``, until
     that many groups are left), never two groups with tracks seen in the same frame; then two
-    groups are joined when each is the other's nearest, closer than ``loose`` and than
-    ``clear`` times the next nearest group of either (``loose=0`` turns this off). A track
+    groups never seen together are joined when each is the other's nearest group and they
+    are closer than ``loose`` (``loose=0`` turns this off). A track
     without a usable embedding stays its own person (confidence NaN). People are numbered 0,
     1, ... in order of first appearance."""
     tracks = {int(k): v for k, v in summary["tracks"].items()}
@@ -350,7 +350,7 @@ def cluster_tracks(
     means = {t: np.mean(np.asarray(tracks[t]["samples"], np.float32), 0) for t in known}
     groups = _agglomerate(known, means, cooccur, people, threshold)
     if people is None and loose > 0:
-        groups = _join_clear_pairs(groups, means, cooccur, loose, clear)
+        groups = _join_mutual_nearest(groups, means, cooccur, loose)
     groups += [[t] for t in tracks if t not in means]
     groups.sort(key=lambda g: min(tracks[t]["first_t"] for t in g))
     out: dict[int, tuple[int, float]] = {}
@@ -399,24 +399,19 @@ def _linkage_matrix(groups, means, cooccur) -> tuple[np.ndarray, np.ndarray]:
     return d, joinable
 
 
-def _join_clear_pairs(groups, means, cooccur, loose: float, clear: float) -> list[list[int]]:
+def _join_mutual_nearest(groups, means, cooccur, loose: float) -> list[list[int]]:
     """Join, one pair at a time (nearest first), two groups that may be one person, each the
-    other's nearest group, closer than ``loose`` and than ``clear`` times the next nearest
-    group of either: a return that lies beyond the threshold from its person but nowhere
-    near anybody else in the video."""
+    other's nearest group (any group of the video is a rival, even one seen with them) and
+    closer than ``loose``: a return that lies beyond the threshold from its person but
+    nearer to it than to anybody else in the video."""
     groups = [list(g) for g in groups]
     while len(groups) > 2:
         d, joinable = _linkage_matrix(groups, means, cooccur)
-        order = np.sort(d, axis=1)
-        best = None
-        for i, j in zip(*np.nonzero(joinable & (d < loose))):
-            mutual = d[i, j] <= order[i, 0] and d[i, j] <= order[j, 0]
-            clearly = d[i, j] < clear * min(order[i, 1], order[j, 1])
-            if i < j and mutual and clearly and (best is None or d[i, j] < d[best]):
-                best = (i, j)
-        if best is None:
+        nearest = d.min(axis=1)
+        ok = joinable & (d < loose) & (d <= nearest[:, None]) & (d <= nearest[None, :])
+        if not ok.any():
             break
-        i, j = best
+        i, j = sorted(np.unravel_index(np.argmin(np.where(ok, d, np.inf)), d.shape))
         groups[i] += groups.pop(j)
     return groups
 

@@ -131,17 +131,27 @@ def _at(base: np.ndarray, d: float, seed: int) -> list[float]:
     return list(base + d * u / np.linalg.norm(u))
 
 
-def test_a_return_beyond_the_threshold_joins_only_when_nobody_else_is_near():
+def test_a_return_beyond_the_threshold_joins_only_when_nobody_else_is_nearer():
     a, b, c = (np.asarray(_vec(s)) for s in (11, 12, 13))  # about 1.3 apart from each other
     first, back = [list(a)], [_at(a, 0.58, 1)]  # the return: over 0.53, under LOOSE
     assert THRESHOLD < 0.58 < LOOSE
     clear = {0: (0.0, first), 1: (1.0, [list(b)]), 2: (2.0, [list(c)]), 3: (9.0, back)}
     persons = cluster_tracks(_summary(clear, cooccur=[(0, 1), (1, 3), (2, 3)]))
     assert persons[3][0] == persons[0][0] and len({p for p, _ in persons.values()}) == 3
-    # the same return with someone else nearly as near: kept apart (a split, not a guess)
+    # someone else, even one seen with the return, nearer to it: kept apart (not a guess)
     crowded = dict(clear)
-    crowded[2] = (2.0, [_at(np.asarray(back[0]), 0.66, 2)])
+    crowded[2] = (2.0, [_at(np.asarray(back[0]), 0.56, 2)])
     persons = cluster_tracks(_summary(crowded, cooccur=[(0, 1), (1, 3), (2, 3)]))
+    assert persons[3][0] != persons[0][0] and persons[3][0] != persons[2][0]
+    # someone seen with the person nearer to it than the return: not its nearest any more
+    far = dict(clear)
+    far[2] = (2.0, [_at(np.asarray(first[0]), 0.57, 3)])
+    persons = cluster_tracks(_summary(far, cooccur=[(0, 1), (0, 2), (1, 3), (2, 3)]))
+    assert persons[3][0] != persons[0][0]
+    # too far (over LOOSE) even when nobody else is near
+    lone = dict(clear)
+    lone[3] = (9.0, [_at(a, LOOSE + 0.02, 4)])
+    persons = cluster_tracks(_summary(lone, cooccur=[(0, 1), (1, 3), (2, 3)]))
     assert persons[3][0] != persons[0][0]
     # seen together: never one person; and the rule can be turned off
     persons = cluster_tracks(_summary(clear, cooccur=[(0, 3), (1, 3)]))
