@@ -330,6 +330,40 @@ def whole_video(data: Path, out: Path, videos: int = 5000) -> dict:
     return res
 
 
+def scale(tracks_counts=(100, 300, 1000, 3000)) -> dict:
+    """Seconds the whole-video pass takes on long videos: N tracks of N/10 people (random
+    descriptors 0.6 from each person's centre), each track seen with the next five."""
+    import time
+
+    from fervid.identity import cluster_tracks
+
+    out = {}
+    for n in tracks_counts:
+        rng = np.random.default_rng(0)
+        centres = rng.normal(size=(n // 10, 128))
+        centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+        who = rng.integers(0, n // 10, n)
+        tracks = {
+            str(t): {
+                "samples": [list(centres[who[t]] + rng.normal(0, 0.6 / 16, 128))],
+                "first_t": float(t),
+            }
+            for t in range(n)
+        }
+        cooccur = [
+            [a, b] for a in range(n) for b in range(a + 1, min(n, a + 6)) if who[a] != who[b]
+        ]
+        t0 = time.perf_counter()
+        persons = cluster_tracks({"tracks": tracks, "cooccur": cooccur})
+        out[n] = {
+            "seconds": round(time.perf_counter() - t0, 3),
+            "people": len({p for p, _ in persons.values()}),
+            "true_people": len(set(who.tolist())),
+        }
+        print(n, "tracks:", out[n], flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data")
@@ -353,6 +387,8 @@ def main() -> None:
         print(json.dumps(open_set(args.data, args.out), indent=1))
     if "whole-video" in only:
         print(json.dumps(whole_video(args.data, args.out), indent=1))
+    if "scale" in only:
+        print(json.dumps(scale()))
     if "clips" in only:
         from identity_clips import run_clips
 

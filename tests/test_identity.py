@@ -3,6 +3,7 @@ real encoded videos (people leaving and coming back as another photo of themselv
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -12,7 +13,14 @@ import pytest
 
 import fervid
 from fervid.faces import Faces
-from fervid.identity import LOOSE, THRESHOLD, FaceEmbedder, PersonTracker, cluster_tracks
+from fervid.identity import (
+    LOOSE,
+    THRESHOLD,
+    FaceEmbedder,
+    PersonTracker,
+    cluster_tracks,
+    same_probability,
+)
 
 from conftest import SHARED, samples
 
@@ -282,3 +290,79 @@ def test_resume_gives_the_same_persons_as_an_uninterrupted_run(leave_return, mod
     report = fervid.annotate_video(path, cut, model=model, resume=True)
     assert report.resumed_from is not None and report.people == 2
     assert cut.read_text() == whole.read_text()
+
+
+def _plain_cluster(summary: dict, people=None, loose=LOOSE) -> dict:
+    """The whole-video pass written pair by pair (as it was first written): the reference
+    the fast pass must agree with."""
+    tracks = {int(k): v for k, v in summary["tracks"].items()}
+    seen = {(min(a, b), max(a, b)) for a, b in summary["cooccur"]}
+    known = sorted(t for t, v in tracks.items() if v["samples"])
+    means = {t: np.mean(np.asarray(tracks[t]["samples"]), 0) for t in known}
+
+    def dist(g, h):
+        return float(np.mean([np.linalg.norm(means[a] - means[b]) for a in g for b in h]))
+
+    def apart(g, h):
+        return any((min(a, b), max(a, b)) in seen for a in g for b in h)
+
+    groups = [[t] for t in known]
+    while len(groups) > (people or 1):
+        pairs = [(i, j) for i, j in itertools.combinations(range(len(groups)), 2)]
+        pairs = [(dist(groups[i], groups[j]), i, j) for i, j in pairs]
+        pairs = [p for p in pairs if not apart(groups[p[1]], groups[p[2]])]
+        if not pairs or (people is None and min(pairs)[0] >= THRESHOLD):
+            break
+        _, i, j = min(pairs)
+        groups[i] += groups.pop(j)
+    while people is None and loose and len(groups) > 2:
+        n = len(groups)
+        d = np.array([[dist(g, h) if g is not h else np.inf for h in groups] for g in groups])
+        near = d.min(1)
+        ok = [
+            (d[i, j], i, j)
+            for i, j in itertools.combinations(range(n), 2)
+            if d[i, j] < loose
+            and d[i, j] <= min(near[i], near[j])
+            and not apart(groups[i], groups[j])
+        ]
+        if not ok:
+            break
+        _, i, j = min(ok)
+        groups[i] += groups.pop(j)
+    conf = {}
+    for g in groups:
+        for t in g:
+            mates = [dist([t], [o]) for o in g if o != t]
+            rivals = [dist([t], h) for h in groups if h is not g]
+            p = same_probability(np.mean(mates)) if mates else 1 - same_probability(min(rivals))
+            conf[t] = float(p) if mates or rivals else 1.0
+    groups += [[t] for t in tracks if t not in means]
+    groups.sort(key=lambda g: min(tracks[t]["first_t"] for t in g))
+    return {t: (k, conf.get(t, math.nan)) for k, g in enumerate(groups) for t in g}
+
+
+def test_the_whole_video_pass_agrees_with_the_plain_pair_by_pair_one():
+    rng = np.random.default_rng(5)
+    for _ in range(60):
+        n = int(rng.integers(3, 8))
+        centres = rng.normal(0, 0.06, (n, 128))  # people about 0.6-1.0 apart
+        tracks, who = {}, {}
+        for t in range(int(rng.integers(n, 3 * n))):
+            who[t] = int(rng.integers(n))
+            samples = (
+                [list(centres[who[t]] + rng.normal(0, 0.03, 128))] if rng.random() > 0.1 else []
+            )
+            tracks[t] = (float(rng.random() * 30), samples)
+        cooccur = [
+            (a, b)
+            for a, b in itertools.combinations(tracks, 2)
+            if who[a] != who[b] and rng.random() < 0.3
+        ]
+        summary = _summary(tracks, cooccur)
+        for people in (None, max(1, n - 1)):
+            fast, plain = cluster_tracks(summary, people=people), _plain_cluster(summary, people)
+            assert {t: p for t, (p, _) in fast.items()} == {t: p for t, (p, _) in plain.items()}
+            np.testing.assert_allclose(
+                [fast[t][1] for t in tracks], [plain[t][1] for t in tracks], atol=1e-6
+            )
