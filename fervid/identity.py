@@ -187,11 +187,13 @@ class TrackIdentity:
     person: int
     samples: list[list[float]] = field(default_factory=list)
     next_t: float = 0.0  # when to take the next embedding
+    _mean: tuple[int, np.ndarray | None] = field(default=(0, None), repr=False, compare=False)
 
     def mean(self) -> np.ndarray | None:
-        if not self.samples:
-            return None
-        return np.mean(np.asarray(self.samples, np.float32), 0)
+        """The mean of the samples (worked out again only when one is added)."""
+        if self._mean[0] != len(self.samples):
+            self._mean = (len(self.samples), np.mean(np.asarray(self.samples, np.float32), 0))
+        return self._mean[1]
 
 
 @dataclass
@@ -213,6 +215,9 @@ class PersonTracker:
     # each track's confidence, worked out again only when an embedding is added (it depends
     # on the embeddings alone), not for every face of every frame
     _conf: dict[int, float] = field(default_factory=dict, repr=False)
+    # the tracks with embeddings as arrays (ids, means, persons), made again only when an
+    # embedding is added: a long video's thousands of tracks are compared in one step
+    _table: tuple | None = field(default=None, repr=False)
 
     def update(self, faces: Faces, image: np.ndarray, t: float) -> tuple[list[int], np.ndarray]:
         ids = [int(i) for i in faces.track_ids]
@@ -257,30 +262,36 @@ class PersonTracker:
             first = not tr.samples
             tr.samples.append([round(float(v), 5) for v in next(it)])
             self._conf.clear()
+            self._table = None
             if first:
                 tr.person = self._match(int(faces.track_ids[k]), visible, tr.person)
+                self._table = None  # its person may have changed
 
     def _match(self, tid: int, visible: set[int], own: int) -> int:
         """The person a track's first embedding belongs to: the nearest among the persons of
         other tracks not in view now and never seen with this one, under the threshold."""
-        v = self.tracks[tid].mean()
-        best, best_d = own, self.threshold
         blocked = {self.tracks[o].person for o in visible if o != tid}
         blocked |= {self.tracks[o].person for o in self._cooccurring(tid)}
-        for person, vecs in self._people(exclude=tid).items():
-            if person in blocked:
-                continue
-            d = float(np.mean(np.linalg.norm(vecs - v, axis=1)))
-            if d < best_d:
+        best, best_d = own, self.threshold
+        for person, d in sorted(self._distances(tid).items()):
+            if person not in blocked and d < best_d:
                 best, best_d = person, d
         return best
 
-    def _people(self, exclude: int) -> dict[int, np.ndarray]:
-        out: dict[int, list] = {}
-        for tid, tr in self.tracks.items():
-            if tid != exclude and tr.samples:
-                out.setdefault(tr.person, []).append(tr.mean())
-        return {p: np.stack(v) for p, v in out.items()}
+    def _distances(self, tid: int) -> dict[int, float]:
+        """The mean distance from a track to each person's other tracks with embeddings."""
+        if self._table is None:
+            ids = [t for t, tr in self.tracks.items() if tr.samples]
+            means = np.stack([self.tracks[t].mean() for t in ids])
+            self._table = (np.asarray(ids), means, np.asarray([self.tracks[t].person for t in ids]))
+        ids, means, persons = self._table
+        others = ids != tid
+        if not others.any():
+            return {}
+        d = np.linalg.norm(means[others] - self.tracks[tid].mean(), axis=1)
+        people, which = np.unique(persons[others], return_inverse=True)
+        mean_d = np.bincount(which, weights=d) / np.bincount(which)
+        return dict(zip(people.tolist(), mean_d.tolist()))
 
     def _cooccurring(self, tid: int) -> set[int]:
         return {b if a == tid else a for a, b in self.cooccur if tid in (a, b)}
@@ -288,13 +299,11 @@ class PersonTracker:
     def _confidence(self, tid: int) -> float:
         """How sure the track's person is: P(same) with its own person's other tracks, or,
         alone, 1 - P(same) with the nearest other person."""
-        v = self.tracks[tid].mean()
-        people = self._people(exclude=tid)
+        people = self._distances(tid)
         own = self.tracks[tid].person
         if own in people:
-            return float(same_probability(np.linalg.norm(people[own] - v, axis=1).mean()))
-        others = [np.linalg.norm(vecs - v, axis=1).mean() for vecs in people.values()]
-        return float(1 - same_probability(min(others))) if others else 1.0
+            return float(same_probability(people[own]))
+        return float(1 - same_probability(min(people.values()))) if people else 1.0
 
     def _new_person(self) -> int:
         self.next_person += 1
@@ -326,6 +335,7 @@ class PersonTracker:
         self.cooccur = {(int(a), int(b)) for a, b in d["cooccur"]}
         self.next_person = int(d["next_person"])
         self._conf.clear()
+        self._table = None
 
 
 def cluster_tracks(
