@@ -13,7 +13,10 @@ not chosen on what they report. Milliseconds per face (alignment and descriptor)
 ``whole-video``: the whole-video pass (:func:`fervid.identity.cluster_tracks`) on 5,000
 simulated videos per half of the people (4-6 people, 2-3 photos each as separate tracks, half
 the pairs of different people seen together): people split over several ids and wrong merges
-per video, with the threshold alone and with the join of clear pairs.
+per video, with the threshold alone and with the join of mutual nearest groups; once with
+the photos' descriptors, once with the same faces as a 720p H.264 video shows them.
+
+``scale``: seconds the whole-video pass takes for 100 to 3,000 tracks.
 
 ``clips``: synthetic videos made of real photos (a person leaves and returns as another photo
 of the same person, two people cross and swap places while hidden, a cut to another shot and
@@ -154,6 +157,61 @@ def cached_embeddings(data: Path, out: Path) -> tuple[dict, float, int]:
     arrays = {f"v_{n}": np.asarray(v, np.float32).reshape(-1, 128) for n, v in vecs.items()}
     np.savez(cache, meta=json.dumps(meta), **arrays)
     return vecs, ms, missed
+
+
+def video_embeddings(data: Path, out: Path, px: int = 130, hold: int = 10) -> dict:
+    """Every face of ``lfw-identities`` as the clips show it: the photo pasted on the clips'
+    background with its face ``px`` long, held for ``hold`` frames of a 720p H.264 video
+    (crf 23, as ``bench/identity_clips.py`` writes), found again by fervid's detector in the
+    last of them and embedded: name -> descriptors (kept in ``out``, video_embeddings.npz).
+    A video's faces are smaller and encoded, so their descriptors lie farther apart than the
+    photos' (docs/identity.md)."""
+    cache = out / "video_embeddings.npz"
+    if cache.exists():
+        z = np.load(cache, allow_pickle=False)
+        return {n: list(z[f"v_{n}"]) for n in json.loads(str(z["names"]))}
+    from identity_clips import FPS, H, W, _paste
+
+    from fervid.detect import FaceDetector
+    from fervid.identity import FaceEmbedder
+    from fervid.images import load_image
+    from fervid.video import frames_at
+
+    from make_samples import background, encode_clip
+
+    det, emb = FaceDetector(device="cpu", min_face_size=40), FaceEmbedder()
+    shown = []  # (name, photo, face box in the photo)
+    for name, paths in people_photos(data / "lfw-identities").items():
+        for path in paths:
+            img = load_image(path)
+            faces = det.detect([img])[0]
+            if len(faces):
+                area = (faces.boxes[:, 2] - faces.boxes[:, 0]) * (
+                    faces.boxes[:, 3] - faces.boxes[:, 1]
+                )
+                shown.append((name, img, faces.boxes[int(area.argmax())]))
+    bg = background(W, H)
+
+    def pictures():
+        for _, img, face in shown:
+            frame = bg.copy()
+            _paste(frame, img, face, W // 2, H // 2, px)
+            yield from (frame for _ in range(hold))
+
+    video = out / "faces_as_in_video.mp4"
+    encode_clip(video, pictures(), width=W, height=H, fps=FPS, crf=23)
+    times = [((k + 1) * hold - 1) / FPS for k in range(len(shown))]
+    frames = frames_at(video, times)
+    vecs: dict[str, list] = {}
+    for (name, _, _), t in zip(shown, times):
+        faces = det.detect([frames[t]])[0] if t in frames else []
+        if len(faces):
+            centre = np.abs((faces.boxes[:, 0] + faces.boxes[:, 2]) / 2 - W / 2)
+            box = faces.boxes[int(centre.argmin())][None]
+            vecs.setdefault(name, []).append(emb.embed(frames[t], box)[0])
+    arrays = {f"v_{n}": np.asarray(v, np.float32).reshape(-1, 128) for n, v in vecs.items()}
+    np.savez(cache, names=json.dumps(list(vecs)), **arrays)
+    return vecs
 
 
 def halves_of(names: list[str]) -> dict[str, list[str]]:
@@ -300,32 +358,36 @@ def simulated_video(vecs: dict, members: list[str], rng: random.Random):
 
 
 def whole_video(data: Path, out: Path, videos: int = 5000) -> dict:
-    """The whole-video pass on simulated videos, per half of the people: the share of people
-    split over two or more ids and the wrong merges (ids with two people) per video, with the
-    threshold alone (``loose=0``) and with the join of mutual nearest groups (fervid's
-    defaults)."""
+    """The whole-video pass on simulated videos, per half of the people, with the photos'
+    descriptors and with the same faces as a video shows them (:func:`video_embeddings`):
+    the share of people split over two or more ids and the wrong merges (ids with two
+    people) per video, with the threshold alone (``loose=0``) and with the join of mutual
+    nearest groups (fervid's defaults)."""
     from fervid.identity import LOOSE, cluster_tracks
 
-    vecs, _, _ = cached_embeddings(data, out)
+    photos, _, _ = cached_embeddings(data, out)
     res = {"videos": videos, "loose": LOOSE}
-    for half, members in halves_of(list(vecs)).items():
-        for rule, kw in (("threshold alone", {"loose": 0}), ("with mutual nearest", {})):
-            rng, split, merges, people = random.Random(1), 0, 0, 0
-            for _ in range(videos):
-                summary, truth, n = simulated_video(vecs, members, rng)
-                persons = cluster_tracks(summary, **kw)
-                ids = {k: {persons[t][0] for t in truth if truth[t] == k} for k in range(n)}
-                split += sum(len(v) > 1 for v in ids.values())
-                owners: dict[int, set] = {}
-                for t, k in truth.items():
-                    owners.setdefault(persons[t][0], set()).add(k)
-                merges += sum(len(v) > 1 for v in owners.values())
-                people += n
-            res[f"{half}: {rule}"] = {
-                "people_split": round(split / people, 4),
-                "wrong_merges_per_video": round(merges / videos, 4),
-            }
-            print(half, rule, res[f"{half}: {rule}"], flush=True)
+    for kind, vecs in (("photos", photos), ("as in video", video_embeddings(data, out))):
+        for half, members in halves_of(list(photos)).items():
+            members = [m for m in members if m in vecs]
+            for rule, kw in (("threshold alone", {"loose": 0}), ("with mutual nearest", {})):
+                rng, split, merges, people = random.Random(1), 0, 0, 0
+                for _ in range(videos):
+                    summary, truth, n = simulated_video(vecs, members, rng)
+                    persons = cluster_tracks(summary, **kw)
+                    ids = {k: {persons[t][0] for t in truth if truth[t] == k} for k in range(n)}
+                    split += sum(len(v) > 1 for v in ids.values())
+                    owners: dict[int, set] = {}
+                    for t, k in truth.items():
+                        owners.setdefault(persons[t][0], set()).add(k)
+                    merges += sum(len(v) > 1 for v in owners.values())
+                    people += n
+                key = f"{kind}, {half}: {rule}"
+                res[key] = {
+                    "people_split": round(split / people, 4),
+                    "wrong_merges_per_video": round(merges / videos, 4),
+                }
+                print(key, res[key], flush=True)
     (out / "whole_video.json").write_text(json.dumps(res, indent=1))
     return res
 
