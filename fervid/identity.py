@@ -282,11 +282,12 @@ class PersonTracker:
         """The mean distance from a track to each person's other tracks with embeddings."""
         if self._table is None:
             ids = [t for t, tr in self.tracks.items() if tr.samples]
-            means = np.stack([self.tracks[t].mean() for t in ids])
-            self._table = (np.asarray(ids), means, np.asarray([self.tracks[t].person for t in ids]))
+            means = [self.tracks[t].mean() for t in ids]
+            persons = [self.tracks[t].person for t in ids]
+            self._table = (np.asarray(ids, int), np.asarray(means), np.asarray(persons, int))
         ids, means, persons = self._table
         others = ids != tid
-        if not others.any():
+        if not others.any() or not self.tracks[tid].samples:
             return {}
         d = np.linalg.norm(means[others] - self.tracks[tid].mean(), axis=1)
         people, which = np.unique(persons[others], return_inverse=True)
