@@ -218,13 +218,18 @@ class PersonTracker:
     # the tracks with embeddings as arrays (ids, means, persons), made again only when an
     # embedding is added: a long video's thousands of tracks are compared in one step
     _table: tuple | None = field(default=None, repr=False)
+    # the tracks seen with each track (``cooccur`` by track), so that a new track's match
+    # does not read every pair of a long video
+    _partners: dict[int, set[int]] = field(default_factory=dict, repr=False)
 
     def update(self, faces: Faces, image: np.ndarray, t: float) -> tuple[list[int], np.ndarray]:
         ids = [int(i) for i in faces.track_ids]
         for a in ids:
             for b in ids:
-                if a < b:
+                if a < b and (a, b) not in self.cooccur:
                     self.cooccur.add((a, b))
+                    self._partners.setdefault(a, set()).add(b)
+                    self._partners.setdefault(b, set()).add(a)
         due = [k for k, tid in enumerate(ids) if self._due(tid, faces.boxes[k], t)]
         if due and self.embedder is not None:
             self._sample(faces, image, t, due)
@@ -295,7 +300,7 @@ class PersonTracker:
         return dict(zip(people.tolist(), mean_d.tolist()))
 
     def _cooccurring(self, tid: int) -> set[int]:
-        return {b if a == tid else a for a, b in self.cooccur if tid in (a, b)}
+        return self._partners.get(tid, set())
 
     def _confidence(self, tid: int) -> float:
         """How sure the track's person is: P(same) with its own person's other tracks, or,
@@ -334,6 +339,10 @@ class PersonTracker:
     def load_state_dict(self, d: dict) -> None:
         self.tracks = {int(k): TrackIdentity(**v) for k, v in d["tracks"].items()}
         self.cooccur = {(int(a), int(b)) for a, b in d["cooccur"]}
+        self._partners = {}
+        for a, b in self.cooccur:
+            self._partners.setdefault(a, set()).add(b)
+            self._partners.setdefault(b, set()).add(a)
         self.next_person = int(d["next_person"])
         self._conf.clear()
         self._table = None
