@@ -395,8 +395,6 @@ def whole_video(data: Path, out: Path, videos: int = 5000) -> dict:
 def scale(tracks_counts=(100, 300, 1000, 3000)) -> dict:
     """Seconds the whole-video pass takes on long videos: N tracks of N/10 people (random
     descriptors 0.6 from each person's centre), each track seen with the next five."""
-    import time
-
     from fervid.identity import cluster_tracks
 
     out = {}

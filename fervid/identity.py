@@ -227,9 +227,7 @@ class PersonTracker:
         for a in ids:
             for b in ids:
                 if a < b and (a, b) not in self.cooccur:
-                    self.cooccur.add((a, b))
-                    self._partners.setdefault(a, set()).add(b)
-                    self._partners.setdefault(b, set()).add(a)
+                    self._seen_together(a, b)
         due = [k for k, tid in enumerate(ids) if self._due(tid, faces.boxes[k], t)]
         if due and self.embedder is not None:
             self._sample(faces, image, t, due)
@@ -266,11 +264,10 @@ class PersonTracker:
                 continue
             first = not tr.samples
             tr.samples.append([round(float(v), 5) for v in next(it)])
-            self._conf.clear()
-            self._table = None
+            self._forget()
             if first:
                 tr.person = self._match(int(faces.track_ids[k]), visible, tr.person)
-                self._table = None  # its person may have changed
+                self._forget()  # its person may have changed
 
     def _match(self, tid: int, visible: set[int], own: int) -> int:
         """The person a track's first embedding belongs to: the nearest among the persons of
@@ -298,6 +295,16 @@ class PersonTracker:
         people, which = np.unique(persons[others], return_inverse=True)
         mean_d = np.bincount(which, weights=d) / np.bincount(which)
         return dict(zip(people.tolist(), mean_d.tolist()))
+
+    def _seen_together(self, a: int, b: int) -> None:
+        self.cooccur.add((a, b))
+        self._partners.setdefault(a, set()).add(b)
+        self._partners.setdefault(b, set()).add(a)
+
+    def _forget(self) -> None:
+        """Drop what is worked out from the embeddings and persons (they changed)."""
+        self._conf.clear()
+        self._table = None
 
     def _cooccurring(self, tid: int) -> set[int]:
         return self._partners.get(tid, set())
@@ -338,14 +345,11 @@ class PersonTracker:
 
     def load_state_dict(self, d: dict) -> None:
         self.tracks = {int(k): TrackIdentity(**v) for k, v in d["tracks"].items()}
-        self.cooccur = {(int(a), int(b)) for a, b in d["cooccur"]}
-        self._partners = {}
-        for a, b in self.cooccur:
-            self._partners.setdefault(a, set()).add(b)
-            self._partners.setdefault(b, set()).add(a)
+        self.cooccur, self._partners = set(), {}
+        for a, b in d["cooccur"]:
+            self._seen_together(int(a), int(b))
         self.next_person = int(d["next_person"])
-        self._conf.clear()
-        self._table = None
+        self._forget()
 
 
 def cluster_tracks(
