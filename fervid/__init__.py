@@ -19,6 +19,7 @@ __all__ = [
     "people",
     "episodes",
     "report_table",
+    "regroup_table",
     "write_eaf",
     "EpisodeOptions",
     "ImageOptions",

@@ -135,6 +135,7 @@ def check_annotate_outputs(csv_path: Path, annotated: str | os.PathLike | None) 
     write; partial files may also be ones a kill cut off (:func:`fervid.outputs.unfinished`),
     as :func:`fervid.outputs.check_video_outputs` allows them."""
     from .outputs import is_fervid_csv, is_fervid_output, may_replace, unfinished
+    from .regroup import identity_path_of, is_identity_file
     from .video import is_fervid_video
 
     def ours_or_cut(check, kind):
@@ -143,6 +144,7 @@ def check_annotate_outputs(csv_path: Path, annotated: str | os.PathLike | None) 
     may_replace(csv_path, is_fervid_output)
     may_replace(partial_path(csv_path), ours_or_cut(is_fervid_csv, "csv"))
     may_replace(state_path_of(csv_path), ours_or_cut(_is_state, "json"))
+    may_replace(identity_path_of(csv_path), ours_or_cut(is_identity_file, "json"))
     if annotated is not None:
         may_replace(Path(annotated), is_fervid_video)
         may_replace(partial_path(annotated), ours_or_cut(is_fervid_video, "mp4"))
@@ -199,10 +201,24 @@ def _annotate_locked(path, csv_path, emo, opts, annotated, resume, progress) -> 
     if annotated is not None and (resumed or changed):
         with _sink(annotated, pipe, path, opts) as again:
             render_from_rows(path, partial, again, emo.classes, start=opts.start, end=opts.end)
+    _keep_identity(csv_path, pipe, path, opts)
     os.replace(partial, csv_path)
     state_path.unlink(missing_ok=True)
     report.annotated = str(annotated) if annotated else None
     return report
+
+
+def _keep_identity(csv_path: Path, pipe: VideoPipeline, video: str, opts: VideoOptions) -> None:
+    """The tracks' identities beside the table, for ``fervid regroup`` (none without
+    re-identification: an older one is removed, it would not match the rows)."""
+    from .regroup import identity_path_of, write_identity
+
+    path = identity_path_of(csv_path)
+    if not opts.reid:
+        path.unlink(missing_ok=True)
+        return
+    summary = pipe.report.identity
+    write_identity(path, summary, video=video, start=opts.start, end=opts.end, people=opts.people)
 
 
 def _why_no_frames(info, opts: VideoOptions, report: VideoReport) -> str:
@@ -276,6 +292,10 @@ def finish_outputs(
         )
     fmt = next(k for k in ("csv", "jsonl", "parquet") if k in wanted)
     write_format(outs["table"], outs[fmt])
+    if fmt != "csv":  # only a CSV table can be regrouped: its working table is gone
+        from .regroup import identity_path_of
+
+        identity_path_of(outs["table"]).unlink(missing_ok=True)
     return summary
 
 

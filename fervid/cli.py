@@ -207,6 +207,7 @@ def annotate(
     wanted = {fmt, "people", "episodes", "faces"} | (set() if no_video else {"mp4"})
     wanted |= ({"png"} if plot else set()) | ({"eaf", "tsv"} if elan else set())
     wanted |= {"html"} if page else set()
+    wanted |= {"identity"} if opts.reid and fmt == "csv" else set()
     model = None if ray_address else _load(model_path, device, backend)
     failed: list[str] = []
     videos = [v for v, _ in found if _ready(v, plan[v], wanted, overwrite, resume, failed)]
@@ -361,7 +362,7 @@ def _summary(video, report, summary, outs, wanted) -> str:
     for t in summary["people"][:10]:
         who = f"person {t['person']}" if summary["by"] == "person" else f"face {t['face']}"
         lines.append(f"  {who}: {t['emotion']} {t['share']:.0%} of {t['frames']} analysed frames")
-    order = (*TABLES, "mp4", "png", "people", "episodes", "faces", "eaf", "tsv", "html")
+    order = (*TABLES, "mp4", "png", "people", "episodes", "faces", "eaf", "tsv", "html", "identity")
     written = [str(outs[k]) for k in order if k in wanted]
     lines.append("  -> " + _printable(", ".join(written)))
     return "\n".join(lines)
@@ -449,6 +450,85 @@ def report(ctx, table, video, elan, no_page, overwrite, **settings):
         raise click.ClickException(_line(exc)) from None
     if not ctx.obj["quiet"]:
         click.echo(f"{_printable(table)} -> " + _printable(", ".join(map(str, written.values()))))
+
+
+# -- regroup ---------------------------------------------------------------------------
+
+
+def _numbers(values: tuple[str, ...], what: str) -> list[list[str]]:
+    """Comma-separated lists of numbers (or P@SECONDS), each at least two long."""
+    out = []
+    for v in values:
+        items = [x.strip() for x in v.split(",") if x.strip()]
+        if len(items) < 2:
+            raise click.UsageError(f"{what} {v!r}: give two or more, separated by commas")
+        out.append(items)
+    return out
+
+
+def _persons(groups: list[list[str]]) -> list[list[int]]:
+    try:
+        return [[int(p) for p in g] for g in groups]
+    except ValueError:
+        raise click.UsageError("--same takes person numbers, e.g. --same 1,4") from None
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("table", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--people",
+    type=click.IntRange(0),
+    default=None,
+    help="How many people appear (0: not known). Default: as the run was asked.",
+)
+@click.option(
+    "--same",
+    multiple=True,
+    metavar="P,Q[,...]",
+    help="These persons (the table's numbers now) are one person. Repeat for more.",
+)
+@click.option(
+    "--apart",
+    multiple=True,
+    metavar="A,B[,...]",
+    help="These tracks are different people: track ids (the face column) or P@SECONDS "
+    "(person P's track at that time in the video). Repeat for more.",
+)
+@click.option("--reset", is_flag=True, help="Forget the corrections given before.")
+@click.option(
+    "--video",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="The analysed video (to draw the annotated video and the faces again). Default: the "
+    "video beside the table with its name.",
+)
+@click_options(EpisodeOptions)
+@click.pass_context
+def regroup(ctx, table, people, same, apart, reset, video, **settings):
+    """Choose the people of an annotated video again, without analysing it again: another
+    number of people, persons that are one, tracks that are two. Rewrites the table's person
+    columns and the outputs made from it (video, people, episodes, faces, plot, ELAN, page)."""
+    from .outputs import OutputError
+    from .regroup import regroup_table
+    from .video import VideoError
+
+    episodes = _settings(EpisodeOptions, settings)
+    try:
+        done = regroup_table(
+            table,
+            people=people,
+            same=_persons(_numbers(same, "--same")),
+            apart=_numbers(apart, "--apart"),
+            reset=reset,
+            video=video,
+            options=episodes,
+        )
+    except (OutputError, VideoError, ValueError, OSError) as exc:
+        raise click.ClickException(_line(exc)) from None
+    if not ctx.obj["quiet"]:
+        before, after = done["people"]
+        written = ", ".join(map(str, done["written"].values()))
+        click.echo(f"{_printable(table)}: {after} people (were {before}) -> {_printable(written)}")
 
 
 # -- scan ------------------------------------------------------------------------------

@@ -325,7 +325,7 @@ def _finish_job(ray, render, video, table, annotated, refs, options) -> dict:
     mappings, seen = stitch(
         [part_path(table, k) for k in range(len(reports))], table, drop_parts=True
     )
-    _persons_across_parts(table, reports, mappings, seen, options)
+    _persons_across_parts(video, table, reports, mappings, seen, options)
     if annotated is not None:
         try:
             ray.get(
@@ -344,16 +344,37 @@ def _finish_job(ray, render, video, table, annotated, refs, options) -> dict:
     }
 
 
-def _persons_across_parts(table: Path, reports, mappings, seen, options: VideoOptions) -> None:
+def _persons_across_parts(video, table: Path, reports, mappings, seen, options) -> None:
     """Persons for the whole stitched video: the parts' track identities joined (tracks
-    continued across a cut are one track) and grouped once more; a part without them (one
-    finished by an earlier run) keeps each of its tracks apart."""
+    continued across a cut are one track) and grouped once more, and kept beside the table
+    (a part finished by an earlier run gives its identity from its file; a part without
+    one keeps each of its tracks apart)."""
     from .annotation import persons_in_file
     from .identity import cluster_tracks, join_summaries
+    from .regroup import identity_path_of, read_identity, write_identity
 
-    summaries = [r.get("identity") for r in reports]
+    summaries = []
+    for k, r in enumerate(reports):
+        path = identity_path_of(part_path(table, k))
+        summary = r.get("identity")
+        if summary is None and path.exists():
+            try:
+                summary = read_identity(path)
+            except ValueError:
+                summary = None
+        summaries.append(summary)
+        path.unlink(missing_ok=True)
     merged = join_summaries(summaries, mappings, seen)
     persons_in_file(table, cluster_tracks(merged, people=options.people))
+    if options.reid:
+        write_identity(
+            identity_path_of(table),
+            merged,
+            video=video,
+            start=options.start,
+            end=options.end,
+            people=options.people,
+        )
 
 
 def stitch(

@@ -358,6 +358,8 @@ def cluster_tracks(
     people: int | None = None,
     threshold: float = THRESHOLD,
     loose: float = LOOSE,
+    same: Sequence[Sequence[int]] = (),
+    apart: Sequence[Sequence[int]] = (),
 ) -> dict[int, tuple[int, float]]:
     """Track id -> (person, confidence) for the whole video (``summary``:
     :meth:`PersonTracker.summary`). Tracks with embeddings are merged by average linkage
@@ -366,22 +368,71 @@ def cluster_tracks(
     groups never seen together are joined when each is the other's nearest group and they
     are closer than ``loose`` (``loose=0`` turns this off). A track without a usable
     embedding stays its own person (confidence NaN). People are numbered 0, 1, ... in order
-    of first appearance."""
+    of first appearance.
+
+    A person's word comes first: each set of tracks in ``same`` is one person from the start,
+    and the two tracks of each pair in ``apart`` are never one person (nor anybody one of
+    them is the same as). Raises ValueError for a track the summary does not know, for one
+    person seen twice in a frame, or for two tracks both apart and the same."""
     tracks = {int(k): v for k, v in summary["tracks"].items()}
+    unit = _units(tracks, summary["cooccur"], same, apart)
     known = sorted(t for t, v in tracks.items() if v["samples"])
     out: dict[int, float] = {}
     found: list[list[int]] = []
     if known:
         means = [np.mean(np.asarray(tracks[t]["samples"], np.float64), 0) for t in known]
-        groups = _Groups(known, np.stack(means), summary["cooccur"])
+        cannot = [(unit[int(a)], unit[int(b)]) for a, b in [*summary["cooccur"], *apart]]
+        groups = _Groups(known, np.stack(means), cannot, unit)
         groups.agglomerate(threshold if people is None else math.inf, people or 1)
         if people is None and loose > 0:
             groups.join_mutual_nearest(loose)
         found = groups.members()
         out = groups.confidences()
-    found += [[t] for t in tracks if t not in out]
+    found = _with_unknown(found, [t for t in tracks if t not in out], unit)
     found.sort(key=lambda g: min(tracks[t]["first_t"] for t in g))
     return {t: (person, out.get(t, math.nan)) for person, group in enumerate(found) for t in group}
+
+
+def _units(tracks: dict, cooccur, same, apart) -> dict[int, int]:
+    """Each track's unit: the tracks a person said are one (``same``, sets joined where they
+    share a track) share the smallest of their ids; checked against ``cooccur`` and
+    ``apart``."""
+    unit = {t: t for t in tracks}
+
+    def root(t: int) -> int:
+        if int(t) not in unit:
+            raise ValueError(f"track {t} is not in this video")
+        t = int(t)
+        while unit[t] != t:
+            t = unit[t]
+        return t
+
+    for group in same:
+        for t in group[1:]:
+            a, b = sorted((root(group[0]), root(t)))
+            unit[b] = a
+    for t in unit:
+        unit[t] = root(t)
+    for pairs, why in ((cooccur, "seen in the same frame"), (apart, "asked to be apart")):
+        for a, b in pairs:
+            if root(a) == root(b) and int(a) != int(b):
+                raise ValueError(f"tracks {a} and {b} are {why}: they cannot be one person")
+            if int(a) == int(b) and why == "asked to be apart":
+                raise ValueError(f"track {a} cannot be apart from itself")
+    return unit
+
+
+def _with_unknown(found: list[list[int]], unknown: list[int], unit: dict[int, int]):
+    """The groups of tracks with embeddings, and the tracks without: each joins the group of
+    its unit (a person said it is one of theirs) or stays apart with its unit's others."""
+    where = {unit[t]: k for k, group in enumerate(found) for t in group}
+    alone: dict[int, list[int]] = {}
+    for t in unknown:
+        if unit[t] in where:
+            found[where[unit[t]]].append(t)
+        else:
+            alone.setdefault(unit[t], []).append(t)
+    return found + list(alone.values())
 
 
 class _Groups:
@@ -390,16 +441,27 @@ class _Groups:
     every pair: 3,000 tracks take about a second, and 8 bytes and a flag per pair of tracks)
     and whether any two of their tracks were seen in the same frame."""
 
-    def __init__(self, known: list[int], means: np.ndarray, cooccur) -> None:
+    def __init__(
+        self, known: list[int], means: np.ndarray, cannot, unit: dict[int, int] | None = None
+    ) -> None:
+        """``cannot``: pairs of units never one person (seen together, or said apart);
+        ``unit``: each track's unit (tracks said to be one person), by default itself."""
         self.known, self.means, n = known, means, len(known)
-        pos = {t: k for k, t in enumerate(known)}
+        unit = unit or {t: t for t in known}
+        at: dict[int, list[int]] = {}
+        for k, t in enumerate(known):
+            at.setdefault(unit[t], []).append(k)
         self.seen = np.eye(n, dtype=bool)
-        for a, b in cooccur:
-            if int(a) in pos and int(b) in pos:
-                self.seen[pos[int(a)], pos[int(b)]] = self.seen[pos[int(b)], pos[int(a)]] = True
+        for a, b in cannot:
+            if int(a) in at and int(b) in at:
+                self.seen[np.ix_(at[int(a)], at[int(b)])] = True
+                self.seen[np.ix_(at[int(b)], at[int(a)])] = True
         self.sums, self.size = self.distances(slice(None)), np.ones(n)
         self.alive = np.ones(n, bool)
         self.groups = [[k] for k in range(n)]
+        for ks in at.values():  # what a person said is one, first
+            for k in ks[1:]:
+                self.merge(ks[0], k)
 
     def distances(self, rows: slice) -> np.ndarray:
         """Euclidean distances from the tracks ``rows`` to every track."""

@@ -245,6 +245,7 @@ VIDEO_OUTPUTS = {
     "eaf": ".eaf",
     "tsv": ".episodes.tsv",
     "html": ".html",
+    "identity": ".identity.json",
 }
 
 
@@ -274,6 +275,10 @@ def is_ours(path: Path, kind: str) -> bool:
             return ('AUTHOR="fervid"' in head) if kind == "eaf" else ('content="fervid"' in head)
         if kind == "faces":
             return path.is_dir() and all(_is_fervid_jpeg(p) for p in path.iterdir())
+        if kind == "identity":
+            from .regroup import is_identity_file
+
+            return is_identity_file(path)
     except (OSError, UnicodeDecodeError):
         return False
     owned = {"mp4": "video", "png": "png"}

@@ -565,3 +565,11 @@ def test_a_resumed_scan_keeps_each_files_frames_whole(frames_dir, tmp_path, monk
     r = _run("scan", frames_dir, "--csv", out, "--resume")
     assert r.exit_code == 0 and "2 images scanned (1 already done)" in r.output, r.output
     assert sorted(out.read_text().splitlines()) == sorted(full.read_text().splitlines())
+
+
+def test_an_identity_file_fervid_did_not_write_is_left_alone(clip, model, tmp_path):
+    mine = tmp_path / "report.identity.json"
+    mine.write_text('{"mine": true}')
+    with pytest.raises(OutputError, match="not written by fervid"):
+        fervid.annotate_video(clip, tmp_path / "report.csv", model=model)
+    assert mine.read_text() == '{"mine": true}'

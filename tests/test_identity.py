@@ -366,3 +366,121 @@ def test_the_whole_video_pass_agrees_with_the_plain_pair_by_pair_one():
             np.testing.assert_allclose(
                 [fast[t][1] for t in tracks], [plain[t][1] for t in tracks], atol=1e-6
             )
+
+
+# -- a person's word, and a finished video's people chosen again ------------------------------
+
+
+def test_tracks_said_to_be_one_person_are_one_and_said_apart_are_two():
+    a, b = np.asarray(_vec(21)), np.asarray(_vec(22))
+    tracks = {
+        0: (0.0, [list(a)]),
+        1: (1.0, [list(b)]),
+        2: (2.0, [_at(a, 0.3, 1)]),  # a again: joined by itself
+        3: (3.0, []),  # too small to tell
+        4: (4.0, [_at(b, 0.3, 2)]),
+    }
+    persons = cluster_tracks(_summary(tracks))
+    assert persons[0][0] == persons[2][0] and persons[1][0] == persons[4][0]
+    assert persons[3][0] not in {persons[0][0], persons[1][0]}
+    told = cluster_tracks(_summary(tracks), same=[[0, 1], [3, 4]], apart=[[0, 2]])
+    assert told[0][0] == told[1][0] and told[3][0] == told[4][0]  # far apart, but said one
+    assert told[2][0] != told[0][0]  # near, but said two
+    assert math.isnan(told[3][1])  # no embedding: no confidence, only the user's word
+    # apart from a track without an embedding: apart from everybody it is one with
+    kept = cluster_tracks(_summary(tracks), same=[[3, 0]], apart=[[3, 2]])
+    assert kept[3][0] == kept[0][0] and kept[2][0] != kept[0][0]
+
+
+@pytest.mark.parametrize(
+    "same, apart, message",
+    [
+        ([[0, 1]], [], "seen in the same frame"),
+        ([[0, 2], [2, 1]], [], "seen in the same frame"),  # joined through a shared track
+        ([[0, 2]], [[2, 0]], "asked to be apart"),
+        ([[0, 9]], [], "track 9 is not in this video"),
+        ([], [[1, 1]], "apart from itself"),
+    ],
+)
+def test_words_that_contradict_the_video_or_each_other_are_refused(same, apart, message):
+    tracks = {t: (float(t), [_vec(30 + t)]) for t in range(3)}
+    with pytest.raises(ValueError, match=message):
+        cluster_tracks(_summary(tracks, cooccur=[(0, 1)]), same=same, apart=apart)
+
+
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from fervid.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_a_finished_video_is_regrouped_without_analysing_it_again(leave_return, tmp_path):
+    import shutil
+
+    from fervid.video import FrameReader, is_fervid_video
+
+    video = shutil.copy(leave_return[0], tmp_path / "talk.mp4")
+    r = _cli("annotate", video, "--plot", "--report", "--elan")
+    assert r.exit_code == 0, r.output
+    table, ident = tmp_path / "talk.fervid.csv", tmp_path / "talk.fervid.identity.json"
+    original = table.read_bytes()
+    assert json.loads(ident.read_text())["tracks"]
+    df = pd.read_csv(table)
+    astronaut = df[df["person"] == 0]["face"].dropna().unique()
+    assert len(astronaut) == 2  # she left and came back: two tracks, one person
+    # the user says the returning face is someone else, by person and time in the video
+    r = _cli("regroup", table, "--apart", "0@1,0@4.5")
+    assert r.exit_code == 0, r.output
+    assert "3 people (were 2)" in r.output
+    after = pd.read_csv(table)
+    assert after.dropna(subset=["face"])["person"].nunique() == 3
+    assert (after["face"].fillna(-1) == df["face"].fillna(-1)).all()  # nothing else changes
+    assert after.drop(columns=["person", "person_confidence"]).equals(
+        df.drop(columns=["person", "person_confidence"])
+    )
+    people = pd.read_csv(tmp_path / "talk.fervid.people.csv")
+    assert len(people) == 3 and len(list((tmp_path / "talk.fervid.people").glob("*.jpg"))) == 3
+    assert 'TIER_ID="person 2"' in (tmp_path / "talk.fervid.eaf").read_text()
+    mp4 = tmp_path / "talk.fervid.mp4"
+    assert is_fervid_video(mp4) and sum(1 for _ in FrameReader(mp4)) == 125
+    # the correction is kept: another run without it still holds it, --reset forgets it
+    r = _cli("regroup", table, "--people", "0")
+    assert r.exit_code == 0 and "3 people" in r.output, r.output
+    r = _cli("regroup", table, "--reset")
+    assert r.exit_code == 0 and "2 people (were 3)" in r.output, r.output
+    assert table.read_bytes() == original
+
+
+def test_regroup_never_makes_one_person_of_two_seen_together(tmp_path):
+    import shutil
+
+    from conftest import ROOT
+
+    video = shutil.copy(ROOT / "samples" / "two_people.mp4", tmp_path / "two.mp4")
+    assert _cli("annotate", video, "--no-video").exit_code == 0
+    table = tmp_path / "two.fervid.csv"
+    original = table.read_bytes()
+    r = _cli("regroup", table, "--same", "0,1")
+    assert r.exit_code == 1 and "persons 0 and 1 are seen in the same frame" in r.output
+    r = _cli("regroup", table, "--people", "1")  # told there is one: still two
+    assert r.exit_code == 0 and "2 people (were 2)" in r.output, r.output
+    r = _cli("regroup", table, "--same", "0,7")
+    assert r.exit_code == 1 and "person 7 is not in" in r.output
+    r = _cli("regroup", table, "--apart", "0@1,x")
+    assert r.exit_code == 1 and "'x': not a track" in r.output
+    assert table.read_bytes() == original
+
+
+def test_regroup_needs_the_identity_a_run_kept(leave_return, tmp_path):
+    import shutil
+
+    video = shutil.copy(leave_return[0], tmp_path / "talk.mp4")
+    assert _cli("annotate", video, "--no-reid", "--no-video").exit_code == 0
+    assert not (tmp_path / "talk.fervid.identity.json").exists()
+    r = _cli("regroup", tmp_path / "talk.fervid.csv", "--people", "1")
+    assert r.exit_code == 1 and "identity.json: not found" in r.output
+    assert "Traceback" not in r.output
+    r = _cli("regroup", tmp_path / "talk.fervid.csv", "--same", "1")
+    assert r.exit_code == 2 and "two or more" in r.output

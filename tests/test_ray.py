@@ -119,6 +119,12 @@ def test_parts_are_stitched_by_identity_not_only_by_place(cluster, tmp_path):
     astronaut = set(df.loc[(x < 200) | (x > 450), "person"])  # before and after the cut
     hopper = set(df.loc[(x > 250) & (x < 400), "person"])
     assert astronaut == {0} and hopper == {1}
+    # the stitched identity is kept beside the table, named by the stitched track ids
+    import json
+
+    ident = json.loads((tmp_path / "ray" / "leave_return.fervid.identity.json").read_text())
+    assert {int(t) for t in ident["tracks"]} == set(df["face"].astype(int))
+    assert not list((tmp_path / "ray").glob("*.part*"))
 
 
 def test_a_crashed_worker_is_retried_and_nothing_is_lost(cluster, inputs, tmp_path, monkeypatch):

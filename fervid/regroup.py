@@ -1,0 +1,253 @@
+"""A finished video's people chosen again, without analysing it again (``fervid regroup``).
+
+An ``annotate`` run keeps what it knew of who is who beside its table,
+``VIDEO.fervid.identity.json``: each track's embeddings, the pairs of tracks seen in the same
+frame, the number of people asked for, and the corrections given so far. From it
+:func:`regroup_table` groups the tracks into people again (:func:`fervid.identity.cluster_tracks`)
+with another number of people (``people``), persons a person says are one (``same``) and
+tracks they say are two people (``apart``); rewrites the table's ``person`` and
+``person_confidence`` columns; draws the annotated video again; and writes again the outputs
+made from the table (people, episodes, faces, plot, ELAN, page) that exist. Corrections are
+kept (as tracks) in the identity file, so that later runs build on them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from .options import EpisodeOptions
+from .outputs import JSON_MARK, OutputLock, is_fervid_json, write_text_atomic
+from .rows import RowSchema
+
+IDENTITY_VERSION = 1
+#: What marks an identity file (its ``written_by``).
+IDENTITY_MARK = "fervid identity"
+
+
+def identity_path_of(table: str | os.PathLike) -> Path:
+    """Where a video table's identity is kept: ``clip.fervid.csv`` ->
+    ``clip.fervid.identity.json``."""
+    table = Path(table)
+    return table.with_name(table.stem + ".identity.json")
+
+
+def is_identity_file(path: Path) -> bool:
+    """An identity file fervid wrote."""
+    if not is_fervid_json(path):
+        return False
+    return json.loads(Path(path).read_text(encoding="utf-8")).get(JSON_MARK) == IDENTITY_MARK
+
+
+def write_identity(
+    path: str | os.PathLike,
+    summary: dict,
+    *,
+    video: str | os.PathLike,
+    start: float | None = None,
+    end: float | None = None,
+    people: int | None = None,
+    same: Sequence[Sequence[int]] = (),
+    apart: Sequence[Sequence[int]] = (),
+) -> None:
+    """Keep a video's identity (``summary``: :meth:`fervid.identity.PersonTracker.summary`)
+    with the range analysed, the number of people asked for and the corrections (tracks)."""
+    d = {
+        JSON_MARK: IDENTITY_MARK,
+        "version": IDENTITY_VERSION,
+        "video": os.path.basename(os.fsdecode(video)),
+        "start": start,
+        "end": end,
+        "people": people,
+        "same": [sorted(int(t) for t in g) for g in same],
+        "apart": [[int(a), int(b)] for a, b in apart],
+        "tracks": summary["tracks"],
+        "cooccur": summary["cooccur"],
+    }
+    write_text_atomic(path, json.dumps(d))
+
+
+def read_identity(path: str | os.PathLike) -> dict:
+    """An identity file, or ValueError (one line) when it is missing or not one."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(
+            f"{path}: not found; the people of a video can be chosen again only after a run "
+            "that kept them (fervid annotate with re-identification, CSV table): annotate it again"
+        )
+    if not is_identity_file(path):
+        raise ValueError(f"{path}: not an identity file fervid wrote")
+    d = json.loads(path.read_text(encoding="utf-8"))
+    if d.get("version") != IDENTITY_VERSION:
+        raise ValueError(f"{path}: identity version {d.get('version')} is not {IDENTITY_VERSION}")
+    return d
+
+
+def tracks_by_person(table: str | os.PathLike, chunk_rows: int = 200_000) -> dict:
+    """Each person of a video table -> its tracks -> (first, last) time seen, read in chunks."""
+    spans: dict[int, dict[int, list[float]]] = {}
+    cols = ["time_s", "face", "person"]
+    for part in pd.read_csv(table, usecols=cols, chunksize=chunk_rows):
+        part = part.dropna(subset=["face", "person"])
+        grouped = part.groupby(["person", "face"])["time_s"].agg(["min", "max"])
+        for (p, t), (lo, hi) in grouped.iterrows():
+            span = spans.setdefault(int(p), {}).setdefault(int(t), [lo, hi])
+            span[0], span[1] = min(span[0], lo), max(span[1], hi)
+    return spans
+
+
+def parse_face(text: str, spans: dict, table: Path) -> int:
+    """A track named by a user: its id (the ``face`` column), or ``P@S``, the track of
+    person P seen at (or nearest to) second S."""
+    text = text.strip()
+    try:
+        if "@" not in text:
+            return int(text)
+        p, s = text.split("@")
+        person, at = int(p), float(s)
+    except ValueError:
+        raise ValueError(
+            f"{text!r}: not a track (a number from the face column, or P@SECONDS)"
+        ) from None
+    if person not in spans:
+        raise ValueError(f"person {person} is not in {table}")
+
+    def off(item) -> float:
+        lo, hi = item[1]
+        return max(lo - at, at - hi, 0.0)
+
+    return int(min(spans[person].items(), key=off)[0])
+
+
+def regroup_table(
+    table: str | os.PathLike,
+    *,
+    people: int | None = None,
+    same: Sequence[Sequence[int]] = (),
+    apart: Sequence[Sequence[int | str]] = (),
+    reset: bool = False,
+    video: str | os.PathLike | None = None,
+    options: EpisodeOptions | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict:
+    """Choose a finished video's people again (see the module's text): ``people`` how many
+    appear (0: not known), ``same`` sets of persons (the table's numbers now) that are one,
+    ``apart`` sets of tracks (ids, or ``"P@S"``) that are each a different person; earlier
+    corrections are kept unless ``reset``. Returns ``{"people": before, after, "written":
+    {kind: path}}``. Raises ValueError (one line) for a table or identity fervid did not
+    write, an unknown person or track, or corrections that contradict the video."""
+    from .identity import cluster_tracks
+
+    table = Path(table)
+    RowSchema.of_file(table)  # a video table, or a one-line refusal
+    ident_path = identity_path_of(table)
+    ident = read_identity(ident_path)
+    spans = tracks_by_person(table)
+    for group in same:
+        for p in group:
+            if int(p) not in spans:
+                raise ValueError(f"person {p} is not in {table}")
+    new_same = [[t for p in group for t in spans[int(p)]] for group in same]
+    _check_same(same, spans, ident["cooccur"])
+    new_apart = [
+        [parse_face(str(f), spans, table) for f in group] for group in apart if len(group) > 1
+    ]
+    pairs = [(g[i], g[j]) for g in new_apart for i in range(len(g)) for j in range(i + 1, len(g))]
+    kept_same = [] if reset else ident["same"]
+    kept_apart = [] if reset else ident["apart"]
+    count = people if people is not None else (None if reset else ident["people"])
+    count = count or None
+    persons = cluster_tracks(
+        ident, people=count, same=kept_same + new_same, apart=kept_apart + pairs
+    )
+    video = _video_for(table, video)
+    with OutputLock(table):
+        written = _rewrite(table, persons, video, ident, options, progress)
+        write_identity(
+            ident_path,
+            ident,
+            video=ident["video"],
+            start=ident["start"],
+            end=ident["end"],
+            people=count,
+            same=kept_same + new_same,
+            apart=kept_apart + pairs,
+        )
+    from .outputs import VIDEO_OUTPUTS
+
+    order = {k: n for n, k in enumerate(VIDEO_OUTPUTS)}
+    written = dict(sorted(written.items(), key=lambda kv: order.get(kv[0], len(order))))
+    return {"people": (len(spans), len({p for p, _ in persons.values()})), "written": written}
+
+
+def _check_same(same, spans: dict, cooccur) -> None:
+    """Persons said to be one that were seen in the same frame: refused, in the user's
+    words."""
+    pairs = {(int(a), int(b)) for a, b in cooccur}
+    for group in same:
+        for i, p in enumerate(group):
+            for q in group[i + 1 :]:
+                if any((min(a, b), max(a, b)) in pairs for a in spans[p] for b in spans[q]):
+                    raise ValueError(
+                        f"persons {p} and {q} are seen in the same frame: they cannot be one"
+                    )
+
+
+def _video_for(table: Path, video) -> Path | None:
+    """The analysed video, needed when the table has an annotated video to draw again."""
+    from .takeaway import find_video, outputs_of_table
+    from .video import is_fervid_video
+
+    video = Path(video) if video is not None else find_video(table)
+    mp4 = outputs_of_table(table)["mp4"]
+    if video is None and mp4.exists() and is_fervid_video(mp4):
+        raise ValueError(
+            f"{mp4} is drawn with the people and needs the analysed video to be drawn again: "
+            "give it with --video PATH"
+        )
+    return video
+
+
+def _rewrite(table: Path, persons: dict, video, ident: dict, options, progress) -> dict:
+    """The table's persons, then everything drawn or written from it that exists."""
+    from .annotation import persons_in_file
+    from .outputs import is_ours
+    from .takeaway import outputs_of_table, report_table
+
+    outs = outputs_of_table(table)
+    persons_in_file(table, persons)
+    written = {"csv": table}
+    if video is not None and outs["mp4"].exists() and is_ours(outs["mp4"], "mp4"):
+        _redraw(table, video, outs["mp4"], ident, progress)
+        written["mp4"] = outs["mp4"]
+    if outs["png"].exists() and is_ours(outs["png"], "png"):
+        from .plot import plot_timeline
+
+        classes = RowSchema.of_file(table).classes
+        plot_timeline(table, classes, outs["png"], title=(video or table).name)
+        written["png"] = outs["png"]
+    elan = outs["eaf"].exists() or outs["tsv"].exists()
+    written |= report_table(
+        table,
+        video=video,
+        elan=elan,
+        page=outs["html"].exists(),
+        overwrite=True,
+        options=options,
+    )
+    return written
+
+
+def _redraw(table: Path, video: Path, mp4: Path, ident: dict, progress) -> None:
+    from .pipeline import render_from_rows
+    from .video import VideoInfo, VideoSink
+
+    start, end = ident["start"], ident["end"]
+    classes = RowSchema.of_file(table).classes
+    info = VideoInfo.from_path(video)
+    with VideoSink(mp4, info, audio_from=video, time_offset=start or 0.0, end=end) as sink:
+        render_from_rows(video, table, sink, classes, start=start, end=end, progress=progress)
