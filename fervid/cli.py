@@ -468,7 +468,7 @@ def _numbers(values: tuple[str, ...], what: str) -> list[list[str]]:
 
 def _persons(groups: list[list[str]]) -> list[list[int]]:
     try:
-        return [[int(p) for p in g] for g in groups]
+        return [[int(p.removeprefix("P").removeprefix("p")) for p in g] for g in groups]
     except ValueError:
         raise click.UsageError("--same takes person numbers, e.g. --same 1,4") from None
 

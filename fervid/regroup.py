@@ -102,13 +102,14 @@ def tracks_by_person(table: str | os.PathLike, chunk_rows: int = 200_000) -> dic
 
 def parse_face(text: str, spans: dict, table: Path) -> int:
     """A track named by a user: its id (the ``face`` column), or ``P@S``, the track of
-    person P seen at (or nearest to) second S."""
+    person P (``2`` or ``P2``, as the page and the video label it) seen at (or nearest to)
+    second S."""
     text = text.strip()
     try:
         if "@" not in text:
             return int(text)
         p, s = text.split("@")
-        person, at = int(p), float(s)
+        person, at = int(p.removeprefix("P").removeprefix("p")), float(s)
     except ValueError:
         raise ValueError(
             f"{text!r}: not a track (a number from the face column, or P@SECONDS)"

@@ -47,6 +47,8 @@ td img{width:64px;height:64px;object-fit:cover;border-radius:4px}
 .crop img{position:absolute;max-width:none}
 .card b{display:block;margin-top:4px}
 .hidden{display:none}
+.hint{color:#555;margin-top:10px}
+code{background:#ecece8;padding:1px 4px;border-radius:3px}
 """
 
 VIDEO_SCRIPT = """
@@ -156,8 +158,10 @@ def write_video_page(
     faces: dict[int, Path] | None = None,
     duration: float = 0.0,
     title: str = "",
+    table: str | os.PathLike | None = None,
 ) -> Path:
-    """The review page of a video (see the module's description), written atomically."""
+    """The review page of a video (see the module's description), written atomically;
+    with ``table`` (the video's CSV) it says how to correct its people."""
     path = Path(path)
     faces = faces or {}
     data = {"duration": max(duration, 1e-3), "colors": {c: _hex(c) for c in classes}, "people": {}}
@@ -178,11 +182,23 @@ def write_video_page(
         f"<header><h1>{html.escape(title or Path(video).name)}</h1></header><main>"
         f'<video id="video" controls preload="metadata" src="{_rel(video, path)}"></video>'
         f"{_legend(classes)}{''.join(rows) or '<p>No faces were found.</p>'}"
-        f"{_people_table(people, faces, path, classes)}</main>"
+        f"{_people_table(people, faces, path, classes)}"
+        f"{_regroup_hint(table) if table is not None and len(people) else ''}</main>"
     )
     with atomic_path(path) as tmp:
         tmp.write_text(_page(title or Path(video).name, body, VIDEO_SCRIPT, data), "utf-8")
     return path
+
+
+def _regroup_hint(table) -> str:
+    """How to correct the people (``fervid regroup``), with the table's name."""
+    name = html.escape(Path(table).name)
+    return (
+        f'<p class="hint">One person in two rows? <code>fervid regroup {name} --same P,Q</code>'
+        f". Two people in one row? <code>fervid regroup {name} --apart P@S1,P@S2</code> "
+        "(the person and a second where each of the two is seen: the player shows the time, "
+        "a click on a timeline goes there).</p>"
+    )
 
 
 def _people_table(people: pd.DataFrame, faces: dict, page: Path, classes) -> str:

@@ -59,6 +59,7 @@ def write_takeaway(
             faces=faces,
             duration=duration,
             title=Path(video).name if video else "",
+            table=table,
         )
     return {"people": len(got.people), "episodes": len(got.episodes)}
 

@@ -431,7 +431,7 @@ def test_a_finished_video_is_regrouped_without_analysing_it_again(leave_return, 
     astronaut = df[df["person"] == 0]["face"].dropna().unique()
     assert len(astronaut) == 2  # she left and came back: two tracks, one person
     # the user says the returning face is someone else, by person and time in the video
-    r = _cli("regroup", table, "--apart", "0@1,0@4.5")
+    r = _cli("regroup", table, "--apart", "0@1,P0@4.5")  # as the page labels persons
     assert r.exit_code == 0, r.output
     assert "3 people (were 2)" in r.output
     after = pd.read_csv(table)
@@ -462,7 +462,7 @@ def test_regroup_never_makes_one_person_of_two_seen_together(tmp_path):
     assert _cli("annotate", video, "--no-video").exit_code == 0
     table = tmp_path / "two.fervid.csv"
     original = table.read_bytes()
-    r = _cli("regroup", table, "--same", "0,1")
+    r = _cli("regroup", table, "--same", "P0,1")
     assert r.exit_code == 1 and "persons 0 and 1 are seen in the same frame" in r.output
     r = _cli("regroup", table, "--people", "1")  # told there is one: still two
     assert r.exit_code == 0 and "2 people (were 2)" in r.output, r.output

@@ -233,7 +233,10 @@ def test_the_page_plays_seeks_and_follows_in_chromium(annotated, tmp_path):
         )
         imgs = page.evaluate("[...document.images].map(i => i.complete && i.naturalWidth > 0)")
         assert imgs and all(imgs)  # the faces load
+        hint = page.locator(".hint")  # how to correct the people, with this table's name
+        assert hint.is_visible() and "fervid regroup two.fervid.csv --same" in hint.inner_text()
         page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+        page.screenshot(path="/tmp/review-page.png", full_page=True)
         browser.close()
     assert not errors, errors
     assert (tmp_path / "page.png").stat().st_size > 10_000
