@@ -462,7 +462,9 @@ def check_video_outputs(
     if existing and not (overwrite or resume):
         names = ", ".join(str(outs[k]) for k in existing)
         raise OutputSkip(f"skipped, outputs exist ({names}); --overwrite to redo")
-    if resume and set(existing) == wanted and not partial_path(outs["table"]).exists():
+    # a video finished before runs kept their identity (fervid regroup) is finished too
+    done = wanted - {"identity"} <= set(existing)
+    if resume and done and not partial_path(outs["table"]).exists():
         raise OutputSkip("finished earlier; skipped")
     paths = {outs[k]: k for k in wanted} | {outs["table"]: "csv"}
     for path, k in paths.items():

@@ -479,6 +479,9 @@ def test_regroup_needs_the_identity_a_run_kept(leave_return, tmp_path):
     video = shutil.copy(leave_return[0], tmp_path / "talk.mp4")
     assert _cli("annotate", video, "--no-reid", "--no-video").exit_code == 0
     assert not (tmp_path / "talk.fervid.identity.json").exists()
+    # a video finished without an identity (or before runs kept one) is finished: not redone
+    r = _cli("annotate", video, "--no-video", "--resume")
+    assert r.exit_code == 0 and "finished earlier" in r.output, r.output
     r = _cli("regroup", tmp_path / "talk.fervid.csv", "--people", "1")
     assert r.exit_code == 1 and "identity.json: not found" in r.output
     assert "Traceback" not in r.output
