@@ -419,15 +419,20 @@ def _annotate_on_ray(
 # -- report ----------------------------------------------------------------------------
 
 
+def _video_option(what: str):
+    """``--video``: the analysed video of a table, ``what`` for."""
+    return click.option(
+        "--video",
+        type=click.Path(exists=True, dir_okay=False),
+        default=None,
+        help=f"The analysed video ({what}). Default: the video beside the table with its name "
+        "(clip.mp4 for clip.fervid.csv).",
+    )
+
+
 @cli.command(context_settings=CONTEXT)
 @click.argument("table", type=click.Path(exists=True, dir_okay=False))
-@click.option(
-    "--video",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="The analysed video (for the people's faces). Default: the video beside "
-    "the table with its name (clip.mp4 for clip.fervid.csv).",
-)
+@_video_option("for the people's faces")
 @click.option("--elan", is_flag=True, help="Also the ELAN document and the episodes as text.")
 @click.option("--no-page", is_flag=True, help="No review page (VIDEO.fervid.html).")
 @click.option("--overwrite", is_flag=True, help="Replace outputs fervid wrote before.")
@@ -495,13 +500,7 @@ def _persons(groups: list[list[str]]) -> list[list[int]]:
     "(person P's track at that time in the video). Repeat for more.",
 )
 @click.option("--reset", is_flag=True, help="Forget the corrections given before.")
-@click.option(
-    "--video",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="The analysed video (to draw the annotated video and the faces again). Default: the "
-    "video beside the table with its name.",
-)
+@_video_option("to draw the annotated video and the faces again")
 @click_options(EpisodeOptions)
 @click.pass_context
 def regroup(ctx, table, people, same, apart, reset, video, **settings):
