@@ -79,6 +79,8 @@ def people_photos(root: Path) -> dict[str, list[Path]]:
 
 def embed_all(people: dict[str, list[Path]]) -> tuple[dict, float, int]:
     """name -> list of descriptors (one per photo where a face was found); ms per face."""
+    from identity_clips import largest_face
+
     from fervid.detect import FaceDetector
     from fervid.identity import FaceEmbedder
     from fervid.images import load_image
@@ -90,12 +92,11 @@ def embed_all(people: dict[str, list[Path]]) -> tuple[dict, float, int]:
         vecs = []
         for p in paths:
             img = load_image(p)
-            faces = det.detect([img])[0]
-            if len(faces) == 0:
+            box = largest_face(det, img)
+            if box is None:
                 missed += 1
                 continue
-            area = (faces.boxes[:, 2] - faces.boxes[:, 0]) * (faces.boxes[:, 3] - faces.boxes[:, 1])
-            box = faces.boxes[int(area.argmax())][None]
+            box = box[None]
             t = time.perf_counter()
             chips = emb.chips(img, box)
             v = emb.embed_chips(chips)
@@ -170,7 +171,7 @@ def video_embeddings(data: Path, out: Path, px: int = 130, hold: int = 10) -> di
     if cache.exists():
         z = np.load(cache, allow_pickle=False)
         return {n: list(z[f"v_{n}"]) for n in json.loads(str(z["names"]))}
-    from identity_clips import FPS, H, W, _paste
+    from identity_clips import FPS, H, W, _paste, largest_face
 
     from fervid.detect import FaceDetector
     from fervid.identity import FaceEmbedder
@@ -184,12 +185,9 @@ def video_embeddings(data: Path, out: Path, px: int = 130, hold: int = 10) -> di
     for name, paths in people_photos(data / "lfw-identities").items():
         for path in paths:
             img = load_image(path)
-            faces = det.detect([img])[0]
-            if len(faces):
-                area = (faces.boxes[:, 2] - faces.boxes[:, 0]) * (
-                    faces.boxes[:, 3] - faces.boxes[:, 1]
-                )
-                shown.append((name, img, faces.boxes[int(area.argmax())]))
+            box = largest_face(det, img)
+            if box is not None:
+                shown.append((name, img, box))
     bg = background(W, H)
 
     def pictures():

@@ -25,6 +25,16 @@ class Person:
     photo: object
 
 
+def largest_face(det, img: np.ndarray) -> np.ndarray | None:
+    """The box of the largest face ``det`` (a :class:`fervid.detect.FaceDetector`) finds in
+    a photo (a news photo's subject), or None."""
+    faces = det.detect([img])[0]
+    if not len(faces):
+        return None
+    b = faces.boxes
+    return b[int(((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])).argmax())]
+
+
 def load_people(root: Path, names: list[str]) -> list[list]:
     """Each person's photos with the face box MTCNN finds in each (photos without one are
     left out)."""
@@ -37,12 +47,9 @@ def load_people(root: Path, names: list[str]) -> list[list]:
         photos = []
         for p in sorted((root / name).glob("*.jpg")):
             img = load_image(p)
-            faces = det.detect([img])[0]
-            if len(faces):
-                area = (faces.boxes[:, 2] - faces.boxes[:, 0]) * (
-                    faces.boxes[:, 3] - faces.boxes[:, 1]
-                )
-                photos.append((img, tuple(float(v) for v in faces.boxes[int(area.argmax())])))
+            box = largest_face(det, img)
+            if box is not None:
+                photos.append((img, tuple(float(v) for v in box)))
         if len(photos) >= 2:
             out.append(photos)
     return out
