@@ -12,9 +12,9 @@ Runs on the device machine from the repository root, with the pack of
    and the same with each dataset's class prior taken out of the loss (``--logit-adjust 0
    --logit-adjust-by source``, issue #23's choice, docs/default-model.md), and the study's
    five architectures on RAF-DB (EfficientNet-b7 in a process of its own);
-4. export every candidate fp16 with its best validation accuracy (mean over the three
-   datasets' validation splits) in the log: which one is bundled is decided afterwards,
-   against the bars of issue #23; pack the run folders and logs into ``$OUT``.
+4. export every candidate fp16 into ``$OUT/NAME/`` with its best validation accuracy (mean
+   over the three datasets' validation splits) in the log: which one is bundled is decided
+   afterwards, against the bars of issue #23; pack the run folders and logs into ``$OUT``.
 
     python3 bench/gpu_job.py --minutes 9.5                       # on the GPU machine
     python3 bench/gpu_job.py --minutes 3 --device cpu --small    # a dry run of the plumbing
@@ -275,16 +275,17 @@ def final(a, recipe: str, args: list[str], work: Path, out: Path, deadline: floa
 
 
 def export(src: Path, work: Path, out: Path, name: str) -> None:
-    """fp16 export of ``src``, split into parts that fit the way back (16 MiB a file)."""
-    model = work / "model.safetensors"
+    """fp16 export of ``src`` into ``out/NAME/``, split into parts that fit the way back
+    (16 MiB a file; ``cat model.part* > model.safetensors`` joins them)."""
+    model = work / f"{name}.safetensors"
     r = run(train_cmd("export", str(src), str(model), "--tta", "hflip"), env=os.environ)
-    log(f"selected {name}: " + (r.stdout + r.stderr).strip()[-500:])
+    log(f"exported {name}: " + (r.stdout + r.stderr).strip()[-500:])
     if model.exists():
+        (out / name).mkdir(parents=True, exist_ok=True)
         blob = model.read_bytes()
         step = 15 * 2**20
         for k in range(0, len(blob), step):
-            (out / f"model.part{k // step}").write_bytes(blob[k : k + step])
-        (out / "selected.txt").write_text(name + "\n")
+            (out / name / f"model.part{k // step}").write_bytes(blob[k : k + step])
 
 
 def pack_runs(runs: Path, out: Path) -> None:
@@ -320,7 +321,7 @@ def finish(runs: Path, out: Path, work: Path) -> None:
     )
     r = run([sys.executable, "-c", code, str(runs / "study")], env=os.environ)
     log("study report: " + (r.stdout + r.stderr).strip()[-1500:])
-    for name in ("cand-rgb", "cand-source"):
+    for name in sorted(p.name for p in runs.glob("cand-*") if p.is_dir()):
         acc, epoch = best_val_acc(runs / name / "resnet18")
         log(f"{name}: best val acc {acc:.4f} at epoch {epoch}")
         if (runs / name / "resnet18" / "best.safetensors").exists():
