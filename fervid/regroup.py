@@ -142,52 +142,61 @@ def regroup_table(
     {kind: path}}``. Raises ValueError (one line) for a table or identity fervid did not
     write, an unknown person or track, or corrections that contradict the video."""
     from .identity import cluster_tracks
+    from .outputs import VIDEO_OUTPUTS
 
     table = Path(table)
     RowSchema.of_file(table)  # a video table, or a one-line refusal
     ident_path = identity_path_of(table)
     ident = read_identity(ident_path)
     spans = tracks_by_person(table)
-    for group in same:
-        for p in group:
-            if int(p) not in spans:
-                raise ValueError(f"person {p} is not in {table}")
-    new_same = [[t for p in group for t in spans[int(p)]] for group in same]
-    _check_same(same, spans, ident["cooccur"])
-    new_apart = [
-        [parse_face(str(f), spans, table) for f in group] for group in apart if len(group) > 1
-    ]
-    pairs = [(g[i], g[j]) for g in new_apart for i in range(len(g)) for j in range(i + 1, len(g))]
-    kept_same = [] if reset else ident["same"]
-    kept_apart = [] if reset else ident["apart"]
-    count = people if people is not None else (None if reset else ident["people"])
-    count = count or None
-    persons = cluster_tracks(
-        ident, people=count, same=kept_same + new_same, apart=kept_apart + pairs
+    _check_matches(table, spans, ident)
+    count, same_tracks, apart_pairs = _corrections(
+        table, spans, ident, people=people, same=same, apart=apart, reset=reset
     )
+    persons = cluster_tracks(ident, people=count, same=same_tracks, apart=apart_pairs)
     video = _video_for(table, video)
+    _check_outputs(table)
     with OutputLock(table):
         written = _rewrite(table, persons, video, ident, options, progress)
-        write_identity(
-            ident_path,
-            ident,
-            video=ident["video"],
-            start=ident["start"],
-            end=ident["end"],
-            people=count,
-            same=kept_same + new_same,
-            apart=kept_apart + pairs,
-        )
-    from .outputs import VIDEO_OUTPUTS
-
+        kept = {k: ident[k] for k in ("video", "start", "end")}
+        write_identity(ident_path, ident, **kept, people=count, same=same_tracks, apart=apart_pairs)
     order = {k: n for n, k in enumerate(VIDEO_OUTPUTS)}
     written = dict(sorted(written.items(), key=lambda kv: order.get(kv[0], len(order))))
     return {"people": (len(spans), len({p for p, _ in persons.values()})), "written": written}
 
 
-def _check_same(same, spans: dict, cooccur) -> None:
-    """Persons said to be one that were seen in the same frame: refused, in the user's
-    words."""
+def _corrections(table: Path, spans: dict, ident: dict, *, people, same, apart, reset):
+    """(number of people or None, sets of tracks that are one, pairs of tracks apart): what
+    the user says now, in tracks, added to what was said before (unless ``reset``)."""
+    _check_same(table, same, spans, ident["cooccur"])
+    new_same = [[t for p in group for t in spans[int(p)]] for group in same]
+    new_apart = [_tracks_apart(group, spans, table) for group in apart if len(group) > 1]
+    pairs = [(g[i], g[j]) for g in new_apart for i in range(len(g)) for j in range(i + 1, len(g))]
+    count = people if people is not None else (None if reset else ident["people"])
+    if reset:
+        return count or None, new_same, pairs
+    return count or None, ident["same"] + new_same, ident["apart"] + pairs
+
+
+def _tracks_apart(group, spans: dict, table: Path) -> list[int]:
+    """The tracks a user says are different people; two names of one track are refused."""
+    tracks = [parse_face(str(f), spans, table) for f in group]
+    for i, t in enumerate(tracks):
+        if t in tracks[:i]:
+            first = group[tracks.index(t)]
+            raise ValueError(
+                f"{first} and {group[i]} are one track ({t}): the tracker followed that face "
+                "from one to the other, and a track is not parted"
+            )
+    return tracks
+
+
+def _check_same(table: Path, same, spans: dict, cooccur) -> None:
+    """Persons said to be one that are not in the table, or were seen in the same frame:
+    refused, in the user's words."""
+    for p in (p for group in same for p in group):
+        if int(p) not in spans:
+            raise ValueError(f"person {p} is not in {table}")
     pairs = {(int(a), int(b)) for a, b in cooccur}
     for group in same:
         for i, p in enumerate(group):
@@ -196,6 +205,27 @@ def _check_same(same, spans: dict, cooccur) -> None:
                     raise ValueError(
                         f"persons {p} and {q} are seen in the same frame: they cannot be one"
                     )
+
+
+def _check_matches(table: Path, spans: dict, ident: dict) -> None:
+    """The identity file is this table's: it knows every track of the table."""
+    known = {int(t) for t in ident["tracks"]}
+    missing = sorted({t for per in spans.values() for t in per} - known)
+    if missing:
+        raise ValueError(
+            f"{table}: track {missing[0]} is not in {identity_path_of(table).name}; the table "
+            "and its identity file are not from one run"
+        )
+
+
+def _check_outputs(table: Path) -> None:
+    """Every output regroup may write again is fervid's, checked before anything changes."""
+    from .outputs import is_ours, may_replace
+    from .takeaway import outputs_of_table
+
+    for kind, path in outputs_of_table(table).items():
+        if kind not in ("csv", "jsonl", "parquet", "identity"):
+            may_replace(path, lambda p, kind=kind: is_ours(p, kind))
 
 
 def _video_for(table: Path, video) -> Path | None:

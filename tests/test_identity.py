@@ -487,3 +487,30 @@ def test_regroup_needs_the_identity_a_run_kept(leave_return, tmp_path):
     assert "Traceback" not in r.output
     r = _cli("regroup", tmp_path / "talk.fervid.csv", "--same", "1")
     assert r.exit_code == 2 and "two or more" in r.output
+
+
+def test_regroup_changes_nothing_when_an_output_is_not_fervids(tmp_path):
+    import shutil
+
+    from conftest import ROOT
+
+    video = shutil.copy(ROOT / "samples" / "two_people.mp4", tmp_path / "two.mp4")
+    assert _cli("annotate", video, "--no-video").exit_code == 0
+    table = tmp_path / "two.fervid.csv"
+    original = table.read_bytes()
+    mine = tmp_path / "two.fervid.episodes.csv"
+    mine.write_text("my own notes\n")
+    r = _cli("regroup", table, "--apart", "0@0.5,0@5")  # one track all along
+    assert r.exit_code == 1 and "0@0.5 and 0@5 are one track (0)" in r.output
+    r = _cli("regroup", table, "--people", "1")
+    assert r.exit_code == 1 and "not written by fervid" in r.output
+    assert table.read_bytes() == original and mine.read_text() == "my own notes\n"
+    # an identity file of another run does not fit the table
+    ident = tmp_path / "two.fervid.identity.json"
+    d = json.loads(ident.read_text())
+    d["tracks"] = {"7": d["tracks"]["0"]}
+    ident.write_text(json.dumps(d))
+    mine.unlink()
+    r = _cli("regroup", table, "--people", "1")
+    assert r.exit_code == 1 and "not from one run" in r.output
+    assert table.read_bytes() == original
