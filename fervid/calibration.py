@@ -1,10 +1,11 @@
 """Calibration of a classifier's probabilities: one temperature, its fit and its measures.
 
 A model's temperature ``T`` (in its checkpoint) is applied to the final probabilities
-``p`` (after test-time augmentation): ``p ** (1/T)``, renormalised, which is a softmax of
-``log p / T``. ``T < 1`` sharpens under-confident probabilities, ``T > 1`` softens
-over-confident ones; the top class never changes. :func:`fit_temperature` finds the ``T``
-that minimises the negative log-likelihood on labelled validation images.
+``p`` (after test-time augmentation and the model's class weights, :func:`reweight`):
+``p ** (1/T)``, renormalised, which is a softmax of ``log p / T``. ``T < 1`` sharpens
+under-confident probabilities, ``T > 1`` softens over-confident ones; the top class never
+changes. :func:`fit_temperature` finds the ``T`` that minimises the negative log-likelihood
+on labelled validation images.
 """
 
 from __future__ import annotations
@@ -28,6 +29,22 @@ def temperature_scale(probs, temperature: float):
     return temperature_scale(torch.from_numpy(p), temperature).numpy()
 
 
+def reweight(probs, weights):
+    """``probs`` (N, C) multiplied by one weight per class and renormalised: a shift of the
+    class prior at inference (weights ``prior ** tau``; Menon et al., 2021, post-hoc logit
+    adjustment). A tensor gives a tensor, an array a float64 array; None changes nothing."""
+    import torch
+
+    if weights is None:
+        return probs
+    if isinstance(probs, torch.Tensor):
+        w = torch.as_tensor(weights, dtype=probs.dtype, device=probs.device)
+        out = probs * w
+        return out / out.sum(1, keepdim=True).clamp_min(1e-30)
+    out = np.asarray(probs, np.float64) * np.asarray(weights, np.float64)
+    return out / np.maximum(out.sum(1, keepdims=True), 1e-30)
+
+
 def nll(probs: np.ndarray, labels: np.ndarray) -> float:
     """Mean negative log-likelihood of the true classes."""
     p = np.asarray(probs, np.float64)
@@ -49,11 +66,15 @@ def calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> 
 
 
 def calibration_report(probs: np.ndarray, labels: np.ndarray) -> dict:
-    """Images, accuracy, NLL, ECE and mean top probability, as plain numbers."""
+    """Images, accuracy, balanced accuracy (the mean recall of the classes present), NLL,
+    ECE and mean top probability, as plain numbers."""
     p = np.asarray(probs, np.float64)
+    y = np.asarray(labels, int)
+    hit = p.argmax(axis=1) == y
     return {
         "images": int(len(p)),
-        "acc": round(float((p.argmax(axis=1) == np.asarray(labels, int)).mean()), 4),
+        "acc": round(float(hit.mean()), 4),
+        "balanced_acc": round(float(np.mean([hit[y == c].mean() for c in np.unique(y)])), 4),
         "nll": round(nll(p, labels), 4),
         "ece": round(calibration_error(p, labels), 4),
         "mean_confidence": round(float(p.max(axis=1).mean()), 4),

@@ -23,7 +23,9 @@ from .errors import first_line
 from .outputs import atomic_path
 
 FORMAT = "fervid-checkpoint"
-FORMAT_VERSION = 1
+#: The newest format this fervid reads: 2 added ``class_weights`` (a checkpoint without them
+#: is still written as 1, so that older fervid reads it).
+FORMAT_VERSION = 2
 
 #: Metadata keys every checkpoint must carry.
 REQUIRED = ("arch", "classes", "input_size", "channels", "mean", "std", "crop")
@@ -64,6 +66,9 @@ class ModelMeta:
     crop: CropPolicy = field(default_factory=CropPolicy)
     tta: str = "none"  # test-time augmentation: "none" or "hflip" (mean with the mirror image)
     temperature: float = 1.0  # applied to the final probabilities (fervid.calibration)
+    #: one weight per class, applied to the probabilities before the temperature: a shift of
+    #: the class prior (fervid.calibration.reweight; fervid-train calibrate --prior-shift)
+    class_weights: list[float] | None = None
     dataset: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
@@ -111,11 +116,26 @@ class ModelMeta:
             )
         if isinstance(self.crop, dict):
             self.crop = CropPolicy(**self.crop)
+        self._check_class_weights()
+
+    def _check_class_weights(self) -> None:
+        w = self.class_weights
+        if w is None:
+            return
+        if (
+            not isinstance(w, list)
+            or len(w) != len(self.classes)
+            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in w)
+            or not all(math.isfinite(x) and x > 0 for x in w)
+        ):
+            raise CheckpointError(
+                "checkpoint metadata: 'class_weights' must be one positive number per class"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
-            "format_version": FORMAT_VERSION,
+            "format_version": 1 if self.class_weights is None else 2,
             "arch": self.arch,
             "classes": list(self.classes),
             "input_size": self.input_size,
@@ -125,6 +145,7 @@ class ModelMeta:
             "crop": {"scale": self.crop.scale, "shift_y": self.crop.shift_y},
             "tta": self.tta,
             "temperature": self.temperature,
+            **({} if self.class_weights is None else {"class_weights": list(self.class_weights)}),
             "dataset": self.dataset,
             "metrics": self.metrics,
             "config": self.config,
@@ -165,6 +186,7 @@ class ModelMeta:
                 crop=CropPolicy(float(crop.get("scale", 1.0)), float(crop.get("shift_y", 0.0))),
                 tta=str(d.get("tta", "none")),
                 temperature=d.get("temperature", 1.0),
+                class_weights=d.get("class_weights"),
                 dataset=str(d.get("dataset", "")),
                 metrics=dict(d.get("metrics") or {}),
                 config=dict(d.get("config") or {}),

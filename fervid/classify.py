@@ -118,10 +118,12 @@ class EmotionModel:
         for s in range(0, len(x_all), batch_size):
             if self.compiled is not None:  # on the CPU, in the network's own (NCHW) layout
                 x = normalize(x_all[s : s + batch_size], meta.mean, meta.std)
-                p = self.compiled.probabilities(x, meta.tta, meta.temperature)
+                p = self.compiled.probabilities(x, meta.tta, meta.temperature, meta.class_weights)
             else:
                 x = self.runtime.prepare_input(x_all[s : s + batch_size], meta.mean, meta.std)
-                p = self.runtime.probabilities(self.module, x, meta.tta, meta.temperature)
+                p = self.runtime.probabilities(
+                    self.module, x, meta.tta, meta.temperature, meta.class_weights
+                )
             out.append(p.cpu().numpy())
         return np.concatenate(out).astype(np.float32)
 

@@ -56,7 +56,9 @@ class CompiledClassifier:
     def describe(self) -> str:
         return f"cpu openvino {self.kind}"
 
-    def probabilities(self, x: torch.Tensor, tta: str, temperature: float) -> torch.Tensor:
+    def probabilities(
+        self, x: torch.Tensor, tta: str, temperature: float, class_weights=None
+    ) -> torch.Tensor:
         """As :meth:`fervid.runtime.Runtime.probabilities` for a normalised NCHW batch: the
         batch and its mirror image in one inference."""
         check_tta(tta)
@@ -66,7 +68,7 @@ class CompiledClassifier:
         out = request.infer([np.ascontiguousarray(batch.numpy(), np.float32)])[0]
         logits = torch.from_numpy(np.array(out, np.float32))
         flipped = logits[n:] if tta == "hflip" else None
-        return combine_probabilities(logits[:n], flipped, temperature)
+        return combine_probabilities(logits[:n], flipped, temperature, class_weights)
 
 
 def compile_for_cpu(

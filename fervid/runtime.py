@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .calibration import temperature_scale
+from .calibration import reweight, temperature_scale
 from .preprocess import normalize
 
 
@@ -121,11 +122,17 @@ class Runtime:
         return f"{self.device} {amp}{' channels_last' if self.channels_last else ''}"
 
     def probabilities(
-        self, module: nn.Module, x: torch.Tensor, tta: str = "none", temperature: float = 1.0
+        self,
+        module: nn.Module,
+        x: torch.Tensor,
+        tta: str = "none",
+        temperature: float = 1.0,
+        class_weights: Sequence[float] | None = None,
     ) -> torch.Tensor:
         """Softmax probabilities (float32) of a prepared batch; ``tta="hflip"`` averages them
-        with those of the mirrored batch; then the model's ``temperature`` is applied
-        (:mod:`fervid.calibration`). Training's evaluator and inference both use this."""
+        with those of the mirrored batch; then the model's ``class_weights`` and
+        ``temperature`` are applied (:mod:`fervid.calibration`). Training's evaluator and
+        inference both use this."""
         check_tta(tta)
         with self.autocast():
             logits = module(x)
@@ -133,7 +140,7 @@ class Runtime:
         if tta == "hflip":
             with self.autocast():
                 flipped = module(torch.flip(x, dims=[3]))
-        return combine_probabilities(logits, flipped, temperature)
+        return combine_probabilities(logits, flipped, temperature, class_weights)
 
 
 def check_tta(tta: str) -> None:
@@ -142,11 +149,14 @@ def check_tta(tta: str) -> None:
 
 
 def combine_probabilities(
-    logits: torch.Tensor, flipped: torch.Tensor | None, temperature: float
+    logits: torch.Tensor,
+    flipped: torch.Tensor | None,
+    temperature: float,
+    class_weights: Sequence[float] | None = None,
 ) -> torch.Tensor:
     """Softmax of the logits, averaged with the mirrored batch's (when given), then the
-    model's temperature: every runtime's probabilities end here."""
+    model's class weights and temperature: every runtime's probabilities end here."""
     probs = torch.softmax(logits.float(), dim=1)
     if flipped is not None:
         probs = (probs + torch.softmax(flipped.float(), dim=1)) / 2
-    return temperature_scale(probs, temperature)
+    return temperature_scale(reweight(probs, class_weights), temperature)

@@ -13,6 +13,7 @@ from fervid.calibration import (
     calibration_error,
     fit_temperature,
     nll,
+    reweight,
     temperature_scale,
 )
 from fervid.checkpoint import CheckpointError, ModelMeta, load_checkpoint
@@ -123,3 +124,64 @@ def test_calibrate_command_writes_a_calibrated_copy(tmp_path):
         train_cli, ["export", str(out), str(tmp_path / "e.safetensors"), "--temperature", "2"]
     )
     assert r.exit_code == 0 and load_checkpoint(tmp_path / "e.safetensors")[1].temperature == 2.0
+
+
+# -- class weights: a shift of the class prior at inference ---------------------------------
+
+
+@pytest.mark.parametrize("bad", [[1.0], [1.0, 0.0], [1.0, -2.0], [1.0, float("inf")], "1,1"])
+def test_bad_class_weights_are_refused(bad):
+    with pytest.raises(CheckpointError, match="class_weights"):
+        _meta(class_weights=bad)
+
+
+def test_class_weights_round_trip_and_only_they_need_the_new_format():
+    d = _meta(class_weights=[0.5, 2.0]).to_dict()
+    assert d["format_version"] == 2 and ModelMeta.from_dict(d).class_weights == [0.5, 2.0]
+    plain = _meta().to_dict()  # older fervid still reads a checkpoint without them
+    assert plain["format_version"] == 1 and "class_weights" not in plain
+    assert ModelMeta.from_dict(plain).class_weights is None
+
+
+def test_reweight_shifts_the_prior_and_renormalises():
+    p = np.array([[0.6, 0.4], [0.45, 0.55]])
+    q = reweight(p, [1.0, 2.0])
+    assert np.allclose(q.sum(1), 1) and np.allclose(q[0], [0.6, 0.8] / np.float64(1.4))
+    assert q.argmax(1).tolist() == [1, 1] and reweight(p, None) is p
+
+
+@pytest.mark.parametrize("backend", ["torch", "auto"])  # PyTorch, and OpenVINO on the CPU
+def test_inference_applies_the_class_weights_before_the_temperature(backend):
+    model = fervid.load_model(device="cpu", backend=backend)
+    crops = np.stack([model.prepare(samples.astronaut())])
+    t = model.meta.temperature
+    model.meta = replace(model.meta, temperature=1.0)
+    raw = model.predict(crops).astype(np.float64)
+    w = [3.0, 1.0, 5.0, 0.2, 1.0, 2.0, 1.0]
+    model.meta = replace(model.meta, temperature=t, class_weights=w)
+    expected = temperature_scale(reweight(raw, w), t)
+    assert np.allclose(model.predict(crops), expected, atol=1e-4)
+
+
+def test_calibrate_shifts_the_prior_by_the_training_splits_class_shares(tmp_path):
+    from train_fixtures import make_folder_dataset, train_tiny
+
+    _, ckpt = train_tiny(tmp_path)
+    lopsided = make_folder_dataset(tmp_path / "lop", per_class=(16, 4, 4), val_per_class=4)
+    out = tmp_path / "shifted.safetensors"
+    args = ["calibrate", str(ckpt), str(out), "--data", str(lopsided), "--device", "cpu"]
+    r = CliRunner().invoke(train_cli, [*args, "--prior-shift", "-0.5"])
+    assert r.exit_code == 0, r.output
+    meta = load_checkpoint(out)[1]
+    # prior 2/3, 1/6, 1/6 to the power -0.5, geometric mean 1: the common class weighs half
+    w = np.array(meta.class_weights)
+    assert np.isclose(np.exp(np.log(w).mean()), 1) and np.isclose(w[0] / w[1], 0.5, atol=1e-4)
+    assert "class weights None -> [" in r.output and "balanced" in r.output
+    # 0 takes them off again
+    r = CliRunner().invoke(
+        train_cli,
+        ["calibrate", str(out), str(tmp_path / "plain.safetensors"), *args[3:]]
+        + ["--prior-shift", "0"],
+    )
+    assert r.exit_code == 0, r.output
+    assert load_checkpoint(tmp_path / "plain.safetensors")[1].class_weights is None

@@ -197,7 +197,17 @@ def export(checkpoint, output, half, crop_scale, crop_shift, tta, temperature, d
     default=None,
     help="Also write the report to this JSON file.",
 )
-def calibrate(checkpoint, output, device, batch_size, half, as_json, **sources):
+@click.option(
+    "--prior-shift",
+    type=click.FloatRange(-2, 2),
+    default=None,
+    metavar="TAU",
+    help="Also multiply the probabilities by the training splits' class prior to the power "
+    "TAU (the checkpoint's class weights; 0 removes them). A model trained with "
+    "--logit-adjust 0 learns the data's own prior; -0.5 gives the class-balancing "
+    "sampler's back (docs/default-model.md).",
+)
+def calibrate(checkpoint, output, device, batch_size, half, as_json, prior_shift, **sources):
     """Fit the temperature of CHECKPOINT's probabilities on the validation splits it was
     selected on (give the training run's --data, --exclude, --holdout, --labels, ...: never
     a test split) and write the calibrated model to OUTPUT. The top class never changes;
@@ -222,7 +232,7 @@ def calibrate(checkpoint, output, device, batch_size, half, as_json, **sources):
             check_output(as_json, inputs=[checkpoint], kind="json")
             may_replace(Path(as_json), is_fervid_json)
         state, meta, report = calibrate_checkpoint(
-            checkpoint, device=device, batch_size=batch_size, **sources
+            checkpoint, device=device, batch_size=batch_size, prior_shift=prior_shift, **sources
         )
         path = save_checkpoint(output, state, meta, half=half)
         if as_json:
@@ -230,10 +240,16 @@ def calibrate(checkpoint, output, device, batch_size, half, as_json, **sources):
     except ERRORS as exc:
         raise click.ClickException(first_line(exc, 400)) from None
     click.echo(f"temperature {report['before_temperature']} -> {report['temperature']}")
+    if report["class_weights"] != report["before_class_weights"]:
+        click.echo(f"class weights {report['before_class_weights']} -> {report['class_weights']}")
     for name, r in report["splits"].items():
         b, a = r["before"], r["after"]
+        acc = f"{b['acc']:.4f}" + ("" if a["acc"] == b["acc"] else f" -> {a['acc']:.4f}")
+        acc += f", balanced {b['balanced_acc']:.4f}" + (
+            "" if a["balanced_acc"] == b["balanced_acc"] else f" -> {a['balanced_acc']:.4f}"
+        )
         click.echo(
-            f"  {name} ({b['images']} images, accuracy {b['acc']:.4f}): ECE {b['ece']:.4f} -> "
+            f"  {name} ({b['images']} images, accuracy {acc}): ECE {b['ece']:.4f} -> "
             f"{a['ece']:.4f}, NLL {b['nll']:.4f} -> {a['nll']:.4f}, mean confidence "
             f"{b['mean_confidence']:.3f} -> {a['mean_confidence']:.3f}"
         )

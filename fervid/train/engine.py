@@ -153,13 +153,14 @@ def predict(
     std: list[float],
     tta: str = "none",
     temperature: float = 1.0,
+    class_weights: list[float] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Probabilities (float32, on CPU) and labels for every batch."""
     model.eval()
     probs, labels = [], []
     for images, y in batches:
         x = runtime.prepare_input(images, mean, std)
-        probs.append(runtime.probabilities(model, x, tta, temperature).cpu())
+        probs.append(runtime.probabilities(model, x, tta, temperature, class_weights).cpu())
         labels.append(y.cpu())
     if not probs:
         return torch.zeros(0, 0), torch.zeros(0, dtype=torch.int64)
@@ -178,6 +179,7 @@ def evaluate(
     reduce_fn=None,
     tta: str = "none",
     temperature: float = 1.0,
+    class_weights: list[float] | None = None,
 ) -> dict:
     """Loss, accuracy, balanced accuracy, macro-F1, per-class recall and confusion matrix.
 
@@ -187,7 +189,14 @@ def evaluate(
     matrix across processes.
     """
     probs, labels = predict(
-        model, batches, runtime=runtime, mean=mean, std=std, tta=tta, temperature=temperature
+        model,
+        batches,
+        runtime=runtime,
+        mean=mean,
+        std=std,
+        tta=tta,
+        temperature=temperature,
+        class_weights=class_weights,
     )
     cm = confusion_matrix(labels, probs.argmax(1) if len(probs) else labels, num_classes)
     loss_sum = 0.0

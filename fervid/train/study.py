@@ -215,6 +215,7 @@ def evaluate_checkpoint(
         num_classes=len(meta.classes),
         tta=meta.tta,
         temperature=meta.temperature,
+        class_weights=meta.class_weights,
     )
     metrics.update(
         {
