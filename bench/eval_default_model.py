@@ -31,6 +31,12 @@ from fervid.train.sources import read_soft_labels
 from fervid.train.study import evaluate_checkpoint, scan_metrics
 
 KEYS = ("acc", "balanced_acc", "macro_f1")
+#: Issue #23's in-domain bars for a new default model: (split, measure, at least).
+BARS = (
+    ("rafdb test", "acc", 0.85),
+    ("affectnet-subset test", "balanced_acc", 0.69),
+    ("fer2013 val (FER+ majority)", "acc", 0.83),
+)
 
 
 def link_view(root: Path, items: list[tuple[Path, str]]) -> Path:
@@ -84,6 +90,18 @@ def evaluate(model_path: str, data: Path, trainer: bool) -> dict:
     return {"model": str(model_path), "classes": list(model.classes), "splits": results}
 
 
+def bars(out: dict) -> list[str]:
+    """Each in-domain bar of a new default model, met or not (and the file's size)."""
+    lines = []
+    for split, key, least in BARS:
+        got = out["splits"].get(split, {}).get("inference_path", {}).get(key)
+        verdict = "not measured" if got is None else ("met" if got >= least else "MISSED")
+        lines.append(f"{split} {key} >= {least}: {got} {verdict}")
+    mb = Path(out["model"]).stat().st_size / 2**20
+    lines.append(f"file size <= 25 MB: {mb:.1f} MiB {'met' if mb <= 25 else 'MISSED'}")
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="../shared/data")
@@ -94,6 +112,7 @@ def main() -> None:
     out = evaluate(args.model, Path(args.data), not args.no_trainer)
     text = json.dumps(out, indent=2)
     print(text)
+    print("\n".join(bars(out)))
     if args.json:
         Path(args.json).write_text(text + "\n")
 
