@@ -6,8 +6,9 @@ sources' class prior to the power ``tau`` and renormalised (``tau < 0`` divides 
 towards every class equal; ``tau = 0.5`` gives back the prior that the class-balancing
 sampler at power 0.5 took away). Reported per held-out view and as the mean, as
 ``bench/lodo.py`` does: accuracy, balanced accuracy, predicted share of disgust over its true
-share. The training prior is read from each run's own validation counts (``metrics.json``):
-nothing of the held-out source is used to choose it.
+share. The prior is each run's training splits' class shares, read from its own settings as
+``fervid-train calibrate --prior-shift`` reads them (``--prior val``: its validation counts,
+``metrics.json``): nothing of the held-out source is used to choose it.
 
     python bench/prior_shift.py --runs ../runs/lodo/64px-8ep-cap7000/base
 
@@ -33,11 +34,23 @@ from lodo import HELD_OUT, held_out_tables  # noqa: E402
 TAUS = (-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0)
 
 
-def training_prior(run: Path) -> np.ndarray:
-    """The class shares of the training sources' validation data (as their training data)."""
+def validation_prior(run: Path) -> np.ndarray:
+    """The class shares of the training sources' validation data."""
     m = json.loads((run / "metrics.json").read_text())
     counts = sum(np.array(s["val"]["confusion"]).sum(1) for s in m["sources"].values())
     return counts / counts.sum()
+
+
+def training_prior(run: Path, classes: list[str]) -> np.ndarray:
+    """The class shares of the run's training splits, read as ``fervid-train calibrate
+    --prior-shift`` reads them (the run's own --data, --exclude, --labels settings)."""
+    from fervid.train.calibrate import training_prior as shares
+    from fervid.train.config import SOURCE_SETTINGS
+    from fervid.train.sources import open_sources
+
+    cfg = json.loads((run / "config.json").read_text())
+    names, opened = open_sources(**{k: cfg[k] for k in SOURCE_SETTINGS if k in cfg})
+    return shares(opened, names, classes)
 
 
 def held_out_probs(run: Path, data: Path, held_out: str) -> dict[str, tuple]:
@@ -74,12 +87,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="../shared/data", type=Path)
     ap.add_argument("--runs", default="../runs/lodo/64px-8ep-cap7000/base", type=Path)
+    ap.add_argument(
+        "--prior",
+        choices=["train", "val"],
+        default="train",
+        help="the prior shifted by: the training splits' class shares (what calibrate "
+        "--prior-shift uses) or the validation splits' (the first measurement)",
+    )
     args = ap.parse_args()
     disgust = list(EMOTIONS).index("disgust")
     rows = {tau: [] for tau in TAUS}
     for held_out in HELD_OUT:
         run = args.runs / f"without-{held_out}" / "resnet18"
-        prior = training_prior(run)
+        if args.prior == "train":
+            prior = training_prior(run, list(EMOTIONS))
+        else:
+            prior = validation_prior(run)
         for name, (p, y) in held_out_probs(run, args.data, held_out).items():
             for tau in TAUS:
                 rows[tau].append((name, *readings(p * prior**tau, y, disgust)))
