@@ -20,6 +20,7 @@ __all__ = [
     "episodes",
     "report_table",
     "regroup_table",
+    "regroup_frame",
     "write_eaf",
     "EpisodeOptions",
     "ImageOptions",

@@ -25,7 +25,7 @@ from .persons import episodes, people  # noqa: F401
 from .photos import ImageResult, ScanReport, iter_images, resolve_inputs  # noqa: F401
 from .photos import scan_folder as _scan_folder
 from .pipeline import VideoReport  # noqa: F401
-from .regroup import regroup_table  # noqa: F401
+from .regroup import regroup_frame, regroup_table  # noqa: F401
 from .rows import RowSchema, to_frame
 from .takeaway import report_table  # noqa: F401
 

@@ -92,15 +92,54 @@ def tracks_by_person(table: str | os.PathLike, chunk_rows: int = 200_000) -> dic
     spans: dict[int, dict[int, list[float]]] = {}
     cols = ["time_s", "face", "person"]
     for part in pd.read_csv(table, usecols=cols, chunksize=chunk_rows):
-        part = part.dropna(subset=["face", "person"])
-        grouped = part.groupby(["person", "face"])["time_s"].agg(["min", "max"])
-        for (p, t), (lo, hi) in grouped.iterrows():
-            span = spans.setdefault(int(p), {}).setdefault(int(t), [lo, hi])
-            span[0], span[1] = min(span[0], lo), max(span[1], hi)
+        _add_spans(spans, part)
     return spans
 
 
-def parse_face(text: str, spans: dict, table: Path) -> int:
+def _add_spans(spans: dict, rows: pd.DataFrame) -> dict:
+    rows = rows.dropna(subset=["face", "person"])
+    grouped = rows.groupby(["person", "face"])["time_s"].agg(["min", "max"])
+    for (p, t), (lo, hi) in grouped.iterrows():
+        span = spans.setdefault(int(p), {}).setdefault(int(t), [lo, hi])
+        span[0], span[1] = min(span[0], lo), max(span[1], hi)
+    return spans
+
+
+def regroup_frame(
+    df: pd.DataFrame,
+    *,
+    people: int | None = None,
+    same: Sequence[Sequence[int]] = (),
+    apart: Sequence[Sequence[int | str]] = (),
+) -> pd.DataFrame:
+    """:func:`fervid.analyze_video`'s DataFrame with its people chosen again, as
+    :func:`regroup_table` chooses them for a table (from the identity in
+    ``df.attrs["fervid"]``): a new DataFrame, ``person`` and ``person_confidence`` changed."""
+    from .identity import cluster_tracks
+
+    ident = getattr(df.attrs.get("fervid"), "identity", None)
+    if not ident:
+        raise ValueError(
+            "this DataFrame holds no identity (not from analyze_video, or made with reid=False)"
+        )
+    spans = _add_spans({}, df)
+    where = "the DataFrame"
+    blank = {**ident, "same": [], "apart": [], "people": None}
+    count, same_tracks, apart_pairs = _corrections(
+        where, spans, blank, people=people, same=same, apart=apart, reset=True
+    )
+    persons = cluster_tracks(ident, people=count, same=same_tracks, apart=apart_pairs)
+    out = df.copy()
+    face = out["face"]
+    known = face.notna()
+    tracks = face[known].astype(int)
+    out.loc[known, "person"] = tracks.map(lambda t: persons[t][0]).to_numpy()
+    conf = tracks.map(lambda t: persons[t][1]).astype(float).round(3)
+    out.loc[known, "person_confidence"] = conf.to_numpy()
+    return out
+
+
+def parse_face(text: str, spans: dict, table: Path | str) -> int:
     """A track named by a user: its id (the ``face`` column), or ``P@S``, the track of
     person P (``2`` or ``P2``, as the page and the video label it) seen at (or nearest to)
     second S."""
@@ -165,7 +204,7 @@ def regroup_table(
     return {"people": (len(spans), len({p for p, _ in persons.values()})), "written": written}
 
 
-def _corrections(table: Path, spans: dict, ident: dict, *, people, same, apart, reset):
+def _corrections(table: Path | str, spans: dict, ident: dict, *, people, same, apart, reset):
     """(number of people or None, sets of tracks that are one, pairs of tracks apart): what
     the user says now, in tracks, added to what was said before (unless ``reset``)."""
     _check_same(table, same, spans, ident["cooccur"])
@@ -178,7 +217,7 @@ def _corrections(table: Path, spans: dict, ident: dict, *, people, same, apart, 
     return count or None, ident["same"] + new_same, ident["apart"] + pairs
 
 
-def _tracks_apart(group, spans: dict, table: Path) -> list[int]:
+def _tracks_apart(group, spans: dict, table: Path | str) -> list[int]:
     """The tracks a user says are different people; two names of one track are refused."""
     tracks = [parse_face(str(f), spans, table) for f in group]
     for i, t in enumerate(tracks):
@@ -191,7 +230,7 @@ def _tracks_apart(group, spans: dict, table: Path) -> list[int]:
     return tracks
 
 
-def _check_same(table: Path, same, spans: dict, cooccur) -> None:
+def _check_same(table: Path | str, same, spans: dict, cooccur) -> None:
     """Persons said to be one that are not in the table, or were seen in the same frame:
     refused, in the user's words."""
     for p in (p for group in same for p in group):

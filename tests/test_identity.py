@@ -256,6 +256,19 @@ def test_a_person_who_returns_as_another_photo_keeps_the_person(leave_return, mo
     assert df.attrs["fervid"].people == 2
     off = fervid.analyze_video(path, model=model, reid=False)
     assert off.dropna(subset=["face"])["person"].nunique() == faces["face"].nunique()
+    # the people chosen again from the DataFrame: her return said to be someone else
+    apart = fervid.regroup_frame(df, apart=[["0@1", "0@4.5"]])
+    assert apart.dropna(subset=["face"])["person"].nunique() == 3
+    assert (df["person"].dropna() == faces["person"]).all()  # the input is left as it was
+    back = fervid.regroup_frame(apart, people=None)
+    assert back["person"].equals(df["person"])
+    # without re-identification each track is a person, and a user may still join two
+    joined = fervid.regroup_frame(off, same=[[0, 2]])
+    assert joined.dropna(subset=["face"])["person"].nunique() == faces["face"].nunique() - 1
+    bare = off.copy()
+    bare.attrs = {}
+    with pytest.raises(ValueError, match="no identity"):
+        fervid.regroup_frame(bare)
 
 
 def test_the_annotated_video_and_the_csv_name_persons(leave_return, model, tmp_path):
