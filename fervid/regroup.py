@@ -8,7 +8,9 @@ with another number of people (``people``), persons a person says are one (``sam
 tracks they say are two people (``apart``); rewrites the table's ``person`` and
 ``person_confidence`` columns; draws the annotated video again; and writes again the outputs
 made from the table (people, episodes, faces, plot, ELAN, page) that exist. Corrections are
-kept (as tracks) in the identity file, so that later runs build on them.
+kept (as tracks) in the identity file, so that later runs build on them. :func:`regroup_frame`
+does the same for the DataFrame of :func:`fervid.analyze_video` (its identity travels in
+``df.attrs["fervid"]``).
 """
 
 from __future__ import annotations
