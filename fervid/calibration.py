@@ -45,6 +45,13 @@ def reweight(probs, weights):
     return out / np.maximum(out.sum(1, keepdims=True), 1e-30)
 
 
+def readout(probs, class_weights, temperature: float):
+    """A model's final probabilities from its mean softmax ``probs``: its class weights
+    (:func:`reweight`), then its temperature (:func:`temperature_scale`), in that order
+    everywhere (inference, the trainer's evaluator, calibration)."""
+    return temperature_scale(reweight(probs, class_weights), temperature)
+
+
 def nll(probs: np.ndarray, labels: np.ndarray) -> float:
     """Mean negative log-likelihood of the true classes."""
     p = np.asarray(probs, np.float64)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .calibration import reweight, temperature_scale
+from .calibration import readout
 from .preprocess import normalize
 
 
@@ -159,4 +159,4 @@ def combine_probabilities(
     probs = torch.softmax(logits.float(), dim=1)
     if flipped is not None:
         probs = (probs + torch.softmax(flipped.float(), dim=1)) / 2
-    return temperature_scale(reweight(probs, class_weights), temperature)
+    return readout(probs, class_weights, temperature)

@@ -8,15 +8,10 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from fervid.calibration import (
-    calibration_report,
-    fit_temperature,
-    reweight,
-    temperature_scale,
-)
+from fervid.calibration import calibration_report, fit_temperature, readout, reweight
 from fervid.checkpoint import ModelMeta
 
-from .data import SplitData
+from .data import SplitData, class_counts
 from .engine import load_network, predict
 from .sources import open_sources
 
@@ -71,10 +66,8 @@ def calibrate_checkpoint(
     report |= {"temperature": round(t, 4), "splits": {}}
     for name, (p, y) in read.items():
         report["splits"][name] = {
-            "before": calibration_report(
-                temperature_scale(reweight(p, meta.class_weights), meta.temperature), y
-            ),
-            "after": calibration_report(temperature_scale(reweight(p, weights), t), y),
+            "before": calibration_report(readout(p, meta.class_weights, meta.temperature), y),
+            "after": calibration_report(readout(p, weights, t), y),
         }
     meta = replace(meta, temperature=round(t, 4), class_weights=weights)
     return model.state_dict(), meta, report
@@ -82,9 +75,10 @@ def calibrate_checkpoint(
 
 def training_prior(opened, classes, target) -> np.ndarray:
     """The class shares of the sources' training splits, in the model's class order."""
-    counts = np.zeros(len(target))
-    for s in opened:
-        np.add.at(counts, s.train.relabel(classes, target).labels, 1)
+    counts = sum(
+        np.asarray(class_counts(s.train.relabel(classes, target).labels, len(target)), float)
+        for s in opened
+    )
     return counts / max(counts.sum(), 1)
 
 
