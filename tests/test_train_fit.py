@@ -342,3 +342,46 @@ def test_export_packages_a_checkpoint(fitted, tmp_path):
     ref, _ = load_checkpoint(src)
     for k in ref:
         assert torch.allclose(ref[k].float(), state[k].float(), atol=1e-2, rtol=1e-2), k
+
+
+def test_average_interpolates_weights_and_refuses_other_networks(fitted, toy, tmp_path):
+    from dataclasses import replace
+
+    from fervid.checkpoint import save_checkpoint
+
+    a = fitted / "resnet18" / "best.safetensors"
+    state, meta = load_checkpoint(a)
+    moved = {k: v * 1.5 if v.is_floating_point() else v + 7 for k, v in state.items()}
+    b = save_checkpoint(tmp_path / "b.safetensors", moved, meta)
+    out = tmp_path / "avg.safetensors"
+    r = _train("average", a, b, out, "--weights", "1,3", "--no-half")
+    assert r.exit_code == 0, r.output
+    assert "0.25 x best.safetensors, 0.75 x b.safetensors" in r.output
+    avg, avg_meta = load_checkpoint(out)
+    for k, v in state.items():
+        want = v * 1.375 if v.is_floating_point() else v  # 0.25 + 0.75 * 1.5; counters: a's
+        assert torch.allclose(avg[k], want, atol=1e-6), k
+    assert avg_meta.config["average_of"][1] == {"checkpoint": "b.safetensors", "weight": 0.75}
+    assert avg_meta.metrics == {} and avg_meta.tta == meta.tta
+    r = _train("average", a, a, tmp_path / "same.safetensors")  # a model with itself: itself
+    assert r.exit_code == 0, r.output
+    r = _train("evaluate", tmp_path / "same.safetensors", "--data", toy, "--split", "val")
+    r0 = _train("evaluate", a, "--data", toy, "--split", "val")
+    assert r.output.splitlines()[0] == r0.output.splitlines()[0]
+
+    other = save_checkpoint(tmp_path / "c.safetensors", state, replace(meta, input_size=64))
+    cases = [
+        ([a, other], "c.safetensors: its input_size (64) differs from the first"),
+        ([a, tmp_path / "missing.safetensors"], "checkpoint not found"),
+        ([a], "averaging needs two checkpoints or more"),
+        ([a, b, "--weights", "1,2,3"], "3 weights given for 2 checkpoints"),
+        ([a, b, "--weights", "1,0"], "every weight must be a positive number"),
+        ([a, b, "--weights", "1,x"], "give numbers separated by commas"),
+    ]
+    for args, message in cases:
+        r = _train("average", *args[:2], tmp_path / "refused.safetensors", *args[2:])
+        assert r.exit_code != 0 and message in r.output, (args, r.output)
+        assert not (tmp_path / "refused.safetensors").exists()
+    r = _train("average", a, b, b)  # the output would replace an input
+    assert r.exit_code != 0 and "b.safetensors" in r.output
+    assert load_checkpoint(b)[0].keys() == state.keys()

@@ -256,6 +256,46 @@ def calibrate(checkpoint, output, device, batch_size, half, as_json, prior_shift
     click.echo(f"-> {path}")
 
 
+def _weights(ctx, param, value: str | None) -> list[float] | None:
+    if value is None:
+        return None
+    try:
+        return [float(w) for w in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give numbers separated by commas") from None
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("checkpoints", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.option(
+    "--weights",
+    callback=_weights,
+    metavar="W1,W2,...",
+    help="One weight per checkpoint (normalised to sum to 1). Default: equal.",
+)
+@click.option("--half/--no-half", default=True, help="Store the weights as fp16 (half size).")
+def average(checkpoints, output, weights, half):
+    """Average the weights of CHECKPOINTS (one architecture) into OUTPUT: a model soup of
+    several runs, or a model and its fine-tune interpolated (--weights 0.5,0.5). The readout
+    (crop, test-time augmentation, class weights, temperature) is the first checkpoint's;
+    calibrate the average again."""
+    from fervid.checkpoint import save_checkpoint
+    from fervid.outputs import check_output, is_fervid_checkpoint, may_replace
+
+    from .average import average_checkpoints
+
+    try:
+        check_output(output, inputs=list(checkpoints), kind="safetensors")
+        may_replace(Path(output), is_fervid_checkpoint)
+        state, meta = average_checkpoints(list(checkpoints), weights=weights)
+        path = save_checkpoint(output, state, meta, half=half)
+    except ERRORS as exc:
+        raise click.ClickException(first_line(exc, 400)) from None
+    parts = ", ".join(f"{p['weight']:g} x {p['checkpoint']}" for p in meta.config["average_of"])
+    click.echo(f"{path}: {meta.arch}, {parts}, {path.stat().st_size / 2**20:.1f} MiB")
+
+
 def main() -> None:
     cli(prog_name="fervid-train")
 
