@@ -31,6 +31,8 @@ import numpy as np
 from PIL import Image
 
 import fervid
+from fervid.checkpoint import save_checkpoint
+from fervid.train.average import average_checkpoints
 from fervid.train.data import read_rafdb
 from fervid.train.study import scan_metrics
 
@@ -67,7 +69,23 @@ RECIPES = {
     # the same two with another seed: how much of a difference is the seed's
     "base-seed2": ["--seed", "2"],
     "source-prior-seed2": ["--logit-adjust", "0.5", "--logit-adjust-by", "source", "--seed", "2"],
+    # base's model fine-tuned for 2 epochs with each source's prior taken out (as the bundled
+    # model can be, on this CPU); --wise reads it interpolated with base's weights (WiSE-FT)
+    "ft-source-natural": [
+        "--logit-adjust",
+        "0",
+        "--logit-adjust-by",
+        "source",
+        "--epochs",
+        "2",
+        "--lr",
+        "5e-4",
+        "--warmup-epochs",
+        "0",
+    ],
 }
+#: fine-tune recipes: the recipe whose best checkpoint each starts from (--init)
+FINE_TUNED_FROM = {"ft-source-natural": "base"}
 
 
 def train_paths(data: Path, source: str) -> list[Path]:
@@ -93,7 +111,8 @@ def cap_file(data: Path, out: Path, cap: int) -> Path:
 
 
 def train(data: Path, run: Path, held_out: str, extra: list[str], args) -> Path:
-    """Train on the two sources other than ``held_out``; returns the best checkpoint."""
+    """Train on the two sources other than ``held_out``; returns the best checkpoint.
+    Options in ``extra`` come last, so they override the scale options."""
     cmd = ["fervid-train", "--out", str(run), "--resume", "-q"]
     for source, sub in SOURCES.items():
         if source != held_out:
@@ -128,6 +147,12 @@ def held_out_tables(model, data: Path, held_out: str):
             found["rafdb test, grayscale"] = (gray_view(found["rafdb test"][0], Path(tmp) / "g"),)
         for name in HELD_OUT[held_out]:
             yield name, fervid.analyze_images(found[name][0], model=model, crops=True)
+
+
+def wise(start: Path, tuned: Path, alpha: float, out: Path) -> Path:
+    """``alpha`` of the fine-tune's weights, ``1 - alpha`` of its starting point's."""
+    state, meta = average_checkpoints([tuned, start], weights=[alpha, 1 - alpha])
+    return save_checkpoint(out, state, meta)
 
 
 def held_out_figures(checkpoint: Path, data: Path, held_out: str) -> dict:
@@ -177,6 +202,14 @@ def main() -> None:
     ap.add_argument("--input-size", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--cap", type=int, default=7000, help="training images per source (0: all)")
+    ap.add_argument(
+        "--wise",
+        type=float,
+        action="append",
+        default=[],
+        help="also read each fine-tune recipe's model interpolated with its starting point's, "
+        "this share of the fine-tune's weights (0-1; repeat)",
+    )
     args = ap.parse_args()
     data, out = args.data.resolve(), args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -185,12 +218,27 @@ def main() -> None:
     for held_out in args.held_out or list(SOURCES):  # fold by fold: comparable pairs early
         for recipe in args.recipe or ["base"]:
             run = out / tag / recipe / f"without-{held_out}"
+            extra = RECIPES[recipe]
+            if recipe in FINE_TUNED_FROM:
+                start = out / tag / FINE_TUNED_FROM[recipe] / f"without-{held_out}"
+                start = start / "resnet18" / "best.safetensors"
+                extra = ["--init", str(start), *extra]
             figures = run / "held_out.json"
             if not figures.exists():
-                ckpt = train(data, run, held_out, RECIPES[recipe], args)
+                ckpt = train(data, run, held_out, extra, args)
                 print(f"{recipe}, without {held_out}:", flush=True)
                 figures.write_text(json.dumps(held_out_figures(ckpt, data, held_out), indent=2))
             results.setdefault(recipe, {})[held_out] = json.loads(figures.read_text())
+            for alpha in args.wise if recipe in FINE_TUNED_FROM else []:
+                name = f"{recipe} wise {alpha:g}"
+                figures = run / f"held_out_wise{alpha:g}.json"
+                if not figures.exists():
+                    ckpt = wise(start, run / "resnet18" / "best.safetensors", alpha,
+                                run / f"wise{alpha:g}.safetensors")  # fmt: skip
+                    print(f"{name}, without {held_out}:", flush=True)
+                    found = held_out_figures(ckpt, data, held_out)
+                    figures.write_text(json.dumps(found, indent=2))
+                results.setdefault(name, {})[held_out] = json.loads(figures.read_text())
             print(table(results), flush=True)
     (out / f"{tag}.md").write_text(table(results) + "\n")
     os.sync()
