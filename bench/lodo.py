@@ -11,6 +11,8 @@ where it stopped (training runs resume with ``--resume``).
 
     python bench/lodo.py --data ../shared/data --out ../runs/lodo \\
         --recipe base --recipe footage --recipe prior [--input-size 64 --epochs 8 --cap 7000]
+    python bench/lodo.py --recipe base --recipe ft-source-natural --wise 0.5   # a fine-tune of
+        # base's model per fold, and that fine-tune's weights mixed half and half with base's
 
 The scale options exist because the CPU cannot train the full recipe three times per change:
 figures at a reduced scale compare recipes with each other, not with the bundled model.
