@@ -57,13 +57,31 @@ def cpu_has_amx() -> bool:
         return False
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively: AMX tiles, or AVX-512 with its bf16 dot
+    products (``avx512_bf16``: Intel Cooper Lake, AMD Zen 4 and later). Without either,
+    oneDNN emulates bf16 and it is slower than fp32 (docs/video.md). ``ONEDNN_MAX_CPU_ISA``
+    set below them (``AVX2``, ``AVX512_CORE``...) hides them, as it hides them from oneDNN."""
+    if cpu_has_amx():
+        return True
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    if isa and isa != "ALL" and "BF16" not in isa:
+        return False
+    try:
+        with open("/proc/cpuinfo") as fh:
+            return any(line.startswith("flags") and " avx512_bf16" in line for line in fh)
+    except OSError:
+        return False
+
+
 @dataclass
 class Runtime:
     """Device, autocast dtype and memory format, decided once.
 
-    ``amp``: "auto" (bf16 on CUDA if supported else fp16; on CPU bf16 where it has AMX, else
-    off), "bf16", "fp16" or "off". bf16 changes probabilities in their last digits (under
-    0.03 in the tests), not the top class on real faces; ``amp="off"`` gives fp32.
+    ``amp``: "auto" (bf16 on CUDA if supported else fp16; on CPU bf16 where it computes bf16
+    natively: AMX or AVX-512 bf16, else off), "bf16", "fp16" or "off". bf16 changes
+    probabilities in their last digits (under 0.03 in the tests), not the top class on real
+    faces; ``amp="off"`` gives fp32.
     """
 
     device: torch.device
@@ -79,7 +97,7 @@ class Runtime:
             if dev.type == "cuda":
                 dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
             else:
-                dtype = torch.bfloat16 if cpu_has_amx() else None
+                dtype = torch.bfloat16 if cpu_has_native_bf16() else None
         elif amp == "bf16":
             dtype = torch.bfloat16
         elif amp == "fp16":

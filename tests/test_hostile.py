@@ -486,14 +486,21 @@ def test_a_folder_tree_deeper_than_the_path_limit_gets_a_row(photo_dir, tmp_path
 
 
 def test_an_isa_below_amx_makes_the_runtime_choose_as_without_it(monkeypatch):
-    from fervid.runtime import Runtime, cpu_has_amx
+    from fervid.runtime import Runtime, cpu_has_amx, cpu_has_native_bf16
 
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
-    assert not cpu_has_amx()
+    assert not cpu_has_amx() and not cpu_has_native_bf16()
     rt = Runtime.create("cpu")
     assert rt.amp_dtype is None and rt.channels_last  # fp32, channels_last
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "ALL")
     assert Runtime.create("cpu").channels_last
+    with open("/proc/cpuinfo") as fh:  # the CPU's own flags decide where nothing hides them
+        flags = next(line for line in fh if line.startswith("flags")).split()
+    native = "amx_tile" in flags or "avx512_bf16" in flags
+    assert cpu_has_native_bf16() == native
+    assert (Runtime.create("cpu").amp_dtype is torch.bfloat16) == native
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")  # AVX-512 without its bf16
+    assert not cpu_has_native_bf16() and Runtime.create("cpu").amp_dtype is None
 
 
 def test_classification_by_need_keeps_one_row_per_face_per_frame(tmp_path, model):

@@ -149,7 +149,8 @@ class TrainConfig:
     )
     amp: str = option(
         "auto",
-        "Mixed precision: auto = bf16/fp16 on CUDA, bf16 on CPUs with AMX, else off.",
+        "Mixed precision: auto = bf16/fp16 on CUDA, bf16 on CPUs with AMX or AVX-512 bf16, "
+        "else off.",
         type=click.Choice(["auto", "bf16", "fp16", "off"]),
     )
     channels_last: bool | None = None
