@@ -35,14 +35,29 @@ def resolve_device(name: str = "auto") -> torch.device:
     return dev
 
 
+def _hidden_by_isa_cap(word: str) -> bool:
+    """Whether ``ONEDNN_MAX_CPU_ISA`` caps oneDNN below the ISAs whose names hold ``word``
+    (``AVX2`` or ``AVX512_CORE`` hide ``AMX`` and ``BF16``; unset or ``ALL`` hide nothing)."""
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    return bool(isa) and isa != "ALL" and word not in isa
+
+
+def _cpu_flag(flag: str) -> bool:
+    """Whether the kernel lists ``flag`` among this CPU's flags (False where it cannot tell)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            return any(line.startswith("flags") and f" {flag}" in line for line in fh)
+    except OSError:
+        return False
+
+
 def cpu_has_amx() -> bool:
     """Whether this CPU has AMX tiles (bf16 matrix units: Sapphire Rapids and later).
 
     Asks PyTorch (a private function, which may go away) and, failing that, the kernel's
     list of CPU flags. ``ONEDNN_MAX_CPU_ISA`` set below AMX (``AVX2``, ``AVX512_CORE``...)
     hides it, as it hides it from oneDNN: the CPU then runs as one without AMX."""
-    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
-    if isa and isa != "ALL" and "AMX" not in isa:
+    if _hidden_by_isa_cap("AMX"):
         return False
     check = getattr(torch.cpu, "_is_amx_tile_supported", None)
     try:
@@ -50,11 +65,7 @@ def cpu_has_amx() -> bool:
             return bool(check())
     except RuntimeError:
         pass
-    try:
-        with open("/proc/cpuinfo") as fh:
-            return any(line.startswith("flags") and " amx_tile" in line for line in fh)
-    except OSError:
-        return False
+    return _cpu_flag("amx_tile")
 
 
 def cpu_has_native_bf16() -> bool:
@@ -62,16 +73,7 @@ def cpu_has_native_bf16() -> bool:
     products (``avx512_bf16``: Intel Cooper Lake, AMD Zen 4 and later). Without either,
     oneDNN emulates bf16 and it is slower than fp32 (docs/video.md). ``ONEDNN_MAX_CPU_ISA``
     set below them (``AVX2``, ``AVX512_CORE``...) hides them, as it hides them from oneDNN."""
-    if cpu_has_amx():
-        return True
-    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
-    if isa and isa != "ALL" and "BF16" not in isa:
-        return False
-    try:
-        with open("/proc/cpuinfo") as fh:
-            return any(line.startswith("flags") and " avx512_bf16" in line for line in fh)
-    except OSError:
-        return False
+    return cpu_has_amx() or (not _hidden_by_isa_cap("BF16") and _cpu_flag("avx512_bf16"))
 
 
 @dataclass
