@@ -27,6 +27,7 @@ import random
 import subprocess
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +129,11 @@ def train(data: Path, run: Path, held_out: str, extra: list[str], args) -> Path:
     cmd += BASE + extra
     print(" ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
+    return best(run)
+
+
+def best(run: Path) -> Path:
+    """A fold's run folder -> its best checkpoint."""
     return run / "resnet18" / "best.safetensors"
 
 
@@ -155,6 +161,16 @@ def wise(start: Path, tuned: Path, alpha: float, out: Path) -> Path:
     """``alpha`` of the fine-tune's weights, ``1 - alpha`` of its starting point's."""
     state, meta = average_checkpoints([tuned, start], weights=[alpha, 1 - alpha])
     return save_checkpoint(out, state, meta)
+
+
+def kept_figures(figures: Path, label: str, checkpoint, data: Path, held_out: str) -> dict:
+    """The held-out figures kept in ``figures``; made once, from ``checkpoint()`` (a callable:
+    the training or averaging runs only when the figures are not there yet)."""
+    if not figures.exists():
+        ckpt = checkpoint()
+        print(f"{label}, without {held_out}:", flush=True)
+        figures.write_text(json.dumps(held_out_figures(ckpt, data, held_out), indent=2))
+    return json.loads(figures.read_text())
 
 
 def held_out_figures(checkpoint: Path, data: Path, held_out: str) -> dict:
@@ -222,25 +238,24 @@ def main() -> None:
             run = out / tag / recipe / f"without-{held_out}"
             extra = RECIPES[recipe]
             if recipe in FINE_TUNED_FROM:
-                start = out / tag / FINE_TUNED_FROM[recipe] / f"without-{held_out}"
-                start = start / "resnet18" / "best.safetensors"
+                start = best(out / tag / FINE_TUNED_FROM[recipe] / f"without-{held_out}")
                 extra = ["--init", str(start), *extra]
-            figures = run / "held_out.json"
-            if not figures.exists():
-                ckpt = train(data, run, held_out, extra, args)
-                print(f"{recipe}, without {held_out}:", flush=True)
-                figures.write_text(json.dumps(held_out_figures(ckpt, data, held_out), indent=2))
-            results.setdefault(recipe, {})[held_out] = json.loads(figures.read_text())
+            results.setdefault(recipe, {})[held_out] = kept_figures(
+                run / "held_out.json",
+                recipe,
+                partial(train, data, run, held_out, extra, args),
+                data,
+                held_out,
+            )
             for alpha in args.wise if recipe in FINE_TUNED_FROM else []:
                 name = f"{recipe} wise {alpha:g}"
-                figures = run / f"held_out_wise{alpha:g}.json"
-                if not figures.exists():
-                    ckpt = wise(start, run / "resnet18" / "best.safetensors", alpha,
-                                run / f"wise{alpha:g}.safetensors")  # fmt: skip
-                    print(f"{name}, without {held_out}:", flush=True)
-                    found = held_out_figures(ckpt, data, held_out)
-                    figures.write_text(json.dumps(found, indent=2))
-                results.setdefault(name, {})[held_out] = json.loads(figures.read_text())
+                results.setdefault(name, {})[held_out] = kept_figures(
+                    run / f"held_out_wise{alpha:g}.json",
+                    name,
+                    partial(wise, start, best(run), alpha, run / f"wise{alpha:g}.safetensors"),
+                    data,
+                    held_out,
+                )
             print(table(results), flush=True)
     (out / f"{tag}.md").write_text(table(results) + "\n")
     os.sync()
