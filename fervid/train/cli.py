@@ -21,6 +21,15 @@ CONTEXT = {"show_default": True, "help_option_names": ["-h", "--help"]}
 ERRORS = (DataError, CheckpointError, PretrainedUnavailable, ValueError, OSError, RuntimeError)
 
 
+def _claim_output(path: str, inputs: list[str], kind: str) -> None:
+    """Refuse, before any work, an output (``kind`` "safetensors" or "json") that would
+    replace one of the ``inputs`` or a file of that name that fervid did not write."""
+    from fervid.outputs import check_output, is_fervid_checkpoint, is_fervid_json, may_replace
+
+    check_output(path, inputs=inputs, kind=kind)
+    may_replace(Path(path), is_fervid_checkpoint if kind == "safetensors" else is_fervid_json)
+
+
 def _archs(ctx, param, value: tuple[str, ...]) -> list[str]:
     names: list[str] = []
     for v in value or STUDY_ARCHS:
@@ -88,14 +97,13 @@ def cli(ctx, archs, quiet, **opts):
 def evaluate(checkpoint, data, split, device, batch_size, ignore_unknown, as_json):
     """Evaluate CHECKPOINT on a dataset split: accuracy, balanced accuracy, macro-F1,
     per-class recall, confusion matrix."""
-    from fervid.outputs import check_output, is_fervid_json, may_replace, write_json_report
+    from fervid.outputs import write_json_report
 
     from .study import evaluate_checkpoint
 
     try:
         if as_json:
-            check_output(as_json, inputs=[checkpoint], kind="json")
-            may_replace(Path(as_json), is_fervid_json)
+            _claim_output(as_json, [checkpoint], "json")
         m = evaluate_checkpoint(
             checkpoint,
             data,
@@ -160,11 +168,9 @@ def export(checkpoint, output, half, crop_scale, crop_shift, tta, temperature, d
     from dataclasses import replace
 
     from fervid.checkpoint import CropPolicy, load_checkpoint, save_checkpoint
-    from fervid.outputs import check_output, is_fervid_checkpoint, may_replace
 
     try:
-        check_output(output, inputs=[checkpoint], kind="safetensors")
-        may_replace(Path(output), is_fervid_checkpoint)
+        _claim_output(output, [checkpoint], "safetensors")
         state, meta = load_checkpoint(checkpoint)
         crop = CropPolicy(
             meta.crop.scale if crop_scale is None else crop_scale,
@@ -213,24 +219,16 @@ def calibrate(checkpoint, output, device, batch_size, half, as_json, prior_shift
     a test split) and write the calibrated model to OUTPUT. The top class never changes;
     probabilities become as confident as the model is right."""
     from fervid.checkpoint import save_checkpoint
-    from fervid.outputs import (
-        check_output,
-        is_fervid_checkpoint,
-        is_fervid_json,
-        may_replace,
-        write_json_report,
-    )
+    from fervid.outputs import write_json_report
 
     from .calibrate import calibrate_checkpoint
 
     if not sources["data"]:
         raise click.UsageError("--data is required (the training run's dataset roots)")
     try:
-        check_output(output, inputs=[checkpoint], kind="safetensors")
-        may_replace(Path(output), is_fervid_checkpoint)
+        _claim_output(output, [checkpoint], "safetensors")
         if as_json:
-            check_output(as_json, inputs=[checkpoint], kind="json")
-            may_replace(Path(as_json), is_fervid_json)
+            _claim_output(as_json, [checkpoint], "json")
         state, meta, report = calibrate_checkpoint(
             checkpoint, device=device, batch_size=batch_size, prior_shift=prior_shift, **sources
         )
@@ -281,13 +279,11 @@ def average(checkpoints, output, weights, half):
     (crop, test-time augmentation, class weights, temperature) is the first checkpoint's;
     calibrate the average again."""
     from fervid.checkpoint import save_checkpoint
-    from fervid.outputs import check_output, is_fervid_checkpoint, may_replace
 
     from .average import average_checkpoints
 
     try:
-        check_output(output, inputs=list(checkpoints), kind="safetensors")
-        may_replace(Path(output), is_fervid_checkpoint)
+        _claim_output(output, list(checkpoints), "safetensors")
         state, meta = average_checkpoints(list(checkpoints), weights=weights)
         path = save_checkpoint(output, state, meta, half=half)
     except ERRORS as exc:
