@@ -19,9 +19,11 @@
   of first appearance; each track's confidence from the distance to its own people or to the
   nearest other.
 
-The distance threshold and the confidence curve were chosen by measurement on pairs of photos
-of the same and of different people, the join of mutual nearest groups on simulated videos
-(``bench/identity.py``, docs/identity.md).
+Distances are read against a cohort of other people's faces (:func:`cohort_scale`): where
+faces crowd, as look-alikes do for the descriptor, they grow. The distance threshold and the
+confidence curve were chosen by measurement on pairs of photos of the same and of different
+people, the join of mutual nearest groups on simulated videos (``bench/identity.py``,
+docs/identity.md).
 """
 
 from __future__ import annotations
@@ -39,17 +41,33 @@ from .faces import Faces
 
 log = logging.getLogger(__name__)
 
-#: Euclidean distance between two descriptors under which they are taken as one person:
-#: 0.1% of different people's pairs fall under it (bench/identity.py, the half of the people
-#: it is chosen on; docs/identity.md).
-THRESHOLD = 0.53
+#: Distance (read against the cohort, below) between two descriptors under which they are
+#: taken as one person: 0.1% of different people's pairs fall under it (bench/identity.py,
+#: the half of the people it is chosen on; docs/identity.md).
+THRESHOLD = 0.55
 #: The whole-video pass then joins two groups still apart, never seen together, when each is
 #: the other's nearest group (any group, even one seen with it) and they are closer than
 #: LOOSE: on simulated videos of the half of the people it was chosen on, people split
-#: 10.4% -> 1.3%, wrong merges per video 0.0002 -> 0.0044 (docs/identity.md).
+#: 6.8% -> 1.1%, wrong merges per video 0.0002 -> 0.0036 (docs/identity.md).
 LOOSE = 0.62
 #: P(same person | distance) = 1 / (1 + exp((d - MID) / SCALE)), fitted on the same pairs.
-CONF_MID, CONF_SCALE = 0.6, 0.0225
+CONF_MID, CONF_SCALE = 0.61, 0.02
+#: Distances are read against a cohort of other people's faces (cohort normalisation, as in
+#: speaker and face verification): each descriptor gets a scale, TYPICAL over its mean
+#: distance to its COHORT_K nearest faces of the cohort, and the distance of two is multiplied
+#: by the square root of their scales' product. Where faces crowd (look-alikes to the
+#: descriptor) distances grow, where they are sparse they shrink. The cohort: descriptors of
+#: 5,853 faces of the AffectNet and RAF-DB training images, each in colour and in grey
+#: (fervid/models/identity_cohort.npy, float16, no names); docs/identity.md.
+COHORT_FILE = "identity_cohort.npy"
+COHORT_K = 10
+#: the cohort distance of a typical face (the median over the photos of the half of the
+#: people the thresholds were chosen on), so that normalised distances keep the scale of raw
+#: ones
+COHORT_TYPICAL = 0.552
+#: a descriptor's scale is kept within these bounds, so that one far from every face (not a
+#: face) cannot pull everything near it
+SCALE_BOUNDS = (0.8, 1.25)
 #: The smallest face (long side of the detector's box, px) whose embedding is used: at 44 px
 #: a face's descriptor is 0.2 from its full-size one, at 22 px 0.45 (docs/identity.md).
 MIN_FACE = 40
@@ -70,6 +88,30 @@ def same_probability(d: np.ndarray | float) -> np.ndarray:
     """P(same person) for descriptor distance ``d`` (the fitted logistic curve)."""
     z = np.clip((np.asarray(d, np.float64) - CONF_MID) / CONF_SCALE, -50, 50)
     return 1.0 / (1.0 + np.exp(z))
+
+
+@functools.lru_cache(maxsize=1)
+def _cohort() -> np.ndarray:
+    from importlib.resources import files
+
+    with files("fervid.models").joinpath(COHORT_FILE).open("rb") as f:
+        return np.load(f, allow_pickle=False).astype(np.float32)
+
+
+def cohort_scale(descriptors: np.ndarray) -> np.ndarray:
+    """Each descriptor's scale (N,): :data:`COHORT_TYPICAL` over its mean distance to its
+    :data:`COHORT_K` nearest faces of the cohort, within :data:`SCALE_BOUNDS`. The distance
+    of two descriptors, normalised, is their distance times ``sqrt(scale_a * scale_b)``."""
+    x = np.asarray(descriptors, np.float32).reshape(-1, 128)
+    cohort = _cohort()
+    cc = (cohort * cohort).sum(1)
+    out = np.empty(len(x), np.float64)
+    for a in range(0, len(x), 256):
+        b = x[a : a + 256]
+        sq = (b * b).sum(1)[:, None] + cc[None, :] - 2 * b @ cohort.T
+        near = np.partition(np.maximum(sq, 0), COHORT_K - 1, axis=1)[:, :COHORT_K]
+        out[a : a + 256] = COHORT_TYPICAL / np.sqrt(near).mean(1)
+    return np.clip(out, *SCALE_BOUNDS)
 
 
 def sharpness(image: np.ndarray) -> float:
@@ -189,11 +231,20 @@ class TrackIdentity:
     next_t: float = 0.0  # when to take the next embedding
     _mean: tuple[int, np.ndarray | None] = field(default=(0, None), repr=False, compare=False)
 
+    _root: tuple[int, float] = field(default=(0, 1.0), repr=False, compare=False)
+
     def mean(self) -> np.ndarray | None:
         """The mean of the samples (worked out again only when one is added)."""
         if self._mean[0] != len(self.samples):
             self._mean = (len(self.samples), np.mean(np.asarray(self.samples, np.float32), 0))
         return self._mean[1]
+
+    def root_scale(self) -> float:
+        """The square root of the mean's :func:`cohort_scale` (1 without samples)."""
+        if self._root[0] != len(self.samples):
+            root = math.sqrt(float(cohort_scale(self.mean())[0])) if self.samples else 1.0
+            self._root = (len(self.samples), root)
+        return self._root[1]
 
 
 @dataclass
@@ -209,6 +260,8 @@ class PersonTracker:
     #: embedded again at once: it may come back looking otherwise, or be someone else
     gap: float = 1.0
     threshold: float = THRESHOLD
+    #: distances read against the cohort (:func:`cohort_scale`), as the whole-video pass does
+    cohort: bool = True
     tracks: dict[int, TrackIdentity] = field(default_factory=dict)
     cooccur: set[tuple[int, int]] = field(default_factory=set)
     next_person: int = 0
@@ -286,12 +339,15 @@ class PersonTracker:
             ids = [t for t, tr in self.tracks.items() if tr.samples]
             means = [self.tracks[t].mean() for t in ids]
             persons = [self.tracks[t].person for t in ids]
-            self._table = (np.asarray(ids, int), np.asarray(means), np.asarray(persons, int))
-        ids, means, persons = self._table
+            roots = [self.tracks[t].root_scale() if self.cohort else 1.0 for t in ids]
+            table = (ids, means, persons, roots)
+            self._table = tuple(np.asarray(v) for v in table)
+        ids, means, persons, roots = self._table
         others = ids != tid
         if not others.any() or not self.tracks[tid].samples:
             return {}
         d = np.linalg.norm(means[others] - self.tracks[tid].mean(), axis=1)
+        d *= roots[others] * roots[ids == tid][0]
         people, which = np.unique(persons[others], return_inverse=True)
         mean_d = np.bincount(which, weights=d) / np.bincount(which)
         return dict(zip(people.tolist(), mean_d.tolist()))
@@ -360,6 +416,7 @@ def cluster_tracks(
     loose: float = LOOSE,
     same: Sequence[Sequence[int]] = (),
     apart: Sequence[Sequence[int]] = (),
+    cohort: bool = True,
 ) -> dict[int, tuple[int, float]]:
     """Track id -> (person, confidence) for the whole video (``summary``:
     :meth:`PersonTracker.summary`). Tracks with embeddings are merged by average linkage
@@ -368,7 +425,8 @@ def cluster_tracks(
     groups never seen together are joined when each is the other's nearest group and they
     are closer than ``loose`` (``loose=0`` turns this off). A track without a usable
     embedding stays its own person (confidence NaN). People are numbered 0, 1, ... in order
-    of first appearance.
+    of first appearance. Distances are read against the cohort (:func:`cohort_scale`;
+    ``cohort=False``: raw Euclidean distances).
 
     A person's word comes first: each set of tracks in ``same`` is one person from the start,
     and the two tracks of each pair in ``apart`` are never one person (nor anybody one of
@@ -382,7 +440,9 @@ def cluster_tracks(
     if known:
         means = [np.mean(np.asarray(tracks[t]["samples"], np.float64), 0) for t in known]
         cannot = [(unit[int(a)], unit[int(b)]) for a, b in [*summary["cooccur"], *apart]]
-        groups = _Groups(known, np.stack(means), cannot, unit)
+        means = np.stack(means)
+        scale = cohort_scale(means) if cohort else None
+        groups = _Groups(known, means, cannot, unit, scale)
         groups.agglomerate(threshold if people is None else math.inf, people or 1)
         if people is None and loose > 0:
             groups.join_mutual_nearest(loose)
@@ -443,11 +503,18 @@ class _Groups:
     and whether any two of their tracks were seen in the same frame."""
 
     def __init__(
-        self, known: list[int], means: np.ndarray, cannot, unit: dict[int, int] | None = None
+        self,
+        known: list[int],
+        means: np.ndarray,
+        cannot,
+        unit: dict[int, int] | None = None,
+        scale: np.ndarray | None = None,
     ) -> None:
         """``cannot``: pairs of units never one person (seen together, or said apart);
-        ``unit``: each track's unit (tracks said to be one person), by default itself."""
+        ``unit``: each track's unit (tracks said to be one person), by default itself;
+        ``scale``: each track's :func:`cohort_scale` (None: raw distances)."""
         self.known, self.means, n = known, means, len(known)
+        self.root = np.ones(n) if scale is None else np.sqrt(scale)
         unit = unit or {t: t for t in known}
         at: dict[int, list[int]] = {}
         for k, t in enumerate(known):
@@ -465,10 +532,11 @@ class _Groups:
                 self.merge(ks[0], k)
 
     def distances(self, rows: slice) -> np.ndarray:
-        """Euclidean distances from the tracks ``rows`` to every track."""
+        """Distances from the tracks ``rows`` to every track (Euclidean, times the square
+        roots of their scales)."""
         a, b = self.means[rows], self.means
         sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
-        d = np.sqrt(np.maximum(sq, 0))
+        d = np.sqrt(np.maximum(sq, 0)) * self.root[rows][:, None] * self.root[None, :]
         d[np.arange(len(a)), np.arange(len(b))[rows]] = 0.0
         return d
 

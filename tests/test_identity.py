@@ -3,6 +3,7 @@ real encoded videos (people leaving and coming back as another photo of themselv
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
@@ -19,6 +20,7 @@ from fervid.identity import (
     FaceEmbedder,
     PersonTracker,
     cluster_tracks,
+    cohort_scale,
     same_probability,
 )
 
@@ -140,8 +142,10 @@ def _at(base: np.ndarray, d: float, seed: int) -> list[float]:
 
 
 def test_a_return_beyond_the_threshold_joins_only_when_nobody_else_is_nearer():
+    # the rule on raw distances (the cohort's reading has its own test)
+    cluster_tracks = functools.partial(fervid.identity.cluster_tracks, cohort=False)
     a, b, c = (np.asarray(_vec(s)) for s in (11, 12, 13))  # about 1.3 apart from each other
-    first, back = [list(a)], [_at(a, 0.58, 1)]  # the return: over 0.53, under LOOSE
+    first, back = [list(a)], [_at(a, 0.58, 1)]  # the return: over THRESHOLD, under LOOSE
     assert THRESHOLD < 0.58 < LOOSE
     clear = {0: (0.0, first), 1: (1.0, [list(b)]), 2: (2.0, [list(c)]), 3: (9.0, back)}
     persons = cluster_tracks(_summary(clear, cooccur=[(0, 1), (1, 3), (2, 3)]))
@@ -168,6 +172,30 @@ def test_a_return_beyond_the_threshold_joins_only_when_nobody_else_is_nearer():
         cluster_tracks(_summary(clear), loose=0)[3][0]
         != cluster_tracks(_summary(clear), loose=0)[0][0]
     )
+
+
+def test_distances_are_read_against_the_cohort_of_faces(embedder):
+    """Where faces crowd (look-alikes to the descriptor) distances grow; a vector far from
+    every face (not a face) cannot pull others near it."""
+    from fervid.identity import SCALE_BOUNDS, _cohort
+
+    cohort = _cohort()
+    assert cohort.shape[1] == 128 and len(cohort) > 10_000
+    crowded = cohort[int(np.argmax(cohort_scale(cohort[:2000])))]
+    astronaut = embedder.embed(samples.astronaut(), np.asarray([samples.PORTRAIT_FACES[0]]))
+    scales = cohort_scale(np.stack([crowded, astronaut[0], np.full(128, 0.5)]))
+    assert scales[0] > 1.1 and SCALE_BOUNDS[0] < scales[1] < SCALE_BOUNDS[1]
+    assert scales[2] == SCALE_BOUNDS[0]
+    # two faces of the cohort a little nearer than the threshold, where faces crowd: one
+    # person by raw distance, two when read against the cohort
+    faces = cohort[:2000].astype(np.float64)
+    d = np.linalg.norm(faces[:, None] - faces[None], axis=2)
+    roots = np.sqrt(cohort_scale(faces))
+    pair = (d > THRESHOLD - 0.03) & (d < THRESHOLD) & (d * roots[:, None] * roots[None] > 0.6)
+    a, b = np.argwhere(pair)[0]
+    summary = _summary({0: (0.0, [list(faces[a])]), 1: (5.0, [list(faces[b])])})
+    assert cluster_tracks(summary, cohort=False)[1][0] == 0
+    assert cluster_tracks(summary)[1][0] == 1
 
 
 def test_told_the_number_of_people_merges_down_to_it():
@@ -312,9 +340,12 @@ def _plain_cluster(summary: dict, people=None, loose=LOOSE) -> dict:
     seen = {(min(a, b), max(a, b)) for a, b in summary["cooccur"]}
     known = sorted(t for t, v in tracks.items() if v["samples"])
     means = {t: np.mean(np.asarray(tracks[t]["samples"]), 0) for t in known}
+    root = {t: math.sqrt(cohort_scale(means[t])[0]) for t in known}
 
     def dist(g, h):
-        return float(np.mean([np.linalg.norm(means[a] - means[b]) for a in g for b in h]))
+        return float(
+            np.mean([np.linalg.norm(means[a] - means[b]) * root[a] * root[b] for a in g for b in h])
+        )
 
     def apart(g, h):
         return any((min(a, b), max(a, b)) in seen for a in g for b in h)
@@ -332,6 +363,7 @@ def _plain_cluster(summary: dict, people=None, loose=LOOSE) -> dict:
         n = len(groups)
         d = np.array([[dist(g, h) if g is not h else np.inf for h in groups] for g in groups])
         near = d.min(1)
+
         ok = [
             (d[i, j], i, j)
             for i, j in itertools.combinations(range(n), 2)
