@@ -53,8 +53,8 @@ LOOSE = 0.62
 #: P(same person | distance) = 1 / (1 + exp((d - MID) / SCALE)), fitted on the same pairs.
 CONF_MID, CONF_SCALE = 0.61, 0.02
 #: Distances are read against a cohort of other people's faces (cohort normalisation, as in
-#: speaker and face verification): each descriptor gets a scale, TYPICAL over its mean
-#: distance to its COHORT_K nearest faces of the cohort, and the distance of two is multiplied
+#: speaker and face verification): each descriptor gets a scale, COHORT_TYPICAL over its
+#: mean distance to its COHORT_K nearest faces of the cohort, and the distance of two is multiplied
 #: by the square root of their scales' product. Where faces crowd (look-alikes to the
 #: descriptor) distances grow, where they are sparse they shrink. The cohort: descriptors of
 #: 5,853 faces of the AffectNet and RAF-DB training images, each in colour and in grey
@@ -230,7 +230,6 @@ class TrackIdentity:
     samples: list[list[float]] = field(default_factory=list)
     next_t: float = 0.0  # when to take the next embedding
     _mean: tuple[int, np.ndarray | None] = field(default=(0, None), repr=False, compare=False)
-
     _root: tuple[int, float] = field(default=(0, 1.0), repr=False, compare=False)
 
     def mean(self) -> np.ndarray | None:
