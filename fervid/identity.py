@@ -98,13 +98,19 @@ def _cohort() -> np.ndarray:
         return np.load(f, allow_pickle=False).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=1)
+def _cohort_norms() -> np.ndarray:
+    """The cohort's squared norms, worked out once (each new track's scale reads them)."""
+    cohort = _cohort()
+    return (cohort * cohort).sum(1)
+
+
 def cohort_scale(descriptors: np.ndarray) -> np.ndarray:
     """Each descriptor's scale (N,): :data:`COHORT_TYPICAL` over its mean distance to its
     :data:`COHORT_K` nearest faces of the cohort, within :data:`SCALE_BOUNDS`. The distance
     of two descriptors, normalised, is their distance times ``sqrt(scale_a * scale_b)``."""
     x = np.asarray(descriptors, np.float32).reshape(-1, 128)
-    cohort = _cohort()
-    cc = (cohort * cohort).sum(1)
+    cohort, cc = _cohort(), _cohort_norms()
     out = np.empty(len(x), np.float64)
     for a in range(0, len(x), 256):
         b = x[a : a + 256]

@@ -363,7 +363,6 @@ def _plain_cluster(summary: dict, people=None, loose=LOOSE) -> dict:
         n = len(groups)
         d = np.array([[dist(g, h) if g is not h else np.inf for h in groups] for g in groups])
         near = d.min(1)
-
         ok = [
             (d[i, j], i, j)
             for i, j in itertools.combinations(range(n), 2)
