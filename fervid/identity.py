@@ -351,8 +351,9 @@ class PersonTracker:
         others = ids != tid
         if not others.any() or not self.tracks[tid].samples:
             return {}
-        d = np.linalg.norm(means[others] - self.tracks[tid].mean(), axis=1)
-        d *= roots[others] * roots[ids == tid][0]
+        own = self.tracks[tid]
+        d = np.linalg.norm(means[others] - own.mean(), axis=1)
+        d *= roots[others] * (own.root_scale() if self.cohort else 1.0)
         people, which = np.unique(persons[others], return_inverse=True)
         mean_d = np.bincount(which, weights=d) / np.bincount(which)
         return dict(zip(people.tolist(), mean_d.tolist()))
