@@ -105,6 +105,12 @@ def _cohort_norms() -> np.ndarray:
     return (cohort * cohort).sum(1)
 
 
+def _squared_distances(a: np.ndarray, b: np.ndarray, b_norms: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances (len(a), len(b)), ``b_norms`` being ``b``'s squared norms
+    (one matrix product instead of a difference per pair; rounding kept off zero)."""
+    return np.maximum((a * a).sum(1)[:, None] + b_norms[None, :] - 2 * a @ b.T, 0)
+
+
 def cohort_scale(descriptors: np.ndarray) -> np.ndarray:
     """Each descriptor's scale (N,): :data:`COHORT_TYPICAL` over its mean distance to its
     :data:`COHORT_K` nearest faces of the cohort, within :data:`SCALE_BOUNDS`. The distance
@@ -113,9 +119,8 @@ def cohort_scale(descriptors: np.ndarray) -> np.ndarray:
     cohort, cc = _cohort(), _cohort_norms()
     out = np.empty(len(x), np.float64)
     for a in range(0, len(x), 256):
-        b = x[a : a + 256]
-        sq = (b * b).sum(1)[:, None] + cc[None, :] - 2 * b @ cohort.T
-        near = np.partition(np.maximum(sq, 0), COHORT_K - 1, axis=1)[:, :COHORT_K]
+        sq = _squared_distances(x[a : a + 256], cohort, cc)
+        near = np.partition(sq, COHORT_K - 1, axis=1)[:, :COHORT_K]
         out[a : a + 256] = COHORT_TYPICAL / np.sqrt(near).mean(1)
     return np.clip(out, *SCALE_BOUNDS)
 
@@ -344,7 +349,7 @@ class PersonTracker:
             ids = [t for t, tr in self.tracks.items() if tr.samples]
             means = [self.tracks[t].mean() for t in ids]
             persons = [self.tracks[t].person for t in ids]
-            roots = [self.tracks[t].root_scale() if self.cohort else 1.0 for t in ids]
+            roots = [self._root(self.tracks[t]) for t in ids]
             table = (ids, means, persons, roots)
             self._table = tuple(np.asarray(v) for v in table)
         ids, means, persons, roots = self._table
@@ -353,10 +358,14 @@ class PersonTracker:
             return {}
         own = self.tracks[tid]
         d = np.linalg.norm(means[others] - own.mean(), axis=1)
-        d *= roots[others] * (own.root_scale() if self.cohort else 1.0)
+        d *= roots[others] * self._root(own)
         people, which = np.unique(persons[others], return_inverse=True)
         mean_d = np.bincount(which, weights=d) / np.bincount(which)
         return dict(zip(people.tolist(), mean_d.tolist()))
+
+    def _root(self, tr: TrackIdentity) -> float:
+        """The track's factor on its distances: its root scale, or 1 with raw distances."""
+        return tr.root_scale() if self.cohort else 1.0
 
     def _seen_together(self, a: int, b: int) -> None:
         self.cooccur.add((a, b))
@@ -541,8 +550,8 @@ class _Groups:
         """Distances from the tracks ``rows`` to every track (Euclidean, times the square
         roots of their scales)."""
         a, b = self.means[rows], self.means
-        sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
-        d = np.sqrt(np.maximum(sq, 0)) * self.root[rows][:, None] * self.root[None, :]
+        d = np.sqrt(_squared_distances(a, b, (b * b).sum(1)))
+        d *= self.root[rows][:, None] * self.root[None, :]
         d[np.arange(len(a)), np.arange(len(b))[rows]] = 0.0
         return d
 
