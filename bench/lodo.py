@@ -49,7 +49,7 @@ HELD_OUT = {
     "affectnet": ["affectnet-subset test"],
 }
 BASE = [
-    "--archs", "resnet18", "--channels", "rgb", "--random-gray", "0.2",
+    "--channels", "rgb", "--random-gray", "0.2",
     "--batch-size", "128", "--lr", "2e-3", "--warmup-epochs", "1",
     "--balance", "sampler", "--balance-power", "0.5", "--source-power", "0", "--select", "acc",
     "--aug-scale", "0.6", "--rotate", "15", "--erase", "0.25",
@@ -89,6 +89,16 @@ RECIPES = {
 }
 #: fine-tune recipes: the recipe whose best checkpoint each starts from (--init)
 FINE_TUNED_FROM = {"ft-source-natural": "base"}
+#: dlib's face-recognition ResNet, started from its face-trained weights (issue #39), with
+#: source-prior-natural's loss (the bundled model's recipe); at least 104 px
+RECIPES["dlib-source-natural"] = [
+    *RECIPES["source-prior-natural"],
+    "--pretrained",
+    "--lr",
+    "1e-3",
+]
+#: the network of each recipe (resnet18 unless named here)
+ARCHS = {"dlib-source-natural": "dlib_resnet"}
 
 
 def train_paths(data: Path, source: str) -> list[Path]:
@@ -113,10 +123,10 @@ def cap_file(data: Path, out: Path, cap: int) -> Path:
     return path
 
 
-def train(data: Path, run: Path, held_out: str, extra: list[str], args) -> Path:
-    """Train on the two sources other than ``held_out``; returns the best checkpoint.
-    Options in ``extra`` come last, so they override the scale options."""
-    cmd = ["fervid-train", "--out", str(run), "--resume", "-q"]
+def train(data: Path, run: Path, held_out: str, extra: list[str], args, arch: str) -> Path:
+    """Train ``arch`` on the two sources other than ``held_out``; returns the best
+    checkpoint. Options in ``extra`` come last, so they override the scale options."""
+    cmd = ["fervid-train", "--archs", arch, "--out", str(run), "--resume", "-q"]
     for source, sub in SOURCES.items():
         if source != held_out:
             cmd += ["--data", str(data / sub)]
@@ -129,12 +139,12 @@ def train(data: Path, run: Path, held_out: str, extra: list[str], args) -> Path:
     cmd += BASE + extra
     print(" ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
-    return best(run)
+    return best(run, arch)
 
 
-def best(run: Path) -> Path:
+def best(run: Path, arch: str = "resnet18") -> Path:
     """A fold's run folder -> its best checkpoint."""
-    return run / "resnet18" / "best.safetensors"
+    return run / arch / "best.safetensors"
 
 
 def gray_view(colour: Path, tmp: Path) -> Path:
@@ -243,7 +253,7 @@ def main() -> None:
             results.setdefault(recipe, {})[held_out] = kept_figures(
                 run / "held_out.json",
                 recipe,
-                partial(train, data, run, held_out, extra, args),
+                partial(train, data, run, held_out, extra, args, ARCHS.get(recipe, "resnet18")),
                 data,
                 held_out,
             )

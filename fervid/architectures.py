@@ -1,4 +1,6 @@
-"""The architecture registry: torchvision classifiers with their head replaced.
+"""The architecture registry: torchvision classifiers with their head replaced, and dlib's
+face-recognition ResNet as a classifier (``dlib_resnet``: its "pretrained" weights are dlib's,
+trained on about three million faces, installed with fervid, nothing downloaded).
 
 Inference builds a checkpoint's network from here; fervid-train trains them.
 """
@@ -14,13 +16,18 @@ from .errors import first_line
 
 log = logging.getLogger(__name__)
 
+#: dlib's face-recognition ResNet (:class:`fervid._dlib_resnet.DlibEmotionNet`)
+DLIB = "dlib_resnet"
+
 
 @dataclass(frozen=True)
 class ArchSpec:
-    """A registered architecture: torchvision name and its default input size."""
+    """A registered architecture: its name, default input size and the smallest input it
+    takes."""
 
     name: str
     input_size: int
+    min_input: int = 32
 
 
 REGISTRY: dict[str, ArchSpec] = {
@@ -35,6 +42,7 @@ REGISTRY: dict[str, ArchSpec] = {
         ArchSpec("efficientnet_b7", 600),
         ArchSpec("mobilenet_v3_large", 224),
         ArchSpec("convnext_tiny", 224),
+        ArchSpec(DLIB, 150, min_input=104),  # no padding on its strided layers
     )
 }
 
@@ -60,14 +68,17 @@ def arch_spec(name: str) -> ArchSpec:
 
 
 def build_model(arch: str, num_classes: int, *, pretrained: bool = False) -> nn.Module:
-    """Build a registered torchvision architecture with a ``num_classes`` head.
+    """Build a registered architecture with a ``num_classes`` head.
 
     ``pretrained=True`` loads torchvision's ImageNet weights (downloaded once into
-    TORCH_HOME); :class:`PretrainedUnavailable` says clearly when they cannot be had.
+    TORCH_HOME), or for ``dlib_resnet`` dlib's face-recognition weights (installed with
+    fervid); :class:`PretrainedUnavailable` says clearly when they cannot be had.
     """
     import torchvision
 
     arch_spec(arch)
+    if arch == DLIB:
+        return _dlib(num_classes, pretrained)
     weights = None
     if pretrained:
         try:
@@ -83,6 +94,20 @@ def build_model(arch: str, num_classes: int, *, pretrained: bool = False) -> nn.
         model = torchvision.models.get_model(arch, weights=None)
     _replace_head(model, num_classes)
     return model
+
+
+def _dlib(num_classes: int, pretrained: bool) -> nn.Module:
+    from ._dlib_resnet import DlibEmotionNet
+
+    if not pretrained:
+        return DlibEmotionNet(num_classes)
+    try:
+        return DlibEmotionNet.from_dlib(num_classes)
+    except (OSError, ValueError) as exc:
+        raise PretrainedUnavailable(
+            f"dlib's face weights could not be read ({first_line(exc, 160)}); "
+            "pip install face-recognition-models"
+        ) from None
 
 
 def _replace_head(model: nn.Module, num_classes: int) -> None:

@@ -235,8 +235,9 @@ def test_ddp_two_gloo_processes(toy, tmp_path):
 
 @pytest.mark.parametrize("arch", sorted(REGISTRY))
 def test_every_registered_arch_builds_and_runs(arch):
+    size = REGISTRY[arch].min_input
     with torch.no_grad():
-        out = build_model(arch, 7).eval()(torch.zeros(1, 3, 32, 32))
+        out = build_model(arch, 7).eval()(torch.zeros(1, 3, size, size))
     assert out.shape == torch.Size([1, 7])
 
 
@@ -385,3 +386,32 @@ def test_average_interpolates_weights_and_refuses_other_networks(fitted, toy, tm
     r = _train("average", a, b, b)  # the output would replace an input
     assert r.exit_code != 0 and "b.safetensors" in r.output
     assert load_checkpoint(b)[0].keys() == state.keys()
+
+
+def test_dlib_backbone_fine_tunes_from_its_face_weights(tmp_path):
+    """``dlib_resnet --pretrained`` starts from dlib's face-recognition weights (installed
+    with fervid, nothing downloaded), trains, and its checkpoint runs through inference."""
+    import numpy as np
+
+    import fervid
+    from fervid._dlib_resnet import DESCRIPTOR_FILE, DlibFaceNet, model_dir
+
+    data = make_folder_dataset(tmp_path / "data", per_class=(24, 24, 24), val_per_class=8)
+    out = tmp_path / "run"
+    size = REGISTRY["dlib_resnet"].min_input
+    args = ["--archs", "dlib_resnet", "--pretrained", "--input-size", size, "--epochs", "1"]
+    r = _train("--data", data, "--out", out, *args, "--batch-size", 24, "--seed", 0, "-q")
+    assert r.exit_code == 0, r.output
+    # the start was dlib's network: the first convolution moved only a little from it
+    dlib = DlibFaceNet.from_file(os.path.join(model_dir(), DESCRIPTOR_FILE))
+    state, meta = load_checkpoint(out / "dlib_resnet" / "best.safetensors")
+    assert meta.arch == "dlib_resnet" and meta.input_size == size
+    first = state["body.convs.0.weight"].float()
+    start = dlib.convs[0].weight
+    assert (first - start).norm() < 0.1 * start.norm()
+    model = fervid.load_model(out / "dlib_resnet" / "best.safetensors", device="cpu")
+    probs = model.predict(model.prepare(np.full((80, 80, 3), 128, np.uint8))[None])
+    assert probs.shape == (1, 3) and abs(float(probs.sum()) - 1) < 1e-4
+    # too small an input for its unpadded strided layers is refused with one line
+    r = _train("--data", data, "--out", out, "--archs", "dlib_resnet", "--input-size", 64, "-q")
+    assert r.exit_code != 0 and "at least 104 px" in r.output

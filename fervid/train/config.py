@@ -333,7 +333,11 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Check every value against its option's type (ValueError naming the option)."""
-        arch_spec(self.arch)
+        spec = arch_spec(self.arch)
+        if self.input_size is not None and self.input_size < spec.min_input:
+            raise ValueError(
+                f"--input-size {self.input_size}: {self.arch} takes at least {spec.min_input} px"
+            )
         if not self.data:
             raise ValueError("--data is required")
         if self.logit_adjust_by == "source" and self.logit_adjust is None:
