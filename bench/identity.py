@@ -4,14 +4,14 @@ people leave and return, hide behind each other and are cut away from.
     python bench/identity.py --data ../shared/data [--out bench/out/identity] [--only verify]
 
 ``verify``: every face of ``lfw-identities`` (200 people, 3-4 news photos each) is found by
-fervid's detector and embedded by :class:`fervid.identity.FaceEmbedder`; all pairs of photos
-of the same person and 40,000 pairs of different people give the true-accept rate at 1% and
-0.1% false accepts. The people are split in two halves by name: the threshold and the
+fervid's detector and embedded by :class:`fervid.identity.embedder.FaceEmbedder`; all pairs
+of photos of the same person and 40,000 pairs of different people give the true-accept rate
+at 1% and 0.1% false accepts. The people are split in two halves by name: the threshold and the
 confidence curve are chosen on the first half and reported on the second, so the figures are
 not chosen on what they report. Milliseconds per face (alignment and descriptor) are timed.
 
-``whole-video``: the whole-video pass (:func:`fervid.identity.cluster_tracks`) on 5,000
-simulated videos per half of the people (4-6 people, 2-3 photos each as separate tracks, half
+``whole-video``: the whole-video pass (:func:`fervid.identity.grouping.cluster_tracks`) on
+5,000 simulated videos per half of the people (4-6 people, 2-3 photos each as separate tracks, half
 the pairs of different people seen together): people split over several ids and wrong merges
 per video, with the threshold alone and with the join of mutual nearest groups; once with
 the photos' descriptors, once with the same faces as a 720p H.264 video shows them.
@@ -57,7 +57,9 @@ def network_timings(n: int = 64) -> dict:
     in batches of 8, and dlib's own C++ network, on the same aligned faces, in this run."""
     import dlib
 
-    from fervid.identity import DESCRIPTOR_FILE, FaceEmbedder, _model_dir
+    from fervid._dlib_resnet import DESCRIPTOR_FILE
+    from fervid._dlib_resnet import model_dir as _model_dir
+    from fervid.identity.embedder import FaceEmbedder
 
     chips = CHIPS[:n]
     emb = FaceEmbedder()
@@ -85,7 +87,7 @@ def embed_all(people: dict[str, list[Path]]) -> tuple[dict, float, int]:
     from identity_clips import largest_face
 
     from fervid.detect import FaceDetector
-    from fervid.identity import FaceEmbedder
+    from fervid.identity.embedder import FaceEmbedder
     from fervid.images import load_image
 
     det = FaceDetector(device="cpu", min_face_size=40)
@@ -116,7 +118,7 @@ def embed_all(people: dict[str, list[Path]]) -> tuple[dict, float, int]:
 def pairs(vecs: dict[str, list], rng: random.Random, impostors: int = 40_000, cohort=False):
     """Distances of all pairs of photos of one person and of ``impostors`` pairs of two
     people; ``cohort``: read against the cohort, as fervid does (else raw Euclidean)."""
-    from fervid.identity import cohort_scale
+    from fervid.identity.distance import cohort_scale
 
     root = {
         n: np.sqrt(cohort_scale(np.asarray(v))) if cohort else np.ones(len(v))
@@ -190,7 +192,7 @@ def video_embeddings(data: Path, out: Path, px: int = 130, hold: int = 10) -> di
     from identity_clips import FPS, H, W, _paste, largest_face
 
     from fervid.detect import FaceDetector
-    from fervid.identity import FaceEmbedder
+    from fervid.identity.embedder import FaceEmbedder
     from fervid.images import load_image
     from fervid.video import frames_at
 
@@ -234,7 +236,7 @@ def halves_of(names: list[str]) -> dict[str, list[str]]:
 
 
 def verify(data: Path, out: Path) -> dict:
-    from fervid.identity import THRESHOLD
+    from fervid.identity.distance import THRESHOLD
 
     vecs, ms, missed = cached_embeddings(data, out)
     halves = halves_of(list(vecs))
@@ -358,7 +360,7 @@ def open_set(data: Path, out: Path) -> dict:
 
 
 def simulated_video(vecs: dict, members: list[str], rng: random.Random):
-    """A video's summary as :func:`fervid.identity.cluster_tracks` reads it: 4-6 people,
+    """A video's summary as :func:`fervid.identity.grouping.cluster_tracks` reads it: 4-6 people,
     each shown in 2-3 of their photos (one track per photo, at a random time); each pair
     of tracks of two different people seen together with probability 1/2. Returns the
     summary, each track's true person and the number of people."""
@@ -393,7 +395,8 @@ def whole_video(data: Path, out: Path, videos: int = 5000) -> dict:
     the share of people split over two or more ids and the wrong merges (ids with two
     people) per video, with the threshold alone (``loose=0``) and with the join of mutual
     nearest groups (fervid's defaults)."""
-    from fervid.identity import LOOSE, cluster_tracks
+    from fervid.identity.distance import LOOSE
+    from fervid.identity.grouping import cluster_tracks
 
     photos, _, _ = cached_embeddings(data, out)
     res = {"videos": videos, "loose": LOOSE}
@@ -425,7 +428,7 @@ def whole_video(data: Path, out: Path, videos: int = 5000) -> dict:
 def scale(tracks_counts=(100, 300, 1000, 3000)) -> dict:
     """Seconds the whole-video pass takes on long videos: N tracks of N/10 people (random
     descriptors 0.6 from each person's centre), each track seen with the next five."""
-    from fervid.identity import cluster_tracks
+    from fervid.identity.grouping import cluster_tracks
 
     out = {}
     for n in tracks_counts:

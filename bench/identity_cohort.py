@@ -7,7 +7,7 @@
 (seed 0; many different people, of many origins, none of ``lfw-identities``, on which the
 re-identification is measured), each found by fervid's detector (the crop set in a grey
 border and enlarged 4x, so that the detector sees a whole face), aligned and described by
-:class:`fervid.identity.FaceEmbedder`, once in colour and once in grey. Written shuffled as
+:class:`fervid.identity.embedder.FaceEmbedder`, once in colour and once in grey. Written shuffled as
 float16 (N, 128), without names or paths: 128 numbers per face, from which the picture cannot
 be read back. The images are for research only and are never copied; what is kept is of the
 kind a model's weights are, as for the bundled emotion model trained on the same sets.
@@ -39,7 +39,7 @@ def describe(paths: list[Path]) -> np.ndarray:
     from identity_clips import largest_face
 
     from fervid.detect import FaceDetector
-    from fervid.identity import FaceEmbedder
+    from fervid.identity.embedder import FaceEmbedder
 
     det, emb = FaceDetector(device="cpu", min_face_size=40), FaceEmbedder()
     out = []

@@ -4,7 +4,7 @@
 
 Makes a video of the two public-domain portraits (640x360, 25 fps, ``--minutes`` long, and
 a 1-minute one), annotates each with ``fervid annotate --no-video --elan --report``, then times
-``fervid.takeaway.report_table`` on its table (people, episodes, faces, ELAN, the page: exactly
+``fervid.video_outputs.report_table`` on its table (people, episodes, faces, ELAN, the page: exactly
 what ``annotate`` adds after the table) in a process of its own (the call alone, not the
 process's start), with the process's peak memory. Printed:
 seconds of each, the share the outputs add, and the peak memory for 1 and ``--minutes``
@@ -40,7 +40,7 @@ def run(cmd: list[str]) -> tuple[float, float, str]:
 #: The outputs alone, timed inside the process (not Python's and torch's start-up, which
 #: annotate has paid already).
 REPORT = (
-    "import sys, time; from fervid.takeaway import report_table; t = time.perf_counter(); "
+    "import sys, time; from fervid.video_outputs import report_table; t = time.perf_counter(); "
     "report_table(sys.argv[1], elan=True, overwrite=True); print(time.perf_counter() - t)"
 )
 

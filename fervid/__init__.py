@@ -27,13 +27,15 @@ __all__ = [
     "ImageResult",
     "ScanReport",
     "VideoOptions",
-    "VideoReport",
+    "VideoRun",
 ]
 
 
 def __getattr__(name: str):
+    if name == "VideoReport":  # VideoRun's name before December 2026
+        name = "VideoRun"
     if name in __all__:
-        from . import api
+        from . import api  # the API pulls in PyTorch, MTCNN and PyAV: on first use
 
         return getattr(api, name)
     raise AttributeError(f"module 'fervid' has no attribute {name!r}")

@@ -14,6 +14,8 @@ of the time on a CPU, in batches, and on a GPU where there is one (docs/identity
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
 from pathlib import Path
 
@@ -83,8 +85,6 @@ def read_layers(path: str | Path) -> list[tuple[str, np.ndarray, list[int]]]:
 def model_dir() -> str:
     """The ``face-recognition-models`` package's folder of model files (found without
     importing it: its ``__init__`` imports pkg_resources, which new setuptools lack)."""
-    import importlib.util
-    import os
 
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
@@ -178,7 +178,6 @@ class DlibEmotionNet(nn.Module):
     def from_dlib(cls, num_classes: int, path: str | Path | None = None) -> DlibEmotionNet:
         """With dlib's face-recognition weights (``path``: dlib's file; by default the one in
         the ``face-recognition-models`` package)."""
-        import os
 
         net = cls(num_classes)
         net.body = DlibFaceNet.from_file(path or os.path.join(model_dir(), DESCRIPTOR_FILE))

@@ -13,12 +13,27 @@ from pathlib import Path
 import pandas as pd
 
 from .classify import EmotionModel
+from .identity.columns import persons_in_file, set_persons
+from .identity.store import identity_path_of, is_identity_file, write_identity
 from .options import EpisodeOptions, VideoOptions, make_options
-from .outputs import OutputLock, check_output, check_writable, partial_path, write_text_atomic
+from .outputs import (
+    OutputLock,
+    OutputSkip,
+    check_output,
+    check_writable,
+    is_fervid_csv,
+    is_fervid_output,
+    may_replace,
+    partial_path,
+    same_file,
+    unfinished,
+    write_text_atomic,
+)
 from .photos import as_model
-from .pipeline import VideoPipeline, VideoReport, render_from_rows, truncate_rows_after
+from .pipeline import VideoPipeline, VideoRun, render_from_rows, truncate_rows_after
 from .rows import RowSchema, to_frame
-from .video import VideoError, VideoSink
+from .video import VideoError, VideoSink, is_fervid_video
+from .video_outputs import VideoOutputs, write_derived, write_table_format
 from .writers import CsvRowWriter
 
 
@@ -44,7 +59,7 @@ def analyze_video(
     probabilities' time constant. With ``annotated=PATH`` every frame in the range is also
     written, boxes drawn, as H.264 with the input's audio (the output rules of
     :mod:`fervid.outputs` hold: an input or a file fervid did not write is never replaced).
-    ``DataFrame.attrs['fervid']`` holds a :class:`~fervid.pipeline.VideoReport` (with
+    ``DataFrame.attrs['fervid']`` holds a :class:`~fervid.pipeline.VideoRun` (with
     ``error`` set when the file was truncated and decoding stopped early).
 
     The rows are held in memory; for long recordings :func:`annotate_video` streams them to
@@ -79,9 +94,6 @@ def _sink(annotated, pipe: VideoPipeline, path, opts: VideoOptions) -> VideoSink
 
 def _check_annotated(annotated, video) -> None:
     """The annotated video is never the input nor a video fervid did not write."""
-    from .outputs import may_replace, same_file
-    from .video import is_fervid_video
-
     if same_file(annotated, video):
         raise VideoError(f"{annotated}: is the input video; choose another output name")
     check_output(annotated, kind="mp4")
@@ -100,7 +112,7 @@ def annotate_video(
     progress: Callable[[int], None] | None = None,
     options: VideoOptions | None = None,
     **settings,
-) -> VideoReport:
+) -> VideoRun:
     """Analyse a video straight to a CSV file (rows written as they come, memory flat for
     any length), and optionally draw it to ``annotated``.
 
@@ -122,8 +134,6 @@ def annotate_video(
     check_writable(csv_path.parent)
     with OutputLock(csv_path):  # the lock first, then the checks: no race between runs
         if csv_path.exists() and not (overwrite or resume):
-            from .outputs import OutputSkip
-
             raise OutputSkip(f"skipped, {csv_path} exists (written meanwhile); --overwrite to redo")
         check_annotate_outputs(csv_path, annotated)
         return _annotate_locked(path, csv_path, emo, opts, annotated, resume, progress)
@@ -133,10 +143,7 @@ def check_annotate_outputs(csv_path: Path, annotated: str | os.PathLike | None) 
     """Refuse to replace or delete any file :func:`annotate_video` would touch (the CSV, its
     partial file and state, the annotated video and its partial file) that fervid did not
     write; partial files may also be ones a kill cut off (:func:`fervid.outputs.unfinished`),
-    as :func:`fervid.outputs.check_video_outputs` allows them."""
-    from .outputs import is_fervid_csv, is_fervid_output, may_replace, unfinished
-    from .regroup import identity_path_of, is_identity_file
-    from .video import is_fervid_video
+    as :meth:`fervid.video_outputs.VideoOutputs.check_run` allows them."""
 
     def ours_or_cut(check, kind):
         return lambda p: check(p) or unfinished(p, kind)
@@ -163,7 +170,7 @@ def _is_state(path: Path) -> bool:
     return isinstance(d, dict) and {"version", "video", "options", "last_frame"} <= set(d)
 
 
-def _annotate_locked(path, csv_path, emo, opts, annotated, resume, progress) -> VideoReport:
+def _annotate_locked(path, csv_path, emo, opts, annotated, resume, progress) -> VideoRun:
     partial = partial_path(csv_path)
     state_path = state_path_of(csv_path)
     pipe = VideoPipeline(path, emo, opts)
@@ -175,7 +182,7 @@ def _annotate_locked(path, csv_path, emo, opts, annotated, resume, progress) -> 
     else:
         partial.unlink(missing_ok=True)
         state_path.unlink(missing_ok=True)
-    writer = CsvRowWriter(partial, RowSchema("video", emo.classes).columns, append=resumed)
+    columns = RowSchema("video", emo.classes).columns
 
     def checkpoint(state: dict) -> None:
         write_text_atomic(state_path, json.dumps(state))
@@ -183,20 +190,20 @@ def _annotate_locked(path, csv_path, emo, opts, annotated, resume, progress) -> 
     live = annotated is not None and not resumed
     sink = _sink(annotated, pipe, path, opts) if annotated is not None else None
     try:
-        with sink if live else contextlib.nullcontext():
+        with (
+            CsvRowWriter(partial, columns, append=resumed) as writer,
+            sink if live else contextlib.nullcontext(),
+        ):
             report = pipe.run(
                 writer.write, sink=sink if live else None, progress=progress, checkpoint=checkpoint
             )
             if report.frames == 0:  # nothing to show: no outputs at all (the sink discards)
                 raise VideoError(_why_no_frames(pipe.info, opts, report))
     except VideoError:
-        writer.close()
         if pipe.report.frames == 0:
             for p in (partial, state_path):
                 p.unlink(missing_ok=True)
         raise
-    finally:
-        writer.close()
     changed = persons_in_file(partial, pipe.final_persons())
     if annotated is not None and (resumed or changed):
         with _sink(annotated, pipe, path, opts) as again:
@@ -211,8 +218,6 @@ def _annotate_locked(path, csv_path, emo, opts, annotated, resume, progress) -> 
 def _keep_identity(csv_path: Path, pipe: VideoPipeline, video: str, opts: VideoOptions) -> None:
     """The tracks' identities beside the table, for ``fervid regroup`` (none without
     re-identification: an older one is removed, it would not match the rows)."""
-    from .regroup import identity_path_of, write_identity
-
     path = identity_path_of(csv_path)
     if not opts.reid:
         path.unlink(missing_ok=True)
@@ -221,7 +226,7 @@ def _keep_identity(csv_path: Path, pipe: VideoPipeline, video: str, opts: VideoO
     write_identity(path, summary, video=video, start=opts.start, end=opts.end, people=opts.people)
 
 
-def _why_no_frames(info, opts: VideoOptions, report: VideoReport) -> str:
+def _why_no_frames(info, opts: VideoOptions, report: VideoRun) -> str:
     if report.error:
         return f"{info.path}: no frame could be decoded ({report.error})"
     if opts.start is not None and (info.duration_s <= 0 or opts.start >= info.duration_s):
@@ -259,83 +264,17 @@ def summarize_csv(csv_path: str | os.PathLike, chunk_rows: int = 200_000) -> dic
 
 
 def finish_outputs(
-    video: Path,
-    outs: dict[str, Path],
-    wanted: set[str],
-    classes: tuple[str, ...],
-    episodes: EpisodeOptions | None = None,
+    video: Path, outputs: VideoOutputs, episodes: EpisodeOptions | None = None
 ) -> dict:
-    """After a video's table is complete: the plot (``png`` in ``wanted``), the researcher's
-    outputs (people, episodes, faces, ELAN, the page: :func:`fervid.takeaway.write_takeaway`)
-    and the table in the format asked for (``csv``, ``jsonl`` or ``parquet``) from the
-    working CSV ``outs["table"]``. Returns the table's summary (:func:`summarize_csv`)."""
-    from .takeaway import KINDS, write_takeaway
-    from .video import VideoInfo
-    from .writers import write_format
-
-    if "png" in wanted:
-        from .plot import plot_timeline
-
-        plot_timeline(outs["table"], classes, outs["png"], title=video.name)
-    summary = summarize_csv(outs["table"])
-    if wanted & set(KINDS):
-        annotated = outs["mp4"] if "mp4" in wanted else None
-        duration = VideoInfo.from_path(video).duration_s
-        write_takeaway(
-            outs["table"],
-            outs,
-            wanted & set(KINDS),
-            video=video,
-            annotated=annotated,
-            options=episodes,
-            duration=duration,
-        )
-    fmt = next(k for k in ("csv", "jsonl", "parquet") if k in wanted)
-    write_format(outs["table"], outs[fmt])
-    if fmt != "csv":  # only a CSV table can be regrouped: its working table is gone
-        from .regroup import identity_path_of
-
-        identity_path_of(outs["table"]).unlink(missing_ok=True)
+    """After a video's table (``outputs.table``) is complete: the outputs made from it that
+    were asked for (:func:`fervid.video_outputs.write_derived`), then the table in its
+    format. Returns the table's summary (:func:`summarize_csv`)."""
+    summary = summarize_csv(outputs.table)
+    annotated = outputs.path("mp4") if "mp4" in outputs.kinds else None
+    write_derived(
+        outputs.table, outputs, outputs.kinds, video=video, annotated=annotated, episodes=episodes
+    )
+    write_table_format(outputs)
+    if outputs.fmt != "csv":  # only a CSV table can be regrouped: its working table is gone
+        identity_path_of(outputs.table).unlink(missing_ok=True)
     return summary
-
-
-def set_persons(rows: list[list], schema: RowSchema, persons: dict) -> bool:
-    """Give video rows (lists, changed in place) the whole video's persons (track id ->
-    (person, confidence)); whether any row's person changed."""
-    face, person, conf = (schema.index(k) for k in ("face", "person", "person_confidence"))
-    changed = False
-    for r in rows:
-        if r[face] == "" or int(r[face]) not in persons:
-            continue
-        p, c = persons[int(r[face])]
-        changed |= str(r[person]) != str(p)
-        r[person] = p
-        r[conf] = "" if c != c else round(float(c), 3)  # NaN: not measured
-    return changed
-
-
-def persons_in_file(csv_path: Path, persons: dict, chunk: int = 10_000) -> bool:
-    """:func:`set_persons` on a video CSV, streamed (written beside it, then renamed over
-    it); whether any row's person changed."""
-    import csv
-
-    from .outputs import replace_into
-
-    schema = RowSchema.of_file(csv_path)
-    tmp = csv_path.with_name(csv_path.name + ".persons")
-    changed = False
-    try:
-        with (
-            open(csv_path, newline="", encoding="utf-8") as src,
-            open(tmp, "w", newline="", encoding="utf-8") as dst,
-        ):
-            reader, writer = csv.reader(src), csv.writer(dst)
-            writer.writerow(next(reader))
-            while block := [r for _, r in zip(range(chunk), reader)]:
-                changed |= set_persons(block, schema, persons)
-                writer.writerows(block)
-        replace_into(tmp, csv_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return changed

@@ -24,10 +24,11 @@ from .options import EpisodeOptions, ImageOptions, VideoOptions, make_options  #
 from .persons import episodes, people  # noqa: F401
 from .photos import ImageResult, ScanReport, iter_images, resolve_inputs  # noqa: F401
 from .photos import scan_folder as _scan_folder
-from .pipeline import VideoReport  # noqa: F401
+from .pipeline import VideoRun  # noqa: F401
+from .ray_jobs import Resources, annotate_jobs, connect, scan_rows
 from .regroup import regroup_frame, regroup_table  # noqa: F401
 from .rows import RowSchema, to_frame
-from .takeaway import report_table  # noqa: F401
+from .video_outputs import report_table  # noqa: F401
 
 #: The public functions and types: those the package exports (``fervid.<name>``), one list.
 __all__ = [name for name in _exported if name != "__version__"]
@@ -49,9 +50,9 @@ def analyze_images(
     The settings are an :class:`~fervid.options.ImageOptions` or its fields as keywords
     (``crops``, ``min_face_size``, ``detect_size``). ``ray_address`` (``"local"``,
     ``"auto"`` or ``"ray://host:port"``) reads the images on a Ray cluster
-    (``pip install "fervid[ray]"``; :mod:`fervid.cluster`) with the same rows; ``model``
+    (``pip install "fervid[ray]"``; :mod:`fervid.ray_jobs`) with the same rows; ``model``
     must then be a path every node can read, or None for the bundled model, and
-    ``ray_resources`` a :class:`fervid.cluster.Resources`.
+    ``ray_resources`` a :class:`fervid.ray_jobs.Resources`.
     """
     opts = make_options(ImageOptions, options, **settings)
     if ray_address is not None:
@@ -124,9 +125,8 @@ def annotate_videos(
     """Annotate many videos on a Ray cluster: ``jobs`` are (video, CSV, annotated video or
     None), one task per video or, with ``split_minutes``, per part of a long video (parts
     stitched, the video drawn from the rows). One report dict per job, in order
-    (:func:`fervid.cluster.annotate_jobs`). The outputs are assumed checked
-    (:func:`fervid.outputs.check_video_outputs`)."""
-    from .cluster import Resources, annotate_jobs, connect
+    (:func:`fervid.ray_jobs.annotate_jobs`). The outputs are assumed checked
+    (:meth:`fervid.video_outputs.VideoOutputs.check_run`)."""
 
     _check_ray_model(model)
     connect(ray_address)
@@ -155,7 +155,6 @@ def _driver_model(model) -> EmotionModel:
 
 def _ray_reader(model, device, opts: ImageOptions, address: str, resources):
     """``read(paths, base)``: each image's rows, in order, read by a pool of Ray actors."""
-    from .cluster import Resources, connect, scan_rows
 
     connect(address)
     model_path = str(model) if model is not None else None

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from ._dlib_resnet import DlibEmotionNet
 from .errors import first_line
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def build_model(arch: str, num_classes: int, *, pretrained: bool = False) -> nn.
     TORCH_HOME), or for ``dlib_resnet`` dlib's face-recognition weights (installed with
     fervid); :class:`PretrainedUnavailable` says clearly when they cannot be had.
     """
-    import torchvision
+    import torchvision  # its model zoo takes a second to import: only when a network is built
 
     arch_spec(arch)
     if arch == DLIB:
@@ -97,7 +98,6 @@ def build_model(arch: str, num_classes: int, *, pretrained: bool = False) -> nn.
 
 
 def _dlib(num_classes: int, pretrained: bool) -> nn.Module:
-    from ._dlib_resnet import DlibEmotionNet
 
     if not pretrained:
         return DlibEmotionNet(num_classes)

@@ -19,7 +19,7 @@ TEMPERATURE_RANGE = (0.05, 20.0)
 def temperature_scale(probs, temperature: float):
     """``probs`` (N, C) with the temperature applied; rows still sum to 1. A tensor (any
     device; what inference applies) gives a tensor, an array a float64 array."""
-    import torch
+    import torch  # the fit and the readout work on numpy too: PyTorch only for tensors
 
     if isinstance(probs, torch.Tensor):
         if temperature == 1.0:
@@ -33,7 +33,7 @@ def reweight(probs, weights):
     """``probs`` (N, C) multiplied by one weight per class and renormalised: a shift of the
     class prior at inference (weights ``prior ** tau``; Menon et al., 2021, post-hoc logit
     adjustment). A tensor gives a tensor, an array a float64 array; None changes nothing."""
-    import torch
+    import torch  # the fit and the readout work on numpy too: PyTorch only for tensors
 
     if weights is None:
         return probs

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ import torch
 from .calibration import TEMPERATURE_RANGE
 from .errors import first_line
 from .outputs import atomic_path
+from .rows import RowSchema
 
 FORMAT = "fervid-checkpoint"
 #: The newest format this fervid reads: 2 added ``class_weights`` (a checkpoint without them
@@ -210,7 +213,7 @@ def save_checkpoint(
     ``half=True`` stores floating-point weights as fp16 (half the size; they are cast back
     to fp32 when loaded).
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save_file  # PyTorch's side of safetensors: only to write
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -270,7 +273,6 @@ def _safetensors_head(path: Path, head: bytes) -> bool:
 def _reserved_columns() -> set[str]:
     """Column names of fervid's tables (:mod:`fervid.rows`): a model's classes may not take
     them."""
-    from .rows import RowSchema
 
     return set(RowSchema("video", ()).columns) | set(RowSchema("image", ()).columns)
 
@@ -287,7 +289,7 @@ def _fit_class_name(name: str) -> bool:
 
 
 def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], ModelMeta]:
-    from safetensors import SafetensorError, safe_open
+    from safetensors import SafetensorError, safe_open  # only when a checkpoint is read
 
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -312,7 +314,6 @@ MAX_UNPACK_RATIO = 50
 
 
 def _check_unpacked_size(path: Path) -> None:
-    import zipfile
 
     try:
         with zipfile.ZipFile(path) as z:
@@ -327,7 +328,6 @@ def _check_unpacked_size(path: Path) -> None:
 
 
 def _load_training_state(path: Path) -> tuple[dict[str, torch.Tensor], ModelMeta]:
-    import pickle
 
     _check_unpacked_size(path)
     try:

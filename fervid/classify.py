@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -9,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import CropPolicy, ModelMeta, load_checkpoint
+from .architectures import build_model
+from .checkpoint import CheckpointError, CropPolicy, ModelMeta, load_checkpoint
 from .compiled import CompiledClassifier, compile_for_cpu
 from .errors import first_line
 from .faces import Faces
@@ -38,7 +41,7 @@ def fold_batchnorm(module: torch.nn.Module) -> torch.nn.Module:
     """The same network with each convolution's batch norm folded into its weights (an
     inference-only rewrite: the same function in fewer operations, 14% faster for ResNet18
     in bf16 on CPU). Networks torch.fx cannot trace are returned as they are."""
-    from torch.fx.experimental.optimization import fuse
+    from torch.fx.experimental.optimization import fuse  # torch.fx loads slowly: only to fold
 
     try:
         return fuse(module.eval())
@@ -80,9 +83,6 @@ class EmotionModel:
     def fingerprint(self) -> str:
         """A short digest of the weights and metadata: the same model gives the same string."""
         if getattr(self, "_fingerprint", None) is None:
-            import hashlib
-            import json
-
             h = hashlib.sha256(json.dumps(self.meta.to_dict(), sort_keys=True).encode())
             for k, v in self.module.state_dict().items():
                 h.update(k.encode())
@@ -165,7 +165,6 @@ def load_model(
     ``"torch"``; ``"openvino"`` refuses to fall back to PyTorch (see :data:`BACKENDS`)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r}: one of {', '.join(BACKENDS)}")
-    from .architectures import build_model
 
     ckpt = Path(path) if path is not None else DEFAULT_MODEL
     state, meta = load_checkpoint(ckpt)
@@ -173,8 +172,6 @@ def load_model(
         module = build_model(meta.arch, len(meta.classes))
         module.load_state_dict(state)
     except (RuntimeError, ValueError) as exc:
-        from .checkpoint import CheckpointError
-
         raise CheckpointError(
             f"{ckpt}: weights do not fit architecture {meta.arch} ({first_line(exc, 120)})"
         ) from None

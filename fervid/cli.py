@@ -5,7 +5,6 @@ the inputs, messages and exit codes."""
 from __future__ import annotations
 
 import dataclasses
-import errno
 import logging
 import os
 import sys
@@ -13,75 +12,19 @@ from pathlib import Path
 
 import click
 
+from .cli_options import (
+    annotate_options,
+    common_options,
+    numbers,
+    persons,
+    ray_options,
+    resources,
+    video_option,
+)
 from .options import EpisodeOptions, ImageOptions, VideoOptions, cli_message, click_options
 
 log = logging.getLogger(__name__)
 CONTEXT = {"show_default": True, "help_option_names": ["-h", "--help"]}
-TABLES = ("csv", "jsonl", "parquet")  # fervid.writers.WRITERS: the command starts without numpy
-BACKENDS = ("auto", "torch", "openvino")  # fervid.classify.BACKENDS (tested equal)
-
-
-def _common_options(f):
-    f = click.option(
-        "--format",
-        "fmt",
-        default="csv",
-        type=click.Choice(TABLES),
-        help='Output format: CSV, JSON lines, or Parquet (pip install "fervid[parquet]"); the '
-        "rows are streamed to a CSV first, which becomes the chosen format when done.",
-    )(f)
-    f = click.option("--overwrite", is_flag=True, help="Replace existing outputs.")(f)
-    devices = "auto (cuda, then mps, else cpu), cpu, cuda, cuda:N or mps."
-    f = click.option("--device", default="auto", help=devices)(f)
-    f = click.option(
-        "--backend",
-        default="auto",
-        type=click.Choice(BACKENDS),
-        help="What runs the classifier: auto (OpenVINO on a CPU, int8 for the bundled model; "
-        "PyTorch on a GPU or where OpenVINO cannot run), torch, or openvino. Not passed to "
-        "Ray workers (they use auto).",
-    )(f)
-    return click.option(
-        "--model",
-        "model_path",
-        type=click.Path(dir_okay=False),
-        default=None,
-        help="A fervid checkpoint (from fervid-train). Default: the bundled model.",
-    )(f)
-
-
-def _ray_options(f):
-    f = click.option(
-        "--num-gpus",
-        default=0.0,
-        type=click.FloatRange(0),
-        help="With --ray-address: GPUs each worker asks for.",
-    )(f)
-    f = click.option(
-        "--num-cpus",
-        default=1.0,
-        type=click.FloatRange(0, min_open=True),
-        help="With --ray-address: CPUs each worker asks for.",
-    )(f)
-    f = click.option(
-        "--ray-workers",
-        default=0,
-        type=click.IntRange(0),
-        help="With --ray-address: workers in the pool (0: as many as the cluster's CPUs allow).",
-    )(f)
-    return click.option(
-        "--ray-address",
-        default=None,
-        metavar="local|auto|ray://HOST:PORT",
-        help='Run on a Ray cluster (pip install "fervid[ray]"): local starts one here, auto '
-        "joins this machine's, ray://... a remote one. Inputs and outputs on shared storage.",
-    )(f)
-
-
-def _resources(ray_workers, num_cpus, num_gpus):
-    from .cluster import Resources
-
-    return Resources(workers=ray_workers, num_cpus=num_cpus, num_gpus=num_gpus)
 
 
 def _settings(cls, settings: dict):
@@ -123,46 +66,7 @@ def cli(ctx, quiet):
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option(
-    "--out-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Write outputs here instead of beside each input.",
-)
-@_common_options
-@click_options(VideoOptions)
-@click.option("--no-video", is_flag=True, help="Write the table only.")
-@click.option("--plot", is_flag=True, help="Also write a PNG timeline of each person's emotions.")
-@click.option(
-    "--elan",
-    is_flag=True,
-    help="Also write the episodes for ELAN (VIDEO.fervid.eaf, one tier per person) and "
-    "as tab-separated text (VIDEO.fervid.episodes.tsv; ELAN's and BORIS's imports).",
-)
-@click.option(
-    "--report",
-    "page",
-    is_flag=True,
-    help="Also write a page to review the result (VIDEO.fervid.html): the video, a "
-    "timeline per person, the people with their faces.",
-)
-@click_options(EpisodeOptions)
-@click.option(
-    "--resume",
-    is_flag=True,
-    help="Continue interrupted runs from their last complete chunk of frames (same rows as an "
-    "uninterrupted run; the video is then drawn from the rows).",
-)
-@_ray_options
-@click.option(
-    "--ray-split",
-    default=None,
-    type=click.FloatRange(0, min_open=True),
-    metavar="MINUTES",
-    help="With --ray-address: cut longer videos into parts of this many minutes analysed in "
-    "parallel, then stitched (track ids continued across the cuts).",
-)
+@annotate_options
 @click.pass_context
 def annotate(
     ctx,
@@ -188,92 +92,72 @@ def annotate(
     """Annotate videos: per-frame CSV (VIDEO.fervid.csv) and annotated video (VIDEO.fervid.mp4).
 
     INPUTS are video files or folders of videos."""
-    from .outputs import plan_outputs
-    from .writers import working_table
+    from .batch import Interrupted, annotate_many, find_videos, video_kinds
+    from .ray_jobs import ClusterError
 
     episode_names = {f.name for f in dataclasses.fields(EpisodeOptions)}
     episodes = _settings(EpisodeOptions, {k: settings.pop(k) for k in episode_names})
     opts = _settings(VideoOptions, settings)
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other")
-    found, unread = _video_inputs(inputs)
+    found, unread = find_videos(inputs)
+    for folder, reason in unread:
+        click.echo(f"Error: {_printable(folder)}: {reason}", err=True)
     if not found:
         if unread:
             sys.exit(1)
         raise click.UsageError("no video files found in the given inputs")
-    plan = plan_outputs(found, out_dir)
-    for outs in plan.values():
-        outs["table"] = working_table(outs[fmt])
-    wanted = {fmt, "people", "episodes", "faces"} | (set() if no_video else {"mp4"})
-    wanted |= ({"png"} if plot else set()) | ({"eaf", "tsv"} if elan else set())
-    wanted |= {"html"} if page else set()
-    wanted |= {"identity"} if opts.reid and fmt == "csv" else set()
-    model = None if ray_address else _load(model_path, device, backend)
-    failed: list[str] = []
-    videos = [v for v, _ in found if _ready(v, plan[v], wanted, overwrite, resume, failed)]
-    if ray_address and videos:
-        resources = _resources(ray_workers, num_cpus, num_gpus)
-        failed += _annotate_on_ray(
-            ctx,
-            videos,
-            plan,
-            wanted,
-            model_path,
-            device,
-            opts,
-            resume,
-            ray_address,
-            resources,
-            ray_split,
-            episodes,
-        )
-    else:
-        failed += [
-            str(v)
-            for v in videos
-            if not _annotate_one(
-                ctx, v, model, opts, plan[v], wanted, (resume, overwrite), episodes
-            )
-        ]
-    _exit_if_failed(unread + failed, len(unread) + len(found))
-
-
-def _video_inputs(inputs: tuple[str, ...]) -> tuple[list[tuple[Path, Path | None]], list[str]]:
-    """(video, the folder it was found in) for every input, folders walked recursively; and
-    the folders that could not be read, each said on stderr (nothing skipped without a word)."""
-    from .images import VIDEO_EXTS, walk_entries
-
-    out: list[tuple[Path, Path | None]] = []
-    unread: list[str] = []
-    for s in inputs:
-        p = Path(s)
-        if not p.is_dir():
-            out.append((p, None))
-            continue
-        for v, reason in walk_entries(p, VIDEO_EXTS):
-            if reason:
-                click.echo(f"Error: {_printable(v)}: {reason}", err=True)
-                unread.append(str(v))
-            elif ".fervid" not in v.name:
-                out.append((v, p))
-    return out, unread
-
-
-def _ready(video, outs, wanted, overwrite, resume, failed: list[str]) -> bool:
-    """Check a video's outputs before any work: True to go on; False when it is skipped or
-    fails (said on stderr; a failure is added to ``failed``)."""
-    from .outputs import OutputError, OutputSkip, check_video_outputs
-
+    kinds = video_kinds(
+        fmt=fmt, video=not no_video, plot=plot, elan=elan, page=page, reid=opts.reid
+    )
+    outcomes = annotate_many(
+        found,
+        kinds=kinds,
+        fmt=fmt,
+        out_dir=out_dir,
+        model=model_path if ray_address else _load(model_path, device, backend),
+        device=device,
+        options=opts,
+        episodes=episodes,
+        resume=resume,
+        overwrite=overwrite,
+        ray_address=ray_address,
+        ray_resources=resources(ray_workers, num_cpus, num_gpus) if ray_address else None,
+        split_minutes=ray_split,
+        progress=_progress_bars(ctx.obj["quiet"]),
+    )
+    failed = [str(f) for f, _ in unread]
     try:
-        check_video_outputs(video, outs, wanted, overwrite=overwrite, resume=resume)
-    except OutputSkip as skip:
-        click.echo(f"{_printable(video)}: {_printable(skip)}", err=True)
-        return False
-    except OutputError as exc:
-        click.echo(f"{_printable(video)}: {_line(exc)}", err=True)
-        failed.append(str(video))
-        return False
-    return True
+        for outcome in outcomes:
+            if _said(outcome, ctx.obj["quiet"]):
+                failed.append(str(outcome.video))
+    except Interrupted as stop:
+        click.echo(
+            f"interrupted: {_printable(stop.video)}'s rows so far are kept; run again with "
+            "--resume to continue",
+            err=True,
+        )
+        sys.exit(130)
+    except ClusterError as exc:
+        raise click.ClickException(str(exc)) from None
+    _exit_if_failed(failed, len(unread) + len(found))
+
+
+def _progress_bars(quiet: bool):
+    """A progress bar per video (frames), or over the videos on Ray."""
+    import contextlib
+
+    from tqdm import tqdm
+
+    from ._malloc import Releaser
+
+    @contextlib.contextmanager
+    def bar(video, total):
+        name, unit = (video.name, "frame") if video is not None else (None, "video")
+        with tqdm(total=total, desc=name, unit=unit, leave=False, disable=quiet or None) as b:
+            yield Releaser(b.update)
+
+    return bar
 
 
 def _exit_if_failed(failed: list[str], total: int) -> None:
@@ -282,157 +166,59 @@ def _exit_if_failed(failed: list[str], total: int) -> None:
         sys.exit(1)
 
 
-def _annotate_one(ctx, video: Path, model, opts, outs, wanted, flags, episodes) -> bool:
-    """One video on this machine (``flags``: resume, overwrite); False when it failed (said
-    on stderr)."""
-    from tqdm import tqdm
-
-    from ._malloc import Releaser
-    from .annotation import finish_outputs
-    from .api import annotate_video
-    from .outputs import OutputSkip
-    from .video import VideoError, VideoInfo
-
-    resume, overwrite = flags
-
-    try:
-        info = VideoInfo.from_path(video)
-        end = info.duration_s if opts.end is None else min(opts.end, info.duration_s)
-        span = end - (opts.start or 0)
-        frames = int(span * info.fps) if span > 0 else None
-        with tqdm(
-            total=frames,
-            desc=video.name,
-            unit="frame",
-            leave=False,
-            disable=ctx.obj["quiet"] or None,
-        ) as bar:
-            report = annotate_video(
-                video,
-                outs["table"],
-                model=model,
-                options=opts,
-                resume=resume,
-                overwrite=overwrite,
-                annotated=outs["mp4"] if "mp4" in wanted else None,
-                progress=Releaser(bar.update),
-            )
-        summary = finish_outputs(video, outs, wanted, model.classes, episodes)
-    except KeyboardInterrupt:
-        click.echo(
-            f"interrupted: {_printable(video)}'s rows so far are kept; run again with "
-            "--resume to continue",
-            err=True,
-        )
-        sys.exit(130)
-    except OutputSkip as skip:
-        click.echo(f"{_printable(video)}: {_printable(skip)}", err=True)
+def _said(outcome, quiet: bool) -> bool:
+    """Print what became of one video (a skip or a failure on stderr); whether it failed."""
+    video = _printable(outcome.video)
+    if outcome.skipped is not None:
+        click.echo(f"{video}: {outcome.skipped}", err=True)
+        return False
+    if outcome.error is not None:
+        click.echo(f"{video}: {outcome.error}", err=True)
         return True
-    except (VideoError, ValueError, OSError) as exc:
-        msg = _tail(exc, video)
-        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-            msg += "; the rows so far are kept: free space, then run again with --resume"
-        click.echo(f"{_printable(video)}: {msg}", err=True)
-        return False
-    if not ctx.obj["quiet"]:
-        click.echo(_summary(video, report, summary, outs, wanted))
-    if report.error:
+    if not quiet:
+        click.echo(_summary(outcome))
+    if outcome.run.error:
         click.echo(
-            f"{_printable(video)}: truncated or damaged, processed up to the error "
-            f"({report.error})",
+            f"{video}: truncated or damaged, processed up to the error ({outcome.run.error})",
             err=True,
         )
-        return False
-    return True
+    return outcome.failed
 
 
-def _summary(video, report, summary, outs, wanted) -> str:
-    """What one video gave: frames, speed, faces per track, the files written."""
+def _summary(outcome, most: int = 10) -> str:
+    """What one video gave: frames, speed, faces, tracks and people, each person's main
+    emotion (the first ``most``), the files written."""
+    report, summary = outcome.run, outcome.summary
     done = f"{report.frames} frames ({report.analysed} analysed"
     if report.resumed_from is not None:
         done += f", resumed after frame {report.resumed_from}"
     if report.bad_packets:
         done += f", {report.bad_packets} undecodable packet(s) skipped"
+    where = " on Ray" if outcome.on_ray else ""
+    people = summary["people"]
     lines = [
-        f"{_printable(video)}: {done}) in {report.seconds:.1f} s, "
+        f"{_printable(outcome.video)}: {done}){where} in {report.seconds:.1f} s, "
         f"{report.frames_per_s:.1f} frames/s; "
         f"{summary['faces']} faces in {summary['tracks']} tracks"
-        + (f", {len(summary['people'])} people" if summary["by"] == "person" else "")
+        + (f", {len(people)} people" if summary["by"] == "person" else "")
     ]
-    for t in summary["people"][:10]:
+    for t in people[:most]:
         who = f"person {t['person']}" if summary["by"] == "person" else f"face {t['face']}"
         lines.append(f"  {who}: {t['emotion']} {t['share']:.0%} of {t['frames']} analysed frames")
-    order = (*TABLES, "mp4", "png", "people", "episodes", "faces", "eaf", "tsv", "html", "identity")
-    written = [str(outs[k]) for k in order if k in wanted]
+    if len(people) > most:
+        table = outcome.outputs.path("people")
+        lines.append(f"  ... and {len(people) - most} more (see {_printable(table)})")
+    written = [str(outcome.outputs.path(k)) for k in outcome.outputs.asked()]
     lines.append("  -> " + _printable(", ".join(written)))
     return "\n".join(lines)
-
-
-def _annotate_on_ray(
-    ctx, videos, plan, wanted, model_path, device, opts, resume, address, resources, split, episodes
-) -> list[str]:
-    """The videos as Ray tasks; a progress bar over the videos; the usual summary per video.
-    Returns the videos that failed."""
-    from tqdm import tqdm
-
-    from .annotation import finish_outputs
-    from .api import annotate_videos
-    from .cluster import ClusterError
-    from .rows import classes_of
-
-    jobs = [(v, plan[v]["table"], plan[v]["mp4"] if "mp4" in wanted else None) for v in videos]
-    with tqdm(total=len(jobs), unit="video", disable=ctx.obj["quiet"] or None, leave=False) as bar:
-        try:
-            reports = annotate_videos(
-                jobs,
-                model=model_path,
-                device=device,
-                options=opts,
-                ray_address=address,
-                ray_resources=resources,
-                resume=resume,
-                split_minutes=split,
-                on_done=lambda r: bar.update(1),
-            )
-        except ClusterError as exc:
-            raise click.ClickException(str(exc)) from None
-    failed = []
-    for video, r in zip(videos, reports):
-        if r.get("error") and not r.get("frames"):
-            click.echo(f"{_printable(video)}: {_printable(r['error'])}", err=True)
-            failed.append(str(video))
-            continue
-        classes = classes_of(plan[video]["table"])
-        s = finish_outputs(video, plan[video], wanted, classes, episodes)
-        if not ctx.obj["quiet"]:
-            click.echo(
-                f"{_printable(video)}: {r['frames']} frames ({r['analysed']} analysed) on "
-                f"Ray in {r['seconds']:.1f} s; {s['faces']} faces in {s['tracks']} tracks, "
-                f"{len(s['people'])} people"
-            )
-        if r.get("error"):
-            click.echo(f"{_printable(video)}: truncated or damaged ({r['error']})", err=True)
-            failed.append(str(video))
-    return failed
 
 
 # -- report ----------------------------------------------------------------------------
 
 
-def _video_option(what: str):
-    """``--video``: the analysed video of a table, ``what`` for."""
-    return click.option(
-        "--video",
-        type=click.Path(exists=True, dir_okay=False),
-        default=None,
-        help=f"The analysed video ({what}). Default: the video beside the table with its name "
-        "(clip.mp4 for clip.fervid.csv).",
-    )
-
-
 @cli.command(context_settings=CONTEXT)
 @click.argument("table", type=click.Path(exists=True, dir_okay=False))
-@_video_option("for the people's faces")
+@video_option("for the people's faces")
 @click.option("--elan", is_flag=True, help="Also the ELAN document and the episodes as text.")
 @click.option("--no-page", is_flag=True, help="No review page (VIDEO.fervid.html).")
 @click.option("--overwrite", is_flag=True, help="Replace outputs fervid wrote before.")
@@ -443,8 +229,8 @@ def report(ctx, table, video, elan, no_page, overwrite, **settings):
     (VIDEO.fervid.csv), without analysing the video again."""
     from .checkpoint import CheckpointError
     from .outputs import OutputError
-    from .takeaway import report_table
     from .video import VideoError
+    from .video_outputs import report_table
 
     episodes = _settings(EpisodeOptions, settings)
     try:
@@ -458,24 +244,6 @@ def report(ctx, table, video, elan, no_page, overwrite, **settings):
 
 
 # -- regroup ---------------------------------------------------------------------------
-
-
-def _numbers(values: tuple[str, ...], what: str) -> list[list[str]]:
-    """Comma-separated lists of numbers (or P@SECONDS), each at least two long."""
-    out = []
-    for v in values:
-        items = [x.strip() for x in v.split(",") if x.strip()]
-        if len(items) < 2:
-            raise click.UsageError(f"{what} {v!r}: give two or more, separated by commas")
-        out.append(items)
-    return out
-
-
-def _persons(groups: list[list[str]]) -> list[list[int]]:
-    try:
-        return [[int(p.removeprefix("P").removeprefix("p")) for p in g] for g in groups]
-    except ValueError:
-        raise click.UsageError("--same takes person numbers, e.g. --same 1,4") from None
 
 
 @cli.command(context_settings=CONTEXT)
@@ -500,7 +268,7 @@ def _persons(groups: list[list[str]]) -> list[list[int]]:
     "(person P's track at that time in the video). Repeat for more.",
 )
 @click.option("--reset", is_flag=True, help="Forget the corrections given before.")
-@_video_option("to draw the annotated video and the faces again")
+@video_option("to draw the annotated video and the faces again")
 @click_options(EpisodeOptions)
 @click.pass_context
 def regroup(ctx, table, people, same, apart, reset, video, **settings):
@@ -516,8 +284,8 @@ def regroup(ctx, table, people, same, apart, reset, video, **settings):
         done = regroup_table(
             table,
             people=people,
-            same=_persons(_numbers(same, "--same")),
-            apart=_numbers(apart, "--apart"),
+            same=persons(numbers(same, "--same")),
+            apart=numbers(apart, "--apart"),
             reset=reset,
             video=video,
             options=episodes,
@@ -543,17 +311,18 @@ def regroup(ctx, table, people, same, apart, reset, video, **settings):
     help="Output table. Default: FOLDER.fervid.photos.csv beside the folder (never the name "
     "of a video's outputs: talk/ and talk.mp4 do not meet).",
 )
-@_common_options
+@common_options
 @click_options(ImageOptions)
 @click.option("--resume", is_flag=True, help="Continue an interrupted scan of the same folder.")
 @click.option(
+    "--page",
     "--report",
     "page",
     is_flag=True,
     help="Also write a page of the faces with their labels, filterable by emotion "
-    "(the table's name with .html).",
+    "(the table's name with .html; --report: its older name).",
 )
-@_ray_options
+@ray_options
 @click.pass_context
 def scan(
     ctx,
@@ -577,9 +346,9 @@ def scan(
 
     from ._malloc import Releaser
     from .api import scan_folder
-    from .cluster import ClusterError
     from .outputs import OutputError, OutputSkip
     from .photos import ScanInterrupted
+    from .ray_jobs import ClusterError
 
     opts = _settings(ImageOptions, settings)
     if resume and overwrite:
@@ -596,7 +365,7 @@ def scan(
         ray = {
             "ray_address": ray_address,
             "model": model_path,
-            "ray_resources": _resources(ray_workers, num_cpus, num_gpus),
+            "ray_resources": resources(ray_workers, num_cpus, num_gpus),
         }
     bar = tqdm(unit="img", disable=ctx.obj["quiet"] or None, leave=False)
     try:

@@ -11,6 +11,7 @@ is missing or cannot compile it.
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import logging
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .errors import first_line
 from .preprocess import normalize
 from .runtime import check_tta, combine_probabilities
 
@@ -79,7 +81,7 @@ def compile_for_cpu(
     it. ``amp``: "off" asks for fp32 in the layers that are not int8, "bf16" for bf16;
     "auto" lets OpenVINO choose (bf16 on CPUs with AMX)."""
     try:
-        import openvino as ov
+        import openvino as ov  # a second to import: only on the CPU path
     except ImportError:
         log.debug("OpenVINO is not installed: the classifier runs in PyTorch")
         return None
@@ -95,8 +97,6 @@ def compile_for_cpu(
             network, kind = _converted(ov, module, input_size), "converted"
         return CompiledClassifier(core.compile_model(network, "CPU", config), kind)
     except Exception as exc:  # noqa: BLE001 - any failure: PyTorch runs the network
-        from .errors import first_line
-
         log.warning(
             "OpenVINO could not compile the classifier (%s): PyTorch runs it", first_line(exc)
         )
@@ -111,7 +111,7 @@ def _core():
     freed in the other order (or freed on another thread), a thread was left with an unmapped
     signal stack, and the next signal it handled (a child process ending, with PyTorch's
     DataLoader handler for SIGCHLD installed) killed the process with SIGSEGV."""
-    import openvino as ov
+    import openvino as ov  # a second to import: only on the CPU path
 
     core = ov.Core()
     core.set_property({"ENABLE_MMAP": False})  # weights read into memory, not mapped
@@ -135,7 +135,6 @@ def _quantized(core, checkpoint: str | Path):
 def _converted(ov, module: torch.nn.Module, input_size: int):
     """The network as OpenVINO's model; its input is 3 channels whatever the checkpoint's
     (:func:`fervid.preprocess.normalize` repeats a grayscale channel)."""
-    import copy
 
     module = copy.deepcopy(module).float().to(memory_format=torch.contiguous_format).eval()
     example = torch.zeros(1, 3, input_size, input_size)
@@ -153,8 +152,8 @@ def quantize(model, calibration: np.ndarray, checkpoint: str | Path, out: str | 
     calibrated on ``calibration``: uint8 crops (N, C, S, S) as :meth:`EmotionModel.crops`
     makes them, from validation faces (never a test split). Needs ``pip install nncf``.
     Returns the path of the ``.xml`` file."""
-    import nncf
-    import openvino as ov
+    import nncf  # an extra (fervid[quantize])
+    import openvino as ov  # a second to import: only on the CPU path
 
     meta = model.meta
     x = normalize(torch.as_tensor(calibration), meta.mean, meta.std).numpy()

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torchvision.ops import nms
 
+from ._mtcnn import detect_face, refine_faces
 from .faces import Faces
 from .preprocess import square_crop
 
@@ -36,7 +37,7 @@ class FaceDetector:
         stage_thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
         pyramid_factor: float = 0.709,
     ) -> None:
-        from facenet_pytorch import MTCNN
+        from facenet_pytorch import MTCNN  # a second to import: only when a detector is made
 
         if min_face_size < 4:
             raise ValueError("min_face_size must be >= 4 pixels")
@@ -183,7 +184,6 @@ class FaceDetector:
         return boxes, probs
 
     def _candidates(self, regions, face_sizes, which, grid, onet_only):
-        from ._mtcnn import refine_faces
 
         r = regions.shape[1]
         cands, inds = [], []
@@ -210,7 +210,6 @@ class FaceDetector:
     def _run(self, batch: np.ndarray, min_size: int) -> tuple[list, list]:
         """MTCNN's cascade on a uint8 (N, H, W, 3) batch: per image, boxes (K, 4) and scores
         (K,), or None where nothing was found (facenet-pytorch's conventions)."""
-        from ._mtcnn import detect_face
 
         m = self._mtcnn
         batch_boxes = detect_face(

@@ -171,9 +171,6 @@ class VideoOptions:
         """A copy with some settings changed (checked again)."""
         return dataclasses.replace(self, **changes)
 
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 @dataclass(frozen=True)
 class ImageOptions:
@@ -195,9 +192,6 @@ class ImageOptions:
         check_fields(self, name_of=api_name)
         if self.detect_size and self.detect_size < 64:
             raise ValueError("detect_size: must be 0 or >= 64")
-
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -242,7 +236,8 @@ class EpisodeOptions:
 
 def make_options(cls, options=None, **changes):
     """``options`` (an instance of ``cls``, or None for the defaults) with ``changes`` applied;
-    a ValueError names a keyword that is not a setting."""
+    a TypeError names a keyword that is not a setting (or options of another type), a
+    ValueError a value out of its range."""
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(changes) - known)
     if unknown:

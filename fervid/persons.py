@@ -22,11 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+import cv2
 import numpy as np
 import pandas as pd
+from PIL import Image
 
+from .identity.quality import sharpness
 from .options import EpisodeOptions
+from .outputs import atomic_path
 from .rows import RowSchema
+from .video import frames_at
 
 EPISODE_COLUMNS = [
     "person",
@@ -297,8 +302,6 @@ def write_faces(
     """One picture per person (``person_<n>.jpg``, 160 px): of each person's best-scored,
     largest rows, the sharpest face. The frames are found by seeking in ``video`` (the
     analysed one, not the annotated copy)."""
-    from .identity import sharpness
-    from .video import frames_at
 
     folder = Path(folder)
     times = [t for heap in candidates.values() for _, t, _ in heap]
@@ -315,7 +318,6 @@ def write_faces(
 
 def _square(image: np.ndarray, box, out: int = 160) -> np.ndarray:
     """The face in a square 1.4 times its long side, ``out`` pixels."""
-    import cv2
 
     x1, y1, x2, y2 = box
     side = 1.4 * max(x2 - x1, y2 - y1)
@@ -328,9 +330,6 @@ def _square(image: np.ndarray, box, out: int = 160) -> np.ndarray:
 
 
 def _save_jpeg(image: np.ndarray, path: Path) -> Path:
-    from PIL import Image
-
-    from .outputs import atomic_path
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:

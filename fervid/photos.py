@@ -17,8 +17,11 @@ from .detect import FaceDetector
 from .faces import Faces
 from .images import IMAGE_EXTS, MAX_FRAMES, ImageError, inside, load_frames, walk_entries
 from .options import ImageOptions, make_options
+from .outputs import OutputError, OutputLock, check_output, check_writable, may_replace
+from .pages import is_fervid_page, write_photos_page
 from .pipeline import chunked
 from .rows import RowSchema, file_of, frame_name
+from .scan_table import ScanRecord, prepare_table
 from .writers import WRITERS, CsvRowWriter, clean_text, format_of, working_table, write_format
 
 #: MTCNN's pyramid step for photos: 20% faster than facenet-pytorch's 0.709, the same faces
@@ -257,8 +260,7 @@ def scan_folder(
     each image's rows in order instead of reading them here (a Ray cluster:
     :func:`fervid.api.scan_folder`). ``on_total(n)`` is told how many images are to be
     read, ``progress(1)`` after each. ``page``: also write a page to review the faces there
-    (:func:`fervid.report.write_photos_page`)."""
-    from .outputs import OutputLock, ScanRecord, check_output, check_writable, prepare_table
+    (:func:`fervid.pages.write_photos_page`)."""
 
     if resume and overwrite:
         raise ValueError("resume and overwrite exclude each other")
@@ -271,10 +273,8 @@ def scan_folder(
     check_output(final, inputs=[root] if root.is_file() else [], kind=fmt)
     check_writable(final.parent)
     if page is not None:
-        from .outputs import is_ours, may_replace
-
         check_output(page, inputs=[root, final], kind="csv")
-        may_replace(Path(page), lambda p: is_ours(p, "html"))
+        may_replace(Path(page), is_fervid_page)
     with OutputLock(final):
         table = working_table(final, fmt)
         schema = RowSchema("image", emo.classes)
@@ -307,12 +307,8 @@ def _finish(partial: Path, final: Path, fmt: str, page, root: Path) -> None:
     """The page and the output in its format, from the whole partial CSV, which (with its
     record) is kept until both are written: a full disk here loses nothing, and a resume
     only writes them again."""
-    from .outputs import OutputError
-
     try:
         if page is not None:
-            from .report import write_photos_page
-
             write_photos_page(page, partial, root if root.is_dir() else root.parent)
         if fmt == "csv":
             os.replace(partial, final)
@@ -352,8 +348,6 @@ def _write_rows(source, writer: CsvRowWriter, schema: RowSchema, report, record,
 def _write(writer: CsvRowWriter, rows, record) -> None:
     """Write (or, with ``rows`` None, close) the partial CSV; a full disk or a lost share is
     one line that says the rows so far are kept."""
-    from .outputs import OutputError
-
     try:
         if rows is None:
             writer.close()

@@ -24,12 +24,16 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
+import torch
+from torchvision.ops import nms
 
 from .classify import EmotionModel
 from .detect import FaceDetector
 from .draw import annotate
 from .faces import Faces
-from .identity import FaceEmbedder, PersonTracker, cluster_tracks
+from .identity.embedder import FaceEmbedder
+from .identity.grouping import cluster_tracks
+from .identity.tracker import PersonTracker
 from .keyframes import KeyframePolicy
 from .options import VideoOptions
 from .reclassify import ClassifyByNeed
@@ -44,8 +48,10 @@ STATE_VERSION = 2
 
 
 @dataclass
-class VideoReport:
-    """How a video run went."""
+class VideoRun:
+    """How a video run went: frames read and analysed, keyframes, time, the error a damaged
+    file stopped at, the tracks' identities (plain data). (Called ``VideoReport`` before
+    December 2026; that name still works.)"""
 
     path: str
     frames: int = 0
@@ -67,6 +73,27 @@ class VideoReport:
     def frames_per_s(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def failed(self) -> bool:
+        """Nothing could be analysed (``error`` says why); a file that ends early has
+        ``error`` set too, with the frames before it analysed."""
+        return self.error is not None and self.frames == 0
+
+    @classmethod
+    def combine(cls, path: str, parts: list[VideoRun]) -> VideoRun:
+        """The report of a video analysed in consecutive parts (in parallel: the time is
+        the longest part's)."""
+        return cls(
+            path,
+            frames=sum(r.frames for r in parts),
+            analysed=sum(r.analysed for r in parts),
+            keyframes=sum(r.keyframes for r in parts),
+            regions=sum(r.regions for r in parts),
+            seconds=max((r.seconds for r in parts), default=0.0),
+            error=next((r.error for r in parts if r.error), None),
+            bad_packets=sum(r.bad_packets for r in parts),
+        )
+
 
 class VideoPipeline:
     """Detect, track and classify the faces of one video, chunk by chunk."""
@@ -87,7 +114,7 @@ class VideoPipeline:
         self.smoother = ProbSmoother(tau=o.smooth)
         self.people = PersonTracker(embedder=FaceEmbedder(device=model.device) if o.reid else None)
         self.by_need = ClassifyByNeed(interval=o.classify_interval)
-        self.report = VideoReport(
+        self.report = VideoRun(
             self.path, width=self.info.width, height=self.info.height, fps=self.info.fps
         )
         self.first_index: int | None = None
@@ -199,7 +226,7 @@ class VideoPipeline:
         sink: VideoSink | None = None,
         progress: Callable[[int], None] | None = None,
         checkpoint: Callable[[dict], None] | None = None,
-    ) -> VideoReport:
+    ) -> VideoRun:
         """Run over the whole range: rows to ``rows_out`` chunk by chunk, every frame drawn
         to ``sink``; ``checkpoint(state)`` after each chunk's rows are out."""
         o = self.options
@@ -222,7 +249,7 @@ class VideoPipeline:
 
     def final_persons(self) -> dict[int, tuple[int, float]]:
         """Track id -> (person, confidence) for the whole video: the tracks grouped into
-        people once everything is seen (:func:`fervid.identity.cluster_tracks`)."""
+        people once everything is seen (:func:`fervid.identity.grouping.cluster_tracks`)."""
         summary = self.people.summary()
         self.report.identity = summary
         persons = cluster_tracks(summary, people=self.options.people)
@@ -280,8 +307,6 @@ def _merge(a: Faces, b: Faces) -> Faces:
     """Faces found by two searches, duplicates (IoU > 0.4) kept once (the higher score)."""
     if len(a) == 0 or len(b) == 0:
         return b if len(a) == 0 else a
-    import torch
-    from torchvision.ops import nms
 
     boxes = np.concatenate([a.boxes, b.boxes])
     scores = np.concatenate([a.scores, b.scores])
@@ -372,3 +397,7 @@ def truncate_rows_after(csv_path: Path, last_frame: int) -> None:
             keep += len(line)
     with open(csv_path, "r+b") as fh:
         fh.truncate(keep)
+
+
+#: The name :class:`VideoRun` had before December 2026.
+VideoReport = VideoRun

@@ -42,7 +42,7 @@ def plot_timeline(
     """Write a PNG of each person's emotion probabilities against time (``data``: the rows,
     or a video CSV read in chunks; the points thinned to ``max_points``); the most seen
     ``max_tracks`` people."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # half a second to import: only to draw
 
     who = _who(data)
     faces = _face_rows(data, classes, max_points, who)

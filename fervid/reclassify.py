@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from .faces import Faces
@@ -18,7 +19,6 @@ from .faces import Faces
 
 def face_thumb(image: np.ndarray, box) -> np.ndarray:
     """A 16x16 gray thumbnail of the box (its look, cheaply)."""
-    import cv2
 
     h, w = image.shape[:2]
     x1, y1, x2, y2 = (int(round(v)) for v in box)

@@ -3,11 +3,12 @@
 An ``annotate`` run keeps what it knew of who is who beside its table,
 ``VIDEO.fervid.identity.json``: each track's embeddings, the pairs of tracks seen in the same
 frame, the number of people asked for, and the corrections given so far. From it
-:func:`regroup_table` groups the tracks into people again (:func:`fervid.identity.cluster_tracks`)
-with another number of people (``people``), persons a person says are one (``same``) and
-tracks they say are two people (``apart``); rewrites the table's ``person`` and
-``person_confidence`` columns; draws the annotated video again; and writes again the outputs
-made from the table (people, episodes, faces, plot, ELAN, page) that exist. Corrections are
+:func:`regroup_table` groups the tracks into people again
+(:func:`fervid.identity.grouping.cluster_tracks`) with another number of people (``people``),
+persons a person says are one (``same``) and tracks they say are two people (``apart``);
+rewrites the table's ``person`` and ``person_confidence`` columns; draws the annotated video
+again; and writes again the outputs made from the table (people, episodes, faces, plot, ELAN,
+page) that exist (:func:`fervid.video_outputs.write_derived`). Corrections are
 kept (as tracks) in the identity file, so that later runs build on them. :func:`regroup_frame`
 does the same for the DataFrame of :func:`fervid.analyze_video` (its identity travels in
 ``df.attrs["fervid"]``).
@@ -15,78 +16,21 @@ does the same for the DataFrame of :func:`fervid.analyze_video` (its identity tr
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from .identity.columns import persons_in_file
+from .identity.grouping import cluster_tracks
+from .identity.store import identity_path_of, read_identity, write_identity
 from .options import EpisodeOptions
-from .outputs import JSON_MARK, OutputLock, is_fervid_json, write_text_atomic
+from .outputs import OutputLock, may_replace
+from .pipeline import render_from_rows
 from .rows import RowSchema
-
-IDENTITY_VERSION = 1
-#: What marks an identity file (its ``written_by``).
-IDENTITY_MARK = "fervid identity"
-
-
-def identity_path_of(table: str | os.PathLike) -> Path:
-    """Where a video table's identity is kept: ``clip.fervid.csv`` ->
-    ``clip.fervid.identity.json``."""
-    table = Path(table)
-    return table.with_name(table.stem + ".identity.json")
-
-
-def is_identity_file(path: Path) -> bool:
-    """An identity file fervid wrote."""
-    if not is_fervid_json(path):
-        return False
-    return json.loads(Path(path).read_text(encoding="utf-8")).get(JSON_MARK) == IDENTITY_MARK
-
-
-def write_identity(
-    path: str | os.PathLike,
-    summary: dict,
-    *,
-    video: str | os.PathLike,
-    start: float | None = None,
-    end: float | None = None,
-    people: int | None = None,
-    same: Sequence[Sequence[int]] = (),
-    apart: Sequence[Sequence[int]] = (),
-) -> None:
-    """Keep a video's identity (``summary``: :meth:`fervid.identity.PersonTracker.summary`)
-    with the range analysed, the number of people asked for and the corrections (tracks)."""
-    d = {
-        JSON_MARK: IDENTITY_MARK,
-        "version": IDENTITY_VERSION,
-        "video": os.path.basename(os.fsdecode(video)),
-        "start": start,
-        "end": end,
-        "people": people,
-        "same": [sorted(int(t) for t in g) for g in same],
-        "apart": [[int(a), int(b)] for a, b in apart],
-        "tracks": summary["tracks"],
-        "cooccur": summary["cooccur"],
-    }
-    write_text_atomic(path, json.dumps(d))
-
-
-def read_identity(path: str | os.PathLike) -> dict:
-    """An identity file, or ValueError (one line) when it is missing or not one."""
-    path = Path(path)
-    if not path.exists():
-        raise ValueError(
-            f"{path}: not found; the people of a video can be chosen again only after a run "
-            "that kept them (fervid annotate with re-identification, CSV table): annotate it again"
-        )
-    if not is_identity_file(path):
-        raise ValueError(f"{path}: not an identity file fervid wrote")
-    d = json.loads(path.read_text(encoding="utf-8"))
-    if d.get("version") != IDENTITY_VERSION:
-        raise ValueError(f"{path}: identity version {d.get('version')} is not {IDENTITY_VERSION}")
-    return d
+from .video import VideoInfo, VideoSink, is_fervid_video
+from .video_outputs import DERIVED, KINDS, VideoOutputs, find_video, write_derived
 
 
 def tracks_by_person(table: str | os.PathLike, chunk_rows: int = 200_000) -> dict:
@@ -117,7 +61,6 @@ def regroup_frame(
     """:func:`fervid.analyze_video`'s DataFrame with its people chosen again, as
     :func:`regroup_table` chooses them for a table (from the identity in
     ``df.attrs["fervid"]``): a new DataFrame, ``person`` and ``person_confidence`` changed."""
-    from .identity import cluster_tracks
 
     ident = getattr(df.attrs.get("fervid"), "identity", None)
     if not ident:
@@ -182,9 +125,6 @@ def regroup_table(
     corrections are kept unless ``reset``. Returns ``{"people": before, after, "written":
     {kind: path}}``. Raises ValueError (one line) for a table or identity fervid did not
     write, an unknown person or track, or corrections that contradict the video."""
-    from .identity import cluster_tracks
-    from .outputs import VIDEO_OUTPUTS
-
     table = Path(table)
     RowSchema.of_file(table)  # a video table, or a one-line refusal
     ident_path = identity_path_of(table)
@@ -201,8 +141,7 @@ def regroup_table(
         written = _rewrite(table, persons, video, ident, options, progress)
         kept = {k: ident[k] for k in ("video", "start", "end")}
         write_identity(ident_path, ident, **kept, people=count, same=same_tracks, apart=apart_pairs)
-    order = {k: n for n, k in enumerate(VIDEO_OUTPUTS)}
-    written = dict(sorted(written.items(), key=lambda kv: order.get(kv[0], len(order))))
+    written = {k: written[k] for k in KINDS if k in written}
     return {"people": (len(spans), len({p for p, _ in persons.values()})), "written": written}
 
 
@@ -261,21 +200,15 @@ def _check_matches(table: Path, spans: dict, ident: dict) -> None:
 
 def _check_outputs(table: Path) -> None:
     """Every output regroup may write again is fervid's, checked before anything changes."""
-    from .outputs import is_ours, may_replace
-    from .takeaway import outputs_of_table
-
-    for kind, path in outputs_of_table(table).items():
-        if kind not in ("csv", "jsonl", "parquet", "identity"):
-            may_replace(path, lambda p, kind=kind: is_ours(p, kind))
+    outputs = VideoOutputs.of_table(table)
+    for kind in ("mp4", *DERIVED):
+        may_replace(outputs.path(kind), KINDS[kind].is_ours)
 
 
 def _video_for(table: Path, video) -> Path | None:
     """The analysed video, needed when the table has an annotated video to draw again."""
-    from .takeaway import find_video, outputs_of_table
-    from .video import is_fervid_video
-
     video = Path(video) if video is not None else find_video(table)
-    mp4 = outputs_of_table(table)["mp4"]
+    mp4 = VideoOutputs.of_table(table).path("mp4")
     if video is None and mp4.exists() and is_fervid_video(mp4):
         raise ValueError(
             f"{mp4} is drawn with the people and needs the analysed video to be drawn again: "
@@ -286,38 +219,28 @@ def _video_for(table: Path, video) -> Path | None:
 
 def _rewrite(table: Path, persons: dict, video, ident: dict, options, progress) -> dict:
     """The table's persons, then everything drawn or written from it that exists."""
-    from .annotation import persons_in_file
-    from .outputs import is_ours
-    from .takeaway import outputs_of_table, report_table
-
-    outs = outputs_of_table(table)
+    outputs = VideoOutputs.of_table(table)
     persons_in_file(table, persons)
     written = {"csv": table}
-    if video is not None and outs["mp4"].exists() and is_ours(outs["mp4"], "mp4"):
-        _redraw(table, video, outs["mp4"], ident, progress)
-        written["mp4"] = outs["mp4"]
-    if outs["png"].exists() and is_ours(outs["png"], "png"):
-        from .plot import plot_timeline
+    mp4 = outputs.path("mp4")
+    if video is not None and mp4.exists() and is_fervid_video(mp4):
+        _redraw(table, video, mp4, ident, progress)
+        written["mp4"] = mp4
+    kinds = set(outputs.existing(DERIVED)) - ({"faces"} if video is None else set())
+    if kinds & {"eaf", "tsv"}:  # ELAN's two files go together, as --elan writes them
+        kinds |= {"eaf", "tsv"}
+    kinds |= {"people", "episodes"} | ({"faces"} if video is not None else set())
+    with OutputLock(outputs.path("people")):
+        done = write_derived(table, outputs, kinds, video=video, annotated=_annotated(mp4, video),
+                             episodes=options)  # fmt: skip
+    return written | {k: outputs.path(k) for k in done}
 
-        classes = RowSchema.of_file(table).classes
-        plot_timeline(table, classes, outs["png"], title=(video or table).name)
-        written["png"] = outs["png"]
-    elan = outs["eaf"].exists() or outs["tsv"].exists()
-    written |= report_table(
-        table,
-        video=video,
-        elan=elan,
-        page=outs["html"].exists(),
-        overwrite=True,
-        options=options,
-    )
-    return written
+
+def _annotated(mp4: Path, video: Path | None) -> Path | None:
+    return mp4 if mp4.exists() and is_fervid_video(mp4) else video
 
 
 def _redraw(table: Path, video: Path, mp4: Path, ident: dict, progress) -> None:
-    from .pipeline import render_from_rows
-    from .video import VideoInfo, VideoSink
-
     start, end = ident["start"], ident["end"]
     classes = RowSchema.of_file(table).classes
     info = VideoInfo.from_path(video)

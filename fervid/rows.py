@@ -188,14 +188,6 @@ def _number(text, kind, missing):
     return kind(text) if text != "" else missing
 
 
-def video_columns(classes: Sequence[str]) -> list[str]:
-    return RowSchema("video", tuple(classes)).columns
-
-
-def image_columns(classes: Sequence[str]) -> list[str]:
-    return RowSchema("image", tuple(classes)).columns
-
-
 def classes_of(csv_path: str | os.PathLike) -> tuple[str, ...]:
     """The class names of a fervid table, from its header."""
     return RowSchema.of_file(csv_path).classes
@@ -204,7 +196,7 @@ def classes_of(csv_path: str | os.PathLike) -> tuple[str, ...]:
 def to_frame(rows: list[list], schema: RowSchema):
     """Rows as a pandas DataFrame typed as pandas reads the CSV back (nullable integers,
     text as text with empty fields missing, numbers as floats)."""
-    import pandas as pd
+    import pandas as pd  # pandas only for a DataFrame: the rows are lists
 
     df = pd.DataFrame(rows, columns=schema.columns)
     for c in schema.columns:

@@ -18,6 +18,8 @@ import cv2
 import numpy as np
 
 from .errors import first_line
+from .images import ImageError, check_regular
+from .outputs import same_file
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,6 @@ class VideoError(ValueError):
 
 
 def _open(path: str | os.PathLike):
-    from .images import ImageError, check_regular
 
     try:
         check_regular(path)
@@ -48,7 +49,6 @@ def _open(path: str | os.PathLike):
 
 
 def _same_file(a, b) -> bool:
-    from .outputs import same_file
 
     return same_file(a, b)
 

@@ -1,5 +1,6 @@
-"""Result files: the CSV row writer, the other formats keyed by name (written from the CSV),
-file names as text."""
+"""Result files: the CSV row writer, the table formats keyed by name (:data:`WRITERS`, written
+from the CSV: the one list of formats), file names as text. Importing it costs no numpy, so
+that the command line can list the formats."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
-
-from .rows import INT_COLUMNS, TEXT_COLUMNS
 
 
 def clean_text(text: str) -> str:
@@ -39,7 +38,8 @@ def drop_last_item(path: Path) -> str | None:
 
 
 class CsvRowWriter:
-    """Appends rows to a CSV file as they come, flushing each batch to disk."""
+    """Appends rows to a CSV file as they come, flushing each batch to disk; a context
+    manager (closed on leaving, quietly after an error)."""
 
     suffix = ".csv"
 
@@ -67,6 +67,12 @@ class CsvRowWriter:
             self._w.writerows(rows)
         self._fh.flush()
 
+    def __enter__(self) -> CsvRowWriter:
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(quietly=exc_type is not None)
+
     def close(self, *, quietly: bool = False) -> None:
         """Flush to disk and close; ``quietly``: after another error, say nothing more (a
         full disk fails the flush too)."""
@@ -87,7 +93,9 @@ class CsvRowWriter:
 def _typed_chunks(csv_path: Path, chunk_rows: int = 100_000):
     """A fervid CSV as DataFrames of ``chunk_rows`` rows, each column with one type in every
     chunk (integers that may be missing as nullable integers, text as text)."""
-    import pandas as pd
+    import pandas as pd  # the command line lists WRITERS without pandas
+
+    from .rows import INT_COLUMNS, TEXT_COLUMNS  # rows needs numpy; the CLI imports WRITERS
 
     header = pd.read_csv(csv_path, nrows=0).columns
     types = {c: "Int64" if c in INT_COLUMNS else "float64" for c in header}
@@ -97,7 +105,7 @@ def _typed_chunks(csv_path: Path, chunk_rows: int = 100_000):
 
 def write_jsonl(csv_path: Path, out: Path) -> None:
     """One JSON object per row (missing values as null), streamed from the CSV."""
-    from .outputs import atomic_path
+    from .outputs import atomic_path  # outputs needs numpy; the command line lists WRITERS
 
     with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         for chunk in _typed_chunks(csv_path):
@@ -106,11 +114,11 @@ def write_jsonl(csv_path: Path, out: Path) -> None:
 
 def write_parquet(csv_path: Path, out: Path) -> None:
     """Parquet (``pip install "fervid[parquet]"``), streamed from the CSV in row groups."""
-    from .outputs import OutputError, atomic_path
+    from .outputs import OutputError, atomic_path  # likewise
 
     try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        import pyarrow as pa  # an extra (fervid[parquet])
+        import pyarrow.parquet as pq  # an extra (fervid[parquet])
     except ImportError:
         raise OutputError('Parquet needs pyarrow: pip install "fervid[parquet]"') from None
     with atomic_path(out) as tmp:

@@ -15,7 +15,7 @@ import pytest
 
 import fervid
 from fervid.classify import BACKENDS, DEFAULT_MODEL, load_model
-from fervid.cli import BACKENDS as CLI_BACKENDS
+from fervid.cli_options import BACKENDS as CLI_BACKENDS
 from fervid.compiled import int8_path
 
 pytest.importorskip("openvino")

@@ -14,15 +14,10 @@ import pytest
 
 import fervid
 from fervid.faces import Faces
-from fervid.identity import (
-    LOOSE,
-    THRESHOLD,
-    FaceEmbedder,
-    PersonTracker,
-    cluster_tracks,
-    cohort_scale,
-    same_probability,
-)
+from fervid.identity.distance import LOOSE, THRESHOLD, cohort_scale, same_probability
+from fervid.identity.embedder import FaceEmbedder
+from fervid.identity.grouping import cluster_tracks
+from fervid.identity.tracker import PersonTracker
 
 from conftest import SHARED, samples
 
@@ -51,7 +46,8 @@ def test_the_pytorch_network_gives_dlibs_own_descriptors(embedder):
 
     import dlib
 
-    from fervid.identity import DESCRIPTOR_FILE, _model_dir
+    from fervid._dlib_resnet import DESCRIPTOR_FILE
+    from fervid._dlib_resnet import model_dir as _model_dir
 
     boxes = np.array([samples.PORTRAIT_FACES[0]], np.float32)
     chips = embedder.chips(samples.astronaut(), boxes)
@@ -143,41 +139,38 @@ def _at(base: np.ndarray, d: float, seed: int) -> list[float]:
 
 def test_a_return_beyond_the_threshold_joins_only_when_nobody_else_is_nearer():
     # the rule on raw distances (the cohort's reading has its own test)
-    cluster_tracks = functools.partial(fervid.identity.cluster_tracks, cohort=False)
+    raw = functools.partial(cluster_tracks, cohort=False)
     a, b, c = (np.asarray(_vec(s)) for s in (11, 12, 13))  # about 1.3 apart from each other
     first, back = [list(a)], [_at(a, 0.58, 1)]  # the return: over THRESHOLD, under LOOSE
     assert THRESHOLD < 0.58 < LOOSE
     clear = {0: (0.0, first), 1: (1.0, [list(b)]), 2: (2.0, [list(c)]), 3: (9.0, back)}
-    persons = cluster_tracks(_summary(clear, cooccur=[(0, 1), (1, 3), (2, 3)]))
+    persons = raw(_summary(clear, cooccur=[(0, 1), (1, 3), (2, 3)]))
     assert persons[3][0] == persons[0][0] and len({p for p, _ in persons.values()}) == 3
     # someone else, even one seen with the return, nearer to it: kept apart (not a guess)
     crowded = dict(clear)
     crowded[2] = (2.0, [_at(np.asarray(back[0]), 0.56, 2)])
-    persons = cluster_tracks(_summary(crowded, cooccur=[(0, 1), (1, 3), (2, 3)]))
+    persons = raw(_summary(crowded, cooccur=[(0, 1), (1, 3), (2, 3)]))
     assert persons[3][0] != persons[0][0] and persons[3][0] != persons[2][0]
     # someone seen with the person nearer to it than the return: not its nearest any more
     far = dict(clear)
     far[2] = (2.0, [_at(np.asarray(first[0]), 0.57, 3)])
-    persons = cluster_tracks(_summary(far, cooccur=[(0, 1), (0, 2), (1, 3), (2, 3)]))
+    persons = raw(_summary(far, cooccur=[(0, 1), (0, 2), (1, 3), (2, 3)]))
     assert persons[3][0] != persons[0][0]
     # too far (over LOOSE) even when nobody else is near
     lone = dict(clear)
     lone[3] = (9.0, [_at(a, LOOSE + 0.02, 4)])
-    persons = cluster_tracks(_summary(lone, cooccur=[(0, 1), (1, 3), (2, 3)]))
+    persons = raw(_summary(lone, cooccur=[(0, 1), (1, 3), (2, 3)]))
     assert persons[3][0] != persons[0][0]
     # seen together: never one person; and the rule can be turned off
-    persons = cluster_tracks(_summary(clear, cooccur=[(0, 3), (1, 3)]))
+    persons = raw(_summary(clear, cooccur=[(0, 3), (1, 3)]))
     assert persons[3][0] != persons[0][0]
-    assert (
-        cluster_tracks(_summary(clear), loose=0)[3][0]
-        != cluster_tracks(_summary(clear), loose=0)[0][0]
-    )
+    assert raw(_summary(clear), loose=0)[3][0] != raw(_summary(clear), loose=0)[0][0]
 
 
 def test_distances_are_read_against_the_cohort_of_faces(embedder):
     """Where faces crowd (look-alikes to the descriptor) distances grow; a vector far from
     every face (not a face) cannot pull others near it."""
-    from fervid.identity import SCALE_BOUNDS, _cohort
+    from fervid.identity.distance import SCALE_BOUNDS, _cohort
 
     cohort = _cohort()
     assert cohort.shape[1] == 128 and len(cohort) > 10_000

@@ -19,11 +19,26 @@ pytestmark = pytest.mark.slow  # a Ray cluster starts in each module run
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    from fervid.cluster import connect, shutdown
+def cluster(tmp_path_factory):
+    """A local Ray whose workers can be made to crash (:mod:`ray_crash`); fervid joins it."""
+    import os
 
-    connect("local", num_cpus=2)
-    yield
+    from fervid.ray_jobs import connect, shutdown
+
+    from ray_crash import CRASH_DIR_ENV
+
+    crash_dir = tmp_path_factory.mktemp("crash")
+    tests = os.path.dirname(os.path.abspath(__file__))
+    path = os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH")) if p)
+    env = {"PYTHONPATH": path, CRASH_DIR_ENV: str(crash_dir)}
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": env, "worker_process_setup_hook": "ray_crash.install"},
+    )
+    connect("local")  # already running: fervid uses it
+    yield crash_dir
     shutdown()
 
 
@@ -127,24 +142,22 @@ def test_parts_are_stitched_by_identity_not_only_by_place(cluster, tmp_path):
     assert not list((tmp_path / "ray").glob("*.part*"))
 
 
-def test_a_crashed_worker_is_retried_and_nothing_is_lost(cluster, inputs, tmp_path, monkeypatch):
-    from fervid.cluster import CRASH_ONCE_ENV
+def test_a_crashed_worker_is_retried_and_nothing_is_lost(cluster, inputs, tmp_path):
+    from ray_crash import arm
 
     photos = inputs / "photos"
     _run("scan", photos, "--csv", tmp_path / "one.csv")
-    marker = tmp_path / "crashed"
-    monkeypatch.setenv(CRASH_ONCE_ENV, str(marker))
+    arm(cluster)
     _run("scan", photos, "--csv", tmp_path / "ray.csv", "--ray-address", "local")
-    assert marker.exists()  # a worker did die mid-task
+    assert (cluster / "crashed").exists()  # a worker did die mid-task
     assert (tmp_path / "ray.csv").read_text() == (tmp_path / "one.csv").read_text()
-    marker2 = tmp_path / "crashed2"
-    monkeypatch.setenv(CRASH_ONCE_ENV, str(marker2))
+    arm(cluster)
     videos = inputs / "videos"
     _run("annotate", videos, "--out-dir", tmp_path / "one_v", "--no-video")
     r = _run(
         "annotate", videos, "--out-dir", tmp_path / "ray_v", "--no-video", "--ray-address", "local"
     )
-    assert r.exit_code == 0 and marker2.exists()
+    assert r.exit_code == 0 and (cluster / "crashed").exists()
     for name in ("a", "b"):
         one = (tmp_path / "one_v" / f"{name}.fervid.csv").read_text()
         assert (tmp_path / "ray_v" / f"{name}.fervid.csv").read_text() == one

@@ -110,7 +110,7 @@ def test_resume_after_interruption(photos, tmp_path, monkeypatch):
     kept = pd.read_csv(partial)
     assert kept["path"].nunique() == 3
     # a row cut in half by a hard kill: recorded as about to be written, half written
-    from fervid.outputs import ScanRecord
+    from fervid.scan_table import ScanRecord
 
     record = ScanRecord(partial, photos)
     record.start()

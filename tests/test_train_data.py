@@ -14,7 +14,7 @@ from fervid.train.data import (
     class_loss_weights,
     detect_channels,
     open_dataset,
-    read_rafdb_labels,
+    parse_rafdb_labels,
 )
 
 from conftest import SHARED
@@ -35,7 +35,9 @@ def test_rafdb_layout_crlf(tmp_path):
 
 @pytest.mark.skipif(not (SHARED / "rafdb").exists(), reason="../shared/data absent")
 def test_real_rafdb_label_file_parses():
-    splits = read_rafdb_labels(SHARED / "rafdb" / "list_patition_label.txt")
+    splits = {"train": [], "test": []}
+    for split, _, label in parse_rafdb_labels(SHARED / "rafdb" / "list_patition_label.txt"):
+        splits[split].append(label)
     train = np.bincount(splits["train"], minlength=7).tolist()
     test = np.bincount(splits["test"], minlength=7).tolist()
     assert train == [1290, 281, 717, 4772, 1982, 705, 2524]

@@ -18,7 +18,7 @@ import fervid
 from fervid.faces import Faces
 from fervid.keyframes import KeyframePolicy
 from fervid.pipeline import faces_by_frame, truncate_rows_after
-from fervid.rows import video_columns
+from fervid.rows import RowSchema
 from fervid.track import iou_matrix
 
 from conftest import samples
@@ -142,7 +142,7 @@ def test_rows_come_back_as_faces_and_truncate_at_a_frame(tmp_path):
     ]
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(video_columns(classes))
+        w.writerow(RowSchema("video", tuple(classes)).columns)
         w.writerows(rows)
         fh.write("3,0.12,0,1")  # a line cut by a kill
     truncate_rows_after(path, 1)

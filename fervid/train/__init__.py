@@ -10,11 +10,11 @@ __all__ = ["TrainConfig", "fit", "run_study", "evaluate_checkpoint"]
 
 def __getattr__(name: str):
     if name in ("TrainConfig", "fit"):
-        from . import run
+        from . import run  # PyTorch only when the training API is used
 
         return getattr(run, name)
     if name in ("run_study", "evaluate_checkpoint"):
-        from . import study
+        from . import study  # likewise
 
         return getattr(study, name)
     raise AttributeError(f"module 'fervid.train' has no attribute {name!r}")

@@ -175,7 +175,7 @@ def _blur(x: torch.Tensor, kind: float, amount: float, angle: float) -> torch.Te
 
 def _jpeg(x: torch.Tensor, quality: float) -> torch.Tensor:
     """Encode and decode as JPEG at ``quality`` (on the CPU, where torchvision's codec is)."""
-    from torchvision.io import decode_jpeg, encode_jpeg
+    from torchvision.io import decode_jpeg, encode_jpeg  # only for the JPEG degradation
 
     u8 = (x.detach() * 255).round().clamp(0, 255).to(torch.uint8).cpu()
     decoded = decode_jpeg(encode_jpeg(list(u8), quality=int(quality)))

@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
+from fervid import logs
 from fervid.architectures import REGISTRY, STUDY_ARCHS, PretrainedUnavailable
 from fervid.calibration import TEMPERATURE_RANGE
-from fervid.checkpoint import CheckpointError
+from fervid.checkpoint import CheckpointError, CropPolicy, load_checkpoint, save_checkpoint
 from fervid.errors import first_line
+from fervid.outputs import (
+    check_output,
+    is_fervid_checkpoint,
+    is_fervid_json,
+    may_replace,
+    write_json_report,
+)
 
+from .average import average_checkpoints
+from .calibrate import calibrate_checkpoint
 from .config import TrainConfig, click_options, source_options
 from .data import DataError
+from .study import evaluate_checkpoint, run_study
 
 log = logging.getLogger(__name__)
 CONTEXT = {"show_default": True, "help_option_names": ["-h", "--help"]}
@@ -24,7 +36,6 @@ ERRORS = (DataError, CheckpointError, PretrainedUnavailable, ValueError, OSError
 def _claim_output(path: str, inputs: list[str], kind: str) -> None:
     """Refuse, before any work, an output (``kind`` "safetensors" or "json") that would
     replace one of the ``inputs`` or a file of that name that fervid did not write."""
-    from fervid.outputs import check_output, is_fervid_checkpoint, is_fervid_json, may_replace
 
     check_output(path, inputs=inputs, kind=kind)
     may_replace(Path(path), is_fervid_checkpoint if kind == "safetensors" else is_fervid_json)
@@ -57,14 +68,12 @@ def _archs(ctx, param, value: tuple[str, ...]) -> list[str]:
 def cli(ctx, archs, quiet, **opts):
     """Train emotion classifiers. Without a sub-command: train --archs on --data and write
     the comparison report (comparison.csv, comparison.md, plots) into --out."""
-    from fervid import logs
 
     logs.configure(quiet=quiet)
     if ctx.invoked_subcommand is not None:
         return
     if not opts["data"]:
         raise click.UsageError("--data is required (a dataset root); see --help")
-    from .study import run_study
 
     cfg = TrainConfig(progress=not quiet and sys.stderr.isatty(), **opts)
     try:
@@ -97,9 +106,6 @@ def cli(ctx, archs, quiet, **opts):
 def evaluate(checkpoint, data, split, device, batch_size, ignore_unknown, as_json):
     """Evaluate CHECKPOINT on a dataset split: accuracy, balanced accuracy, macro-F1,
     per-class recall, confusion matrix."""
-    from fervid.outputs import write_json_report
-
-    from .study import evaluate_checkpoint
 
     try:
         if as_json:
@@ -165,9 +171,6 @@ def evaluate(checkpoint, data, split, device, batch_size, ignore_unknown, as_jso
 def export(checkpoint, output, half, crop_scale, crop_shift, tta, temperature, dataset):
     """Package CHECKPOINT (best.safetensors or last.pt) as one inference file OUTPUT,
     optionally fp16 and with its crop policy / test-time augmentation set."""
-    from dataclasses import replace
-
-    from fervid.checkpoint import CropPolicy, load_checkpoint, save_checkpoint
 
     try:
         _claim_output(output, [checkpoint], "safetensors")
@@ -218,10 +221,6 @@ def calibrate(checkpoint, output, device, batch_size, half, as_json, prior_shift
     selected on (give the training run's --data, --exclude, --holdout, --labels, ...: never
     a test split) and write the calibrated model to OUTPUT. The top class never changes;
     probabilities become as confident as the model is right."""
-    from fervid.checkpoint import save_checkpoint
-    from fervid.outputs import write_json_report
-
-    from .calibrate import calibrate_checkpoint
 
     if not sources["data"]:
         raise click.UsageError("--data is required (the training run's dataset roots)")
@@ -278,9 +277,6 @@ def average(checkpoints, output, weights, half):
     several runs, or a model and its fine-tune interpolated (--weights 0.5,0.5). The readout
     (crop, test-time augmentation, class weights, temperature) is the first checkpoint's;
     calibrate the average again."""
-    from fervid.checkpoint import save_checkpoint
-
-    from .average import average_checkpoints
 
     try:
         _claim_output(output, list(checkpoints), "safetensors")

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
 
 from fervid.emotions import EMOTIONS, canonical
 from fervid.images import IMAGE_EXTS, ImageError, load_image
@@ -130,7 +131,7 @@ def read_rafdb(root: str | os.PathLike) -> DatasetSpec:
     if not image_dir.is_dir():
         raise DataError(f"{root}: RAF-DB image folder missing: {image_dir}")
     splits: dict[str, Split] = {"train": Split([], []), "test": Split([], [])}
-    for split, name, label in _parse_rafdb(label_file):
+    for split, name, label in parse_rafdb_labels(label_file):
         splits[split].paths.append(image_dir / f"{name}_aligned.jpg")
         splits[split].labels.append(label)
     for name, split in splits.items():
@@ -146,7 +147,7 @@ def read_rafdb(root: str | os.PathLike) -> DatasetSpec:
     return spec
 
 
-def _parse_rafdb(label_file: Path):
+def parse_rafdb_labels(label_file: Path):
     """Yield (split, stem, label 0..6) per line of RAF-DB's label file (CRLF or LF)."""
     text = label_file.read_bytes().decode("utf-8", errors="replace")
     for lineno, raw in enumerate(text.splitlines(), start=1):
@@ -160,14 +161,6 @@ def _parse_rafdb(label_file: Path):
                 "(expected e.g. 'train_00001.jpg 5', labels 1..7)"
             )
         yield m["split"], m["name"], int(m["label"]) - 1
-
-
-def read_rafdb_labels(label_file: str | os.PathLike) -> dict[str, list[int]]:
-    """The labels (0..6, RAF-DB order) of each split in a RAF-DB label file."""
-    out: dict[str, list[int]] = {"train": [], "test": []}
-    for split, _, label in _parse_rafdb(Path(label_file)):
-        out[split].append(label)
-    return out
 
 
 def read_folders(root: str | os.PathLike, *, ignore_unknown: bool = False) -> DatasetSpec:
@@ -258,7 +251,6 @@ def decode_all(
     paths: Sequence[Path], size: int, channels: str, *, threads: int = 4, progress: bool = False
 ) -> torch.Tensor:
     """Decode images once into a uint8 NxCxSxS tensor."""
-    from tqdm import tqdm
 
     c = channel_count(channels)
     out = torch.empty((len(paths), c, size, size), dtype=torch.uint8)

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 
 def dist_info() -> tuple[int, int, int]:
@@ -21,8 +22,6 @@ def init_distributed(device: str) -> tuple[int, int, str]:
     """Join torchrun's process group when there is one; (rank, world, device to use)."""
     rank, world, local = dist_info()
     if world > 1:
-        import torch.distributed as dist
-
         use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
         if use_cuda:
             torch.cuda.set_device(local)
@@ -36,7 +35,6 @@ def init_distributed(device: str) -> tuple[int, int, str]:
 
 def reduce_sum(cm, loss_sum: float) -> tuple[np.ndarray, float]:
     """Sum a confusion matrix and a loss total over all processes."""
-    import torch.distributed as dist
 
     t = torch.tensor(np.asarray(cm), dtype=torch.float64)
     s = torch.tensor([loss_sum], dtype=torch.float64)

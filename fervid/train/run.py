@@ -12,14 +12,20 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm import tqdm
 
+from fervid import __version__
 from fervid.architectures import arch_spec, build_model, count_parameters
+from fervid.checkpoint import CheckpointError, load_checkpoint
 from fervid.runtime import Runtime
 
 from .augment import BatchAugment, BatchMix
@@ -34,7 +40,13 @@ from .data import (
     logit_adjustment,
 )
 from .distributed import init_distributed, reduce_sum
-from .engine import AdjustedLoss, SourceAdjustedLoss, evaluate, train_one_epoch
+from .engine import (
+    AdjustedLoss,
+    SourceAdjustedLoss,
+    evaluate,
+    metrics_from_confusion,
+    train_one_epoch,
+)
 from .schedule import LRSchedule
 from .sources import Source, open_sources, sampling_weights, union_train
 
@@ -169,8 +181,6 @@ def build_parts(cfg: TrainConfig, data: TrainData, runtime: Runtime, world: int)
     model = runtime.prepare_model(model)
     ema = None
     if cfg.ema:
-        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
         ema = AveragedModel(
             model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True
         )
@@ -318,8 +328,6 @@ def _train_epoch(cfg, data, parts, runtime, state, rank, world, main) -> dict:
     indices = data.sampler.indices(epoch)
     bar = None
     if main and cfg.progress:
-        from tqdm import tqdm
-
         bar = tqdm(
             total=len(indices),
             desc=f"{cfg.arch} {epoch + 1}/{state.planned}",
@@ -384,8 +392,6 @@ def aggregate(per: dict[str, dict], select: str, select_source: str = "mean") ->
     if len(names) == 1:
         ev = dict(per[names[0]])
     else:
-        from .engine import metrics_from_confusion
-
         pooled = metrics_from_confusion(sum(_np(per[n]["confusion"]) for n in names))
         ev = {k: sum(per[n][k] for n in names) / len(names) for k in (*METRICS, "loss")}
         ev |= {"recall": pooled["recall"], "confusion": pooled["confusion"], "n": pooled["n"]}
@@ -395,7 +401,6 @@ def aggregate(per: dict[str, dict], select: str, select_source: str = "mean") ->
 
 
 def _np(x):
-    import numpy as np
 
     return np.asarray(x, dtype=np.int64)
 
@@ -515,7 +520,6 @@ def evaluate_tests(cfg, data: TrainData, runtime, weights: dict) -> dict[str, di
 
 
 def _meta_base(cfg: TrainConfig, data: TrainData, resolved: dict) -> dict:
-    from fervid import __version__
 
     return {
         "arch": cfg.arch,
@@ -578,7 +582,6 @@ def _log_epoch(cfg, state, tr, ev, dt, improved) -> None:
 
 def _init_from(model: nn.Module, path: str, arch: str, classes: list[str]) -> None:
     """Start from a fervid checkpoint's weights; a head for other classes is left fresh."""
-    from fervid.checkpoint import CheckpointError, load_checkpoint
 
     state, meta = load_checkpoint(path)
     if meta.arch != arch:
@@ -615,6 +618,5 @@ def _peak_memory_mb(device: torch.device) -> float:
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
-    import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

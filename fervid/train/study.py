@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from fervid.emotions import canonical
-from fervid.outputs import atomic_path, write_text_atomic
+from fervid.outputs import atomic_path, is_fervid_text, may_replace, write_text_atomic
 
 from .data import SplitData, open_dataset
 from .distributed import dist_info
@@ -98,7 +99,6 @@ def comparison_rows(results: Sequence[RunResult]) -> list[dict]:
 
 def write_report(results: Sequence[RunResult], out: Path) -> None:
     """``comparison.csv``, ``comparison.md`` and PNG plots in ``out``."""
-    from fervid.outputs import is_fervid_text, may_replace
 
     out.mkdir(parents=True, exist_ok=True)
     may_replace(out / "comparison.csv", is_fervid_text(",".join(COLUMNS)))
@@ -141,8 +141,7 @@ def _fmt(column: str, v) -> str:
 
 
 def _plots(results: Sequence[RunResult], out: Path) -> None:
-    import numpy as np
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # half a second to import: only to draw
 
     fig = Figure(figsize=(6, 4), dpi=120)
     ax = fig.subplots()

@@ -117,6 +117,15 @@ pick.addEventListener('change', () => {
 """
 
 
+def is_fervid_page(path: str | os.PathLike) -> bool:
+    """A page fervid wrote (its generator tag near the top)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return 'content="fervid"' in fh.read(2000)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def _rel(target: str | os.PathLike, page: Path) -> str:
     rel = os.path.relpath(Path(target).resolve(), page.parent.resolve())
     return html.escape(Path(rel).as_posix().replace("%", "%25").replace("#", "%23"))
