@@ -31,7 +31,7 @@ from .outputs import (
 )
 from .photos import as_model
 from .pipeline import VideoPipeline, VideoRun, render_from_rows, truncate_rows_after
-from .rows import RowSchema, to_frame
+from .rows import RowSchema, read_csv, read_csv_chunks, to_frame
 from .video import VideoError, VideoSink, is_fervid_video
 from .video_outputs import VideoOutputs, write_derived, write_table_format
 from .writers import CsvRowWriter
@@ -241,12 +241,12 @@ def summarize_csv(csv_path: str | os.PathLike, chunk_rows: int = 200_000) -> dic
     """A video CSV's rows, faces, tracks and people, each person's dominant emotion and its
     share, read in chunks (memory flat for any length). A table without a person column
     (fervid before re-identification) is summarised per track."""
-    header = pd.read_csv(csv_path, nrows=0).columns
+    header = read_csv(csv_path, nrows=0).columns
     who = "person" if "person" in header else "face"
     counts: dict[int, dict[str, int]] = {}
     tracks: set[int] = set()
     rows = faces = 0
-    for part in pd.read_csv(csv_path, usecols=list({"face", who, "emotion"}), chunksize=chunk_rows):
+    for part in read_csv_chunks(csv_path, chunk_rows, usecols=list({"face", who, "emotion"})):
         rows += len(part)
         part = part.dropna(subset=["face"])
         faces += len(part)

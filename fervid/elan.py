@@ -7,11 +7,13 @@ from __future__ import annotations
 import datetime
 import os
 from pathlib import Path
+from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
 import pandas as pd
 
 from .outputs import atomic_path
+from .rows import write_csv
 
 MIME = {
     ".mp4": "video/mp4",
@@ -54,10 +56,11 @@ def eaf_text(
     if media is not None:
         media = Path(media)
         rel = os.path.relpath(media.resolve(), where.resolve())
+        relative = "./" + quote(Path(rel).as_posix(), safe="/")  # percent-encoded, as a URL
         mime = MIME.get(media.suffix.lower(), "video/*")
         out.append(
             f'    <MEDIA_DESCRIPTOR MEDIA_URL="{_xml(media.resolve().as_uri())}" '
-            f'MIME_TYPE="{mime}" RELATIVE_MEDIA_URL="{_xml("./" + Path(rel).as_posix())}"/>'
+            f'MIME_TYPE="{mime}" RELATIVE_MEDIA_URL="{_xml(relative)}"/>'
         )
     out += [
         f'    <PROPERTY NAME="lastUsedAnnotationId">{len(episodes)}</PROPERTY>',
@@ -117,5 +120,5 @@ def write_episodes_tsv(episodes: pd.DataFrame, path: str | os.PathLike) -> Path:
         }
     )
     with atomic_path(path) as tmp:
-        table.to_csv(tmp, sep="\t", index=False)
+        write_csv(table, tmp, sep="\t", index=False)
     return path

@@ -13,12 +13,13 @@ import html
 import json
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 
 from .emotions import color_for
 from .outputs import atomic_path
-from .rows import cell_text, file_of
+from .rows import cell_text, file_of, read_csv_chunks
 
 GENERATOR = '<meta name="generator" content="fervid">'
 
@@ -127,8 +128,10 @@ def is_fervid_page(path: str | os.PathLike) -> bool:
 
 
 def _rel(target: str | os.PathLike, page: Path) -> str:
+    """A local file as a link from the page: relative, starting ``./`` and percent-encoded, so
+    that no name (``https:example.com.mp4``, ``a#b``, ``100%.jpg``) reads as another place."""
     rel = os.path.relpath(Path(target).resolve(), page.parent.resolve())
-    return html.escape(Path(rel).as_posix().replace("%", "%25").replace("#", "%23"))
+    return html.escape("./" + quote(Path(rel).as_posix(), safe="/"))
 
 
 def _legend(classes) -> str:
@@ -146,7 +149,9 @@ def _hex(emotion: str) -> str:
 def _page(title: str, body: str, script: str, data: dict | None = None) -> str:
     blob = ""
     if data is not None:
-        text = json.dumps(data).replace("</", "<\\/")
+        # no "<" or ">" reaches the HTML parser: a name such as "<!--<script>" cannot end
+        # the data block or swallow the page's own script
+        text = json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e")
         blob = f'<script type="application/json" id="data">{text}</script>'
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">{GENERATOR}'
@@ -239,7 +244,7 @@ def write_photos_page(
     scan's CSV (streamed); ``folder``: what its paths are relative to."""
     path, folder = Path(path), Path(folder)
     cards, emotions = [], set()
-    for part in pd.read_csv(table, chunksize=100_000, keep_default_na=False):
+    for part in read_csv_chunks(table, 100_000, keep_default_na=False):
         for r in part[part["emotion"] != ""].itertuples(index=False):
             emotions.add(r.emotion)
             box = json.dumps([float(r.x1), float(r.y1), float(r.x2), float(r.y2)])

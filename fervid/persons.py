@@ -30,7 +30,7 @@ from PIL import Image
 from .identity.quality import sharpness
 from .options import EpisodeOptions
 from .outputs import atomic_path
-from .rows import RowSchema
+from .rows import RowSchema, read_csv, read_csv_chunks
 from .video import frames_at
 
 EPISODE_COLUMNS = [
@@ -210,7 +210,7 @@ def _chunks(table, chunk_rows: int) -> Iterator[pd.DataFrame]:
     if isinstance(table, pd.DataFrame):
         yield table
         return
-    yield from pd.read_csv(table, chunksize=chunk_rows)
+    yield from read_csv_chunks(table, chunk_rows)
 
 
 def _who(columns) -> str:
@@ -276,7 +276,7 @@ def _schema(table) -> RowSchema:
     try:
         return RowSchema.of_file(table)
     except ValueError:
-        header = list(pd.read_csv(table, nrows=0).columns)
+        header = list(read_csv(table, nrows=0).columns)
         return _schema(pd.DataFrame(columns=header))
 
 

@@ -10,10 +10,11 @@ import pandas as pd
 
 from .emotions import color_for
 from .outputs import atomic_path
+from .rows import read_csv, read_csv_chunks
 
 
 def _who(data) -> str:
-    columns = data.columns if isinstance(data, pd.DataFrame) else pd.read_csv(data, nrows=0)
+    columns = read_csv(data, nrows=0).columns if not isinstance(data, pd.DataFrame) else data
     return "person" if "person" in columns else "face"
 
 
@@ -22,7 +23,7 @@ def _face_rows(data, classes, max_points: int, who: str) -> pd.DataFrame:
         return data.dropna(subset=["face"])
     parts: list[pd.DataFrame] = []
     columns = list(dict.fromkeys(["time_s", "face", who, *classes]))
-    for part in pd.read_csv(data, usecols=columns, chunksize=200_000):
+    for part in read_csv_chunks(data, 200_000, usecols=columns):
         parts.append(part.dropna(subset=["face"]))
         rows = sum(len(p) for p in parts)
         if rows > 4 * max_points:  # thin what was read so far: memory stays bounded

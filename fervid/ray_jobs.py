@@ -20,8 +20,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 from .annotation import annotate_video
 from .classify import load_model
 from .errors import first_line
@@ -29,7 +27,7 @@ from .options import ImageOptions, VideoOptions
 from .outputs import partial_path
 from .photos import iter_images, rows_per_file
 from .pipeline import VideoRun, render_from_rows
-from .rows import classes_of
+from .rows import classes_of, read_csv
 from .stitch import part_path, persons_across_parts, split_ranges, stitch
 from .video import VideoInfo, VideoSink
 
@@ -173,7 +171,7 @@ def _annotate_task(video, csv, annotated, resume, model_path, device, options) -
 
 def _finished_report(video, csv) -> VideoRun:
 
-    n = int(pd.read_csv(csv, usecols=["frame"])["frame"].nunique())
+    n = int(read_csv(csv, usecols=["frame"])["frame"].nunique())
     return VideoRun(str(video), frames=n, analysed=n)
 
 

@@ -28,7 +28,7 @@ from .identity.store import identity_path_of, read_identity, write_identity
 from .options import EpisodeOptions
 from .outputs import OutputLock, may_replace
 from .pipeline import render_from_rows
-from .rows import RowSchema
+from .rows import RowSchema, read_csv_chunks
 from .video import VideoInfo, VideoSink, is_fervid_video
 from .video_outputs import DERIVED, KINDS, VideoOutputs, find_video, write_derived
 
@@ -37,7 +37,7 @@ def tracks_by_person(table: str | os.PathLike, chunk_rows: int = 200_000) -> dic
     """Each person of a video table -> its tracks -> (first, last) time seen, read in chunks."""
     spans: dict[int, dict[int, list[float]]] = {}
     cols = ["time_s", "face", "person"]
-    for part in pd.read_csv(table, usecols=cols, chunksize=chunk_rows):
+    for part in read_csv_chunks(table, chunk_rows, usecols=cols):
         _add_spans(spans, part)
     return spans
 

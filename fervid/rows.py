@@ -221,3 +221,28 @@ def file_of(name: str) -> str:
     in a folder always ends in its extension, so the two never mix."""
     head, sep, tail = name.rpartition("#")
     return head if sep and tail.isdigit() else name
+
+
+def read_csv(path, **kw):
+    """``pandas.read_csv`` of a local file, opened here: pandas reads a name such as
+    ``http:host.csv`` as an address and would fetch it. A DataFrame passes through."""
+    import pandas as pd  # pandas only for a DataFrame: the rows are lists
+
+    if isinstance(path, pd.DataFrame):
+        return path
+    with open(path, newline="", encoding="utf-8") as fh:
+        return pd.read_csv(fh, **kw)
+
+
+def read_csv_chunks(path, chunksize: int, **kw):
+    """:func:`read_csv` in chunks of ``chunksize`` rows, the file open while they are read."""
+    import pandas as pd  # likewise
+
+    with open(path, newline="", encoding="utf-8") as fh:
+        yield from pd.read_csv(fh, chunksize=chunksize, **kw)
+
+
+def write_csv(df, path, **kw) -> None:
+    """``DataFrame.to_csv`` into a local file opened here (see :func:`read_csv`)."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        df.to_csv(fh, **kw)

@@ -35,6 +35,13 @@ class VideoError(ValueError):
     """A video file that cannot be read as a video (no stream, not a media file...)."""
 
 
+def local(path: str | os.PathLike) -> str:
+    """A path as FFmpeg must be given it to read or write that file and nothing else: with
+    the ``file:`` protocol, absolute (a name such as ``http:host.mp4`` or ``talk:part2.mp4``
+    is otherwise taken as a protocol and a place)."""
+    return "file:" + os.path.abspath(os.fsdecode(path))
+
+
 def _open(path: str | os.PathLike):
 
     try:
@@ -42,7 +49,7 @@ def _open(path: str | os.PathLike):
     except ImageError as exc:
         raise VideoError(f"{path}: {str(exc).replace('cannot read file: ', '')}") from None
     try:
-        return av.open(str(path), metadata_errors="ignore")
+        return av.open(local(path), metadata_errors="ignore")
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or first_line(exc)
         raise VideoError(f"{path}: not a readable video ({reason})") from None
@@ -56,7 +63,7 @@ def _same_file(a, b) -> bool:
 def is_fervid_video(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a video fervid wrote (its metadata carries :data:`FERVID_TAG`)."""
     try:
-        with av.open(str(path), metadata_errors="ignore") as c:
+        with av.open(local(path), metadata_errors="ignore") as c:
             return c.metadata.get("comment") == FERVID_TAG
     except (av.error.FFmpegError, OSError, UnicodeDecodeError):
         return False
@@ -392,7 +399,7 @@ class VideoSink:
             if info.time_base and info.time_base.denominator <= 10**6
             else Fraction(1, 90000)
         )
-        with av.open(str(self.tmp), mode="w", format="mp4") as out:
+        with av.open(local(self.tmp), mode="w", format="mp4") as out:
             out.metadata["comment"] = FERVID_TAG
             v = out.add_stream("libx264", rate=Fraction(info.fps).limit_denominator(100000))
             v.width, v.height, v.pix_fmt = w, h, "yuv420p"
@@ -440,7 +447,7 @@ class _AudioCopier:
     packets copied as they are when MP4 can hold the codec, otherwise re-encoded to AAC."""
 
     def __init__(self, src, out, offset: float, end: float | None) -> None:
-        self.inp = av.open(str(src))
+        self.inp = av.open(local(src))
         self.ins = self.inp.streams.audio[0]
         self.offset, self.end = offset, end
         self.copy = self.ins.codec_context.name in MP4_AUDIO

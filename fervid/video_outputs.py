@@ -42,7 +42,7 @@ from .outputs import (
 from .pages import is_fervid_page, write_video_page
 from .persons import Takeaway, read_people, write_faces
 from .plot import plot_timeline
-from .rows import RowSchema
+from .rows import RowSchema, write_csv
 from .video import VideoInfo, is_fervid_video
 from .writers import WRITERS, write_format
 
@@ -75,7 +75,7 @@ class Derived:
 
 def _write_csv(df, path: Path) -> None:
     with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)
+        write_csv(df, tmp, index=False)
 
 
 def _write_plot(d: Derived, path: Path) -> None:

@@ -93,14 +93,13 @@ class CsvRowWriter:
 def _typed_chunks(csv_path: Path, chunk_rows: int = 100_000):
     """A fervid CSV as DataFrames of ``chunk_rows`` rows, each column with one type in every
     chunk (integers that may be missing as nullable integers, text as text)."""
-    import pandas as pd  # the command line lists WRITERS without pandas
 
-    from .rows import INT_COLUMNS, TEXT_COLUMNS  # rows needs numpy; the CLI imports WRITERS
+    from .rows import INT_COLUMNS, TEXT_COLUMNS, read_csv, read_csv_chunks  # needs numpy
 
-    header = pd.read_csv(csv_path, nrows=0).columns
+    header = read_csv(csv_path, nrows=0).columns
     types = {c: "Int64" if c in INT_COLUMNS else "float64" for c in header}
     types |= {c: "string" for c in TEXT_COLUMNS if c in header}
-    yield from pd.read_csv(csv_path, dtype=types, chunksize=chunk_rows, keep_default_na=True)
+    yield from read_csv_chunks(csv_path, chunk_rows, dtype=types, keep_default_na=True)
 
 
 def write_jsonl(csv_path: Path, out: Path) -> None:
