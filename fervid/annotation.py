@@ -30,7 +30,8 @@ from .outputs import (
     write_text_atomic,
 )
 from .photos import as_model
-from .pipeline import VideoPipeline, VideoRun, render_from_rows, truncate_rows_after
+from .pipeline import VideoPipeline, VideoRun, truncate_rows_after
+from .render import render_from_rows
 from .rows import RowSchema, read_csv, read_csv_chunks, to_frame
 from .video import VideoError, VideoSink, is_fervid_video
 from .video_outputs import VideoOutputs, write_derived, write_table_format

@@ -227,17 +227,14 @@ def _summary(outcome, most: int = 10) -> str:
 def report(ctx, table, video, elan, no_page, overwrite, **settings):
     """People, emotion episodes, faces, ELAN and the review page of an existing video table
     (VIDEO.fervid.csv), without analysing the video again."""
-    from .checkpoint import CheckpointError
-    from .outputs import OutputError
-    from .video import VideoError
-    from .video_outputs import report_table
+    from .video_outputs import report_table  # no PyTorch: a table is all it reads
 
     episodes = _settings(EpisodeOptions, settings)
     try:
         written = report_table(
             table, video=video, elan=elan, page=not no_page, overwrite=overwrite, options=episodes
         )
-    except (OutputError, VideoError, CheckpointError, ValueError, OSError) as exc:
+    except (ValueError, OSError) as exc:  # OutputError, VideoError: one line each
         raise click.ClickException(_line(exc)) from None
     if not ctx.obj["quiet"]:
         click.echo(f"{_printable(table)} -> " + _printable(", ".join(map(str, written.values()))))
@@ -275,9 +272,7 @@ def regroup(ctx, table, people, same, apart, reset, video, **settings):
     """Choose the people of an annotated video again, without analysing it again: another
     number of people, persons that are one, tracks that are two. Rewrites the table's person
     columns and the outputs made from it (video, people, episodes, faces, plot, ELAN, page)."""
-    from .outputs import OutputError
-    from .regroup import regroup_table
-    from .video import VideoError
+    from .regroup import regroup_table  # no PyTorch: the table and its identity file
 
     episodes = _settings(EpisodeOptions, settings)
     try:
@@ -290,7 +285,7 @@ def regroup(ctx, table, people, same, apart, reset, video, **settings):
             video=video,
             options=episodes,
         )
-    except (OutputError, VideoError, ValueError, OSError) as exc:
+    except (ValueError, OSError) as exc:  # OutputError, VideoError: one line each
         raise click.ClickException(_line(exc)) from None
     if not ctx.obj["quiet"]:
         before, after = done["people"]

@@ -114,6 +114,9 @@ def check_regular(path: str | os.PathLike) -> None:
 #: Frames read from one multi-page or animated file at most (each read as an image of its
 #: own); the rest are said in a row, not read.
 MAX_FRAMES = 100
+#: At most this many pixels are decoded from one file (its frames together, the first always):
+#: a 4 MB TIFF of 60 blank 4000 x 4000 pages would otherwise take 4 GB.
+MAX_FILE_PIXELS = 100_000_000
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
@@ -127,19 +130,23 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def load_frames(
-    path: str | os.PathLike, *, max_frames: int = MAX_FRAMES
+    path: str | os.PathLike, *, max_frames: int = MAX_FRAMES, max_pixels: int = MAX_FILE_PIXELS
 ) -> tuple[list[np.ndarray], int]:
     """Every frame of an image file as :func:`load_image` decodes it (the pages of a TIFF,
     the frames of an animated GIF, WebP or PNG; a still image is one frame), at most
-    ``max_frames`` of them, and how many frames the file holds."""
+    ``max_frames`` of them and ``max_pixels`` pixels together (the first frame always), and
+    how many frames the file holds."""
     check_regular(path)
     try:
         with _open_image(path) as (im, huge):
             total = max(1, int(getattr(im, "n_frames", 1) or 1))
-            frames = []
+            frames, pixels = [], 0
             for k in range(min(total, max_frames)):
                 if k:
                     im.seek(k)
+                pixels += im.width * im.height
+                if k and pixels > max_pixels:
+                    break
                 im.load()
                 frames.append(to_rgb_array(ImageOps.exif_transpose(im) or im))
         if huge:

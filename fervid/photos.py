@@ -15,7 +15,15 @@ import numpy as np
 from .classify import EmotionModel, load_model
 from .detect import FaceDetector
 from .faces import Faces
-from .images import IMAGE_EXTS, MAX_FRAMES, ImageError, inside, load_frames, walk_entries
+from .images import (
+    IMAGE_EXTS,
+    MAX_FILE_PIXELS,
+    MAX_FRAMES,
+    ImageError,
+    inside,
+    load_frames,
+    walk_entries,
+)
 from .options import ImageOptions, make_options
 from .outputs import OutputError, OutputLock, check_output, check_writable, may_replace
 from .pages import is_fervid_page, write_photos_page
@@ -143,7 +151,10 @@ def _each_frame(decoded):
                 yield p, frame_name(r, k), image, "", k == n == total
             if total > n:
                 left = f"{n + 1}-{total}" if total > n + 1 else str(total)
-                why = f"frame(s) {left} of {total} not read (at most {n} per file)"
+                why = (
+                    f"frame(s) {left} of {total} not read (a file gives at most {MAX_FRAMES} "
+                    f"frames and {MAX_FILE_PIXELS // 1_000_000} megapixels)"
+                )
                 yield p, frame_name(r, n + 1), None, why, True
 
 

@@ -26,7 +26,8 @@ from .errors import first_line
 from .options import ImageOptions, VideoOptions
 from .outputs import partial_path
 from .photos import iter_images, rows_per_file
-from .pipeline import VideoRun, render_from_rows
+from .pipeline import VideoRun
+from .render import render_from_rows
 from .rows import classes_of, read_csv
 from .stitch import part_path, persons_across_parts, split_ranges, stitch
 from .video import VideoInfo, VideoSink

@@ -16,6 +16,9 @@ does the same for the DataFrame of :func:`fervid.analyze_video` (its identity tr
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,11 +29,14 @@ from .identity.columns import persons_in_file
 from .identity.grouping import cluster_tracks
 from .identity.store import identity_path_of, read_identity, write_identity
 from .options import EpisodeOptions
-from .outputs import OutputLock, may_replace
-from .pipeline import render_from_rows
-from .rows import RowSchema, read_csv_chunks
+from .outputs import JSON_MARK, OutputLock, may_replace, write_text_atomic
+from .render import render_from_rows
+from .rows import check_video_table, read_csv_chunks, video_schema_of
 from .video import VideoInfo, VideoSink, is_fervid_video
-from .video_outputs import DERIVED, KINDS, VideoOutputs, find_video, write_derived
+from .video_outputs import DERIVED, KINDS, VideoOutputs, find_video, in_time_order, write_derived
+
+#: What marks the journal of a regroup under way (its ``written_by``).
+JOURNAL_MARK = "fervid regroup journal"
 
 
 def tracks_by_person(table: str | os.PathLike, chunk_rows: int = 200_000) -> dict:
@@ -126,23 +132,92 @@ def regroup_table(
     {kind: path}}``. Raises ValueError (one line) for a table or identity fervid did not
     write, an unknown person or track, or corrections that contradict the video."""
     table = Path(table)
-    RowSchema.of_file(table)  # a video table, or a one-line refusal
-    ident_path = identity_path_of(table)
-    ident = read_identity(ident_path)
-    spans = tracks_by_person(table)
-    _check_matches(table, spans, ident)
-    count, same_tracks, apart_pairs = _corrections(
-        table, spans, ident, people=people, same=same, apart=apart, reset=reset
-    )
-    persons = cluster_tracks(ident, people=count, same=same_tracks, apart=apart_pairs)
-    video = _video_for(table, video)
-    _check_outputs(table)
-    with OutputLock(table):
-        written = _rewrite(table, persons, video, ident, options, progress)
-        kept = {k: ident[k] for k in ("video", "start", "end")}
-        write_identity(ident_path, ident, **kept, people=count, same=same_tracks, apart=apart_pairs)
+    with OutputLock(table):  # first: an annotate --overwrite finishing now cannot come between
+        finish_interrupted(table, video=video, options=options, progress=progress)
+        facts = check_video_table(table)  # a cut or damaged table: one line, nothing written
+        ident = read_identity(identity_path_of(table))
+        spans = tracks_by_person(table)
+        _check_matches(table, spans, ident)
+        count, same_tracks, apart_pairs = _corrections(
+            table, spans, ident, people=people, same=same, apart=apart, reset=reset
+        )
+        persons = cluster_tracks(ident, people=count, same=same_tracks, apart=apart_pairs)
+        video = _video_for(table, video, ident)
+        _check_outputs(table)
+        kept = {**ident, "people": count, "same": same_tracks, "apart": apart_pairs}
+        written = _transaction(table, persons, video, kept, facts, options, progress)
     written = {k: written[k] for k in KINDS if k in written}
     return {"people": (len(spans), len({p for p, _ in persons.values()})), "written": written}
+
+
+def journal_path_of(table: Path) -> Path:
+    """Where a regroup under way writes what it is doing: ``clip.fervid.regroup.json``."""
+    return table.with_name(table.stem + ".regroup.json")
+
+
+def _transaction(table: Path, persons, video, ident: dict, facts, options, progress) -> dict:
+    """Rewrite the table's persons and everything made from it as one transaction: what is to
+    be done is written first (a journal beside the table, with the identity file it was
+    worked out from), then done, then the identity kept and the journal removed. A run
+    stopped in between (Ctrl-C, a kill, a full disk) leaves the journal: the next regroup of
+    that table finishes it first (:func:`finish_interrupted`), each step done again being the
+    same."""
+    journal = journal_path_of(table)
+    may_replace(journal, _is_journal)
+    record = {
+        JSON_MARK: JOURNAL_MARK,
+        "persons": {str(t): [p, None if c != c else c] for t, (p, c) in persons.items()},
+        "identity": ident,
+        "from": _digest(identity_path_of(table)),
+        "video": str(video) if video is not None else None,
+    }
+    write_text_atomic(journal, json.dumps(record))
+    written = _rewrite(table, persons, video, ident, facts, options, progress)
+    _keep(table, ident)
+    journal.unlink()
+    return written
+
+
+def finish_interrupted(table: Path, *, video=None, options=None, progress=None) -> bool:
+    """Finish a regroup of ``table`` that was stopped part way (its journal is there): the
+    same persons written into the table and everything made from it again, the identity
+    kept. A journal whose identity file has changed since (the video annotated again) is
+    out of date: removed, nothing done. Call with the table's lock held. Whether one was
+    finished."""
+    journal = journal_path_of(table)
+    if not journal.exists() or not _is_journal(journal):
+        return False
+    record = json.loads(journal.read_text(encoding="utf-8"))
+    if record.get("from") != _digest(identity_path_of(table)):
+        journal.unlink()
+        return False
+    persons = {int(t): (int(p), math.nan if c is None else float(c))
+               for t, (p, c) in record["persons"].items()}  # fmt: skip
+    video = Path(video) if video is not None else record["video"] and Path(record["video"])
+    facts = check_video_table(table)
+    _rewrite(table, persons, video, record["identity"], facts, options, progress)
+    _keep(table, record["identity"])
+    journal.unlink()
+    return True
+
+
+def _keep(table: Path, ident: dict) -> None:
+    kept = {k: ident[k] for k in ("video", "start", "end", "people", "same", "apart")}
+    write_identity(identity_path_of(table), ident, **kept)
+
+
+def _is_journal(path: Path) -> bool:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get(JSON_MARK) == JOURNAL_MARK
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _corrections(table: Path | str, spans: dict, ident: dict, *, people, same, apart, reset):
@@ -188,14 +263,22 @@ def _check_same(table: Path | str, same, spans: dict, cooccur) -> None:
 
 
 def _check_matches(table: Path, spans: dict, ident: dict) -> None:
-    """The identity file is this table's: it knows every track of the table."""
-    known = {int(t) for t in ident["tracks"]}
-    missing = sorted({t for per in spans.values() for t in per} - known)
-    if missing:
+    """The identity file is this table's: it names this table's video, knows every track of
+    the table, and each track's first and last time are the table's."""
+    name = identity_path_of(table).name
+    stem = VideoOutputs.of_table(table).base.name
+    if stem not in (ident["video"], Path(ident["video"]).stem):
         raise ValueError(
-            f"{table}: track {missing[0]} is not in {identity_path_of(table).name}; the table "
-            "and its identity file are not from one run"
+            f"{table}: {name} is the identity of {ident['video']}, not of this table's video"
         )
+    tracks = ident["tracks"]
+    for t, (lo, hi) in ((t, span) for per in spans.values() for t, span in per.items()):
+        tr = tracks.get(str(t))
+        if tr is None or abs(tr["first_t"] - lo) > 0.01 or abs(tr["last_t"] - hi) > 0.01:
+            raise ValueError(
+                f"{table}: track {t} is not in {name} as the table has it; the table and its "
+                "identity file are not from one run"
+            )
 
 
 def _check_outputs(table: Path) -> None:
@@ -205,8 +288,14 @@ def _check_outputs(table: Path) -> None:
         may_replace(outputs.path(kind), KINDS[kind].is_ours)
 
 
-def _video_for(table: Path, video) -> Path | None:
-    """The analysed video, needed when the table has an annotated video to draw again."""
+def _video_for(table: Path, video, ident: dict) -> Path | None:
+    """The analysed video, needed when the table has an annotated video to draw again; one
+    given (``--video``) must be the one the table was made from, by its name."""
+    if video is not None and Path(video).name != ident["video"]:
+        raise ValueError(
+            f"--video {video}: {table.name} was made from {ident['video']}; give that video "
+            "(its people would be drawn on another video's frames)"
+        )
     video = Path(video) if video is not None else find_video(table)
     mp4 = VideoOutputs.of_table(table).path("mp4")
     if video is None and mp4.exists() and is_fervid_video(mp4):
@@ -217,23 +306,29 @@ def _video_for(table: Path, video) -> Path | None:
     return video
 
 
-def _rewrite(table: Path, persons: dict, video, ident: dict, options, progress) -> dict:
-    """The table's persons, then everything drawn or written from it that exists."""
+def _rewrite(table: Path, persons: dict, video, ident: dict, facts, options, progress) -> dict:
+    """The table's persons, then everything drawn or written from it that exists (from a
+    copy in time order when the table's rows are not)."""
     outputs = VideoOutputs.of_table(table)
     persons_in_file(table, persons)
     written = {"csv": table}
     mp4 = outputs.path("mp4")
-    if video is not None and mp4.exists() and is_fervid_video(mp4):
-        _redraw(table, video, mp4, ident, progress)
-        written["mp4"] = mp4
+    with in_time_order(table, facts) as rows:
+        if video is not None and mp4.exists() and is_fervid_video(mp4):
+            _redraw(rows, video, mp4, ident, progress)
+            written["mp4"] = mp4
+        done = _derived(rows, table, outputs, video, mp4, options)
+    return written | {k: outputs.path(k) for k in done}
+
+
+def _derived(rows: Path, table: Path, outputs: VideoOutputs, video, mp4: Path, options):
     kinds = set(outputs.existing(DERIVED)) - ({"faces"} if video is None else set())
     if kinds & {"eaf", "tsv"}:  # ELAN's two files go together, as --elan writes them
         kinds |= {"eaf", "tsv"}
     kinds |= {"people", "episodes"} | ({"faces"} if video is not None else set())
     with OutputLock(outputs.path("people")):
-        done = write_derived(table, outputs, kinds, video=video, annotated=_annotated(mp4, video),
-                             episodes=options)  # fmt: skip
-    return written | {k: outputs.path(k) for k in done}
+        return write_derived(rows, outputs, kinds, video=video, annotated=_annotated(mp4, video),
+                             episodes=options, shown=table)  # fmt: skip
 
 
 def _annotated(mp4: Path, video: Path | None) -> Path | None:
@@ -242,7 +337,7 @@ def _annotated(mp4: Path, video: Path | None) -> Path | None:
 
 def _redraw(table: Path, video: Path, mp4: Path, ident: dict, progress) -> None:
     start, end = ident["start"], ident["end"]
-    classes = RowSchema.of_file(table).classes
+    classes = video_schema_of(table).classes
     info = VideoInfo.from_path(video)
     with VideoSink(mp4, info, audio_from=video, time_offset=start or 0.0, end=end) as sink:
         render_from_rows(video, table, sink, classes, start=start, end=end, progress=progress)

@@ -246,3 +246,70 @@ def write_csv(df, path, **kw) -> None:
     """``DataFrame.to_csv`` into a local file opened here (see :func:`read_csv`)."""
     with open(path, "w", newline="", encoding="utf-8") as fh:
         df.to_csv(fh, **kw)
+
+
+@dataclass(frozen=True)
+class TableFacts:
+    """What :func:`check_video_table` found: the rows, and whether they are in time order."""
+
+    rows: int
+    ordered: bool
+
+
+def check_video_table(path: str | os.PathLike, chunk_rows: int = 200_000) -> TableFacts:
+    """Read a video table once, streamed, before anything is made from it; ValueError (one
+    line naming the file and the row) for a table fervid could not have written: not a
+    video table, its last row cut off, a row with missing or extra fields, a time that is
+    not a finite number of seconds, or a face's probabilities outside 0-1 or not summing
+    to 1. Rows out of time order are allowed (a sorted copy): the facts say so."""
+    schema = video_schema_of(path)
+    with open(path, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size and (fh.seek(size - 1) is None or fh.read(1) != b"\n"):
+            raise ValueError(f"{path}: its last row is cut off (a copy that did not finish?)")
+    with open(path, newline="", encoding="utf-8") as fh:
+        width = len(next(csv.reader(fh), []))  # a table from before the person columns too
+    with open(path, newline="", encoding="utf-8") as fh:
+        for n, row in enumerate(csv.reader(fh), start=1):
+            if len(row) != width:
+                raise ValueError(f"{path}: row {n} has {len(row)} fields, not {width}")
+    ordered, last, start = True, -np.inf, 2
+    for part in read_csv_chunks(path, chunk_rows, usecols=["time_s", "face", *schema.classes]):
+        _check_numbers(path, part, schema.classes, start)
+        t = part["time_s"].to_numpy(float)
+        if len(t):
+            ordered = ordered and t[0] >= last and bool(np.all(np.diff(t) >= 0))
+            last = t[-1]
+        start += len(part)
+    return TableFacts(start - 2, ordered)
+
+
+def video_schema_of(path: str | os.PathLike) -> RowSchema:
+    """The schema of a video table, also of one written before the person columns existed
+    (they are then taken as missing); ValueError (one line) for anything else."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        header = next(csv.reader(fh), [])
+    if "person" not in header and header[:3] == ["frame", "time_s", "face"]:
+        header = header[:3] + ["person", "person_confidence"] + header[3:]
+    try:
+        schema = RowSchema.from_header(header)
+    except ValueError:
+        raise ValueError(f"{path}: not a fervid table (unknown columns)") from None
+    if schema.kind != "video":
+        raise ValueError(f"{path}: a photo table, not a video's")
+    return schema
+
+
+def _check_numbers(path, part, classes, start: int) -> None:
+    t = part["time_s"].to_numpy(float)
+    bad = ~np.isfinite(t) | (t < 0)
+    if bad.any():
+        n = start + int(np.argmax(bad))
+        raise ValueError(f"{path}: row {n}: time_s is not a number of seconds ({t[bad][0]})")
+    faces = part[part["face"].notna()]
+    p = faces[list(classes)].to_numpy(float)
+    bad_p = ~np.isfinite(p).all(1) | (p < -1e-6).any(1) | (p > 1 + 1e-6).any(1)
+    bad_p |= np.abs(p.sum(1) - 1) > 0.01
+    if bad_p.any():
+        n = start + int(faces.index[np.argmax(bad_p)] - part.index[0])
+        raise ValueError(f"{path}: row {n}: the probabilities are not numbers in 0-1 summing to 1")

@@ -12,10 +12,12 @@ output or a format is one entry of :data:`KINDS`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import glob
 import os
-from collections.abc import Callable, Iterable
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -42,7 +44,7 @@ from .outputs import (
 from .pages import is_fervid_page, write_video_page
 from .persons import Takeaway, read_people, write_faces
 from .plot import plot_timeline
-from .rows import RowSchema, write_csv
+from .rows import TableFacts, check_video_table, read_csv, video_schema_of, write_csv
 from .video import VideoInfo, is_fervid_video
 from .writers import WRITERS, write_format
 
@@ -59,10 +61,11 @@ class Derived:
     duration: float = 0.0
     episodes: EpisodeOptions | None = None
     faces: dict[int, Path] = field(default_factory=dict)
+    shown: Path | None = None  # the table's name for the reader (a sorted copy is read)
 
     @functools.cached_property
     def classes(self) -> tuple[str, ...]:
-        return RowSchema.of_file(self.table).classes
+        return video_schema_of(self.table).classes
 
     @functools.cached_property
     def found(self) -> Takeaway:
@@ -70,7 +73,7 @@ class Derived:
 
     @property
     def title(self) -> str:
-        return (self.video or self.table).name
+        return (self.video or self.shown or self.table).name
 
 
 def _write_csv(df, path: Path) -> None:
@@ -98,7 +101,7 @@ def _write_page(d: Derived, path: Path) -> None:
         faces=d.faces,
         duration=d.duration,
         title=d.video.name if d.video else "",
-        table=d.table,
+        table=d.shown or d.table,
     )
 
 
@@ -301,12 +304,14 @@ def write_derived(
     annotated: str | os.PathLike | None = None,
     episodes: EpisodeOptions | None = None,
     duration: float | None = None,
+    shown: str | os.PathLike | None = None,
 ) -> list[str]:
     """Write the outputs of ``kinds`` (of :data:`DERIVED`) made from the finished video table
     ``table`` to their paths in ``outputs``, the table read once. ``video``: the analysed
     video (for the people's pictures and the video's duration; None: no pictures),
-    ``annotated``: the video the page plays and ELAN links (default ``video``). Returns the
-    kinds written, in order."""
+    ``annotated``: the video the page plays and ELAN links (default ``video``); ``shown``:
+    the table's name for the reader, when ``table`` is a sorted copy of it. Returns the kinds
+    written, in order."""
     video = Path(video) if video is not None else None
     wanted = [k for k in DERIVED if k in set(kinds)]
     if duration is None:
@@ -318,6 +323,7 @@ def write_derived(
         Path(annotated) if annotated is not None else video,
         duration,
         episodes,
+        shown=Path(shown) if shown is not None else None,
     )
     for k in wanted:
         KINDS[k].write(d, outputs.path(k))
@@ -388,7 +394,12 @@ def report_table(
     and with ``elan`` the EAF and the episodes as text. Existing outputs are replaced only
     with ``overwrite`` and only when fervid wrote them. Returns what was written, by kind."""
     table = Path(table)
-    RowSchema.of_file(table)  # a video table, or a one-line refusal
+    with OutputLock(table):  # an annotate --overwrite of the video cannot change it meanwhile
+        return _report_locked(table, video, elan, page, overwrite, options)
+
+
+def _report_locked(table: Path, video, elan: bool, page: bool, overwrite: bool, options):
+    facts = check_video_table(table)  # before anything is written: one line if it is damaged
     video = Path(video) if video is not None else find_video(table)
     kinds = {"people", "episodes"} | ({"faces"} if video else set())
     kinds |= ({"html"} if page else set()) | ({"eaf", "tsv"} if elan else set())
@@ -403,8 +414,23 @@ def report_table(
         may_replace(path, KINDS[k].is_ours)
     mp4 = outputs.path("mp4")
     annotated = mp4 if mp4.exists() and is_fervid_video(mp4) else None
-    with OutputLock(outputs.path("people")):
-        write_derived(
-            table, outputs, kinds, video=video, annotated=annotated or video, episodes=options
-        )
+    with OutputLock(outputs.path("people")), in_time_order(table, facts) as rows:
+        write_derived(rows, outputs, kinds, video=video, annotated=annotated or video,
+                      episodes=options, shown=table)  # fmt: skip
     return {k: outputs.path(k) for k in sorted(kinds)}
+
+
+@contextlib.contextmanager
+def in_time_order(table: Path, facts: TableFacts) -> Iterator[Path]:
+    """The table itself when its rows are in time order (as fervid writes them), else a copy
+    sorted by time (stable: a frame's faces keep their order), held in memory once and
+    removed afterwards: a table sorted by person, say, gives the same people and episodes."""
+    if facts.ordered:
+        yield table
+        return
+    df = read_csv(table, keep_default_na=True)
+    with tempfile.TemporaryDirectory(prefix="fervid-") as tmp:
+        copy = Path(tmp) / table.name
+        write_csv(df.sort_values("time_s", kind="stable"), copy, index=False)
+        del df
+        yield copy

@@ -559,7 +559,9 @@ def test_frames_past_the_limit_are_said_in_a_row(frames_dir, tmp_path, monkeypat
     assert r.exit_code == 1 and "1 file(s) could not be read" in r.output, r.output
     df = pd.read_csv(out, keep_default_na=False)
     last = df[df["path"] == "stack.tif#3"]
-    assert last["error"].tolist() == ["frame(s) 3 of 3 not read (at most 2 per file)"]
+    assert last["error"].tolist() == [
+        "frame(s) 3 of 3 not read (a file gives at most 2 frames and 100 megapixels)"
+    ]
 
 
 def test_a_resumed_scan_keeps_each_files_frames_whole(frames_dir, tmp_path, monkeypatch):

@@ -545,7 +545,7 @@ def test_regroup_changes_nothing_when_an_output_is_not_fervids(tmp_path):
     # an identity file of another run does not fit the table
     ident = tmp_path / "two.fervid.identity.json"
     d = json.loads(ident.read_text())
-    d["tracks"] = {"7": d["tracks"]["0"]}
+    d["tracks"], d["cooccur"] = {"7": d["tracks"]["0"]}, []
     ident.write_text(json.dumps(d))
     mine.unlink()
     r = _cli("regroup", table, "--people", "1")

@@ -17,7 +17,8 @@ import pytest
 import fervid
 from fervid.faces import Faces
 from fervid.keyframes import KeyframePolicy
-from fervid.pipeline import faces_by_frame, truncate_rows_after
+from fervid.pipeline import truncate_rows_after
+from fervid.render import faces_by_frame
 from fervid.rows import RowSchema
 from fervid.track import iou_matrix
 

@@ -5,6 +5,7 @@ asked for and a person's corrections, for ``fervid regroup``."""
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,4 +72,60 @@ def read_identity(path: str | os.PathLike) -> dict:
     d = json.loads(path.read_text(encoding="utf-8"))
     if d.get("version") != IDENTITY_VERSION:
         raise ValueError(f"{path}: identity version {d.get('version')} is not {IDENTITY_VERSION}")
+    why = _damage(d)
+    if why:
+        raise ValueError(f"{path}: a damaged identity file ({why}); annotate the video again")
     return d
+
+
+def _damage(d: dict) -> str | None:
+    """What is wrong with an identity file's contents, or None: every field of the type it
+    must have, every embedding 128 finite numbers, every track named by a pair known."""
+    if not isinstance(d.get("video"), str):
+        return "no video name"
+    for key in ("start", "end"):
+        v = d.get(key)
+        if v is not None and not (_number(v) and math.isfinite(v) and v >= 0):
+            return f"{key} is not a time"
+    if d.get("people") is not None and not (_integer(d["people"]) and d["people"] >= 0):
+        return "people is not a count"
+    tracks = d.get("tracks")
+    if not isinstance(tracks, dict):
+        return "no tracks"
+    for tid, tr in tracks.items():
+        why = _track_damage(tid, tr)
+        if why:
+            return why
+    known = {int(t) for t in tracks}
+    for key, size in (("cooccur", 2), ("apart", 2), ("same", None)):
+        groups = d.get(key)
+        if not isinstance(groups, list) or not all(isinstance(g, list) for g in groups):
+            return f"{key} is not a list of tracks"
+        for g in groups:
+            if (size and len(g) != size) or not all(_integer(t) and t in known for t in g):
+                return f"{key} names a track it does not have: {g}"
+    return None
+
+
+def _track_damage(tid, tr) -> str | None:
+    if not (isinstance(tid, str) and tid.isdigit() and isinstance(tr, dict)):
+        return f"track {tid!r} is not a track"
+    if not all(_number(tr.get(k)) and math.isfinite(tr[k]) for k in ("first_t", "last_t")):
+        return f"track {tid}: no first or last time"
+    samples = tr.get("samples")
+    if not isinstance(samples, list):
+        return f"track {tid}: no embeddings"
+    for v in samples:
+        if not (isinstance(v, list) and len(v) == 128 and all(_number(x) for x in v)):
+            return f"track {tid}: an embedding is not 128 numbers"
+        if not all(math.isfinite(x) for x in v):
+            return f"track {tid}: an embedding is not finite"
+    return None
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _integer(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
