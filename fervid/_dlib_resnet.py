@@ -85,7 +85,6 @@ def read_layers(path: str | Path) -> list[tuple[str, np.ndarray, list[int]]]:
 def model_dir() -> str:
     """The ``face-recognition-models`` package's folder of model files (found without
     importing it: its ``__init__`` imports pkg_resources, which new setuptools lack)."""
-
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(INSTALL_HINT)
@@ -178,7 +177,6 @@ class DlibEmotionNet(nn.Module):
     def from_dlib(cls, num_classes: int, path: str | Path | None = None) -> DlibEmotionNet:
         """With dlib's face-recognition weights (``path``: dlib's file; by default the one in
         the ``face-recognition-models`` package)."""
-
         net = cls(num_classes)
         net.body = DlibFaceNet.from_file(path or os.path.join(model_dir(), DESCRIPTOR_FILE))
         return net.train()

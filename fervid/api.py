@@ -124,10 +124,9 @@ def annotate_videos(
 ) -> list[dict]:
     """Annotate many videos on a Ray cluster: ``jobs`` are (video, CSV, annotated video or
     None), one task per video or, with ``split_minutes``, per part of a long video (parts
-    stitched, the video drawn from the rows). One report dict per job, in order
-    (:func:`fervid.ray_jobs.annotate_jobs`). The outputs are assumed checked
+    stitched, the video drawn from the rows). One :class:`~fervid.pipeline.VideoRun` per job,
+    in order (:func:`fervid.ray_jobs.annotate_jobs`). The outputs are assumed checked
     (:meth:`fervid.video_outputs.VideoOutputs.check_run`)."""
-
     _check_ray_model(model)
     connect(ray_address)
     return annotate_jobs(
@@ -155,7 +154,6 @@ def _driver_model(model) -> EmotionModel:
 
 def _ray_reader(model, device, opts: ImageOptions, address: str, resources):
     """``read(paths, base)``: each image's rows, in order, read by a pool of Ray actors."""
-
     connect(address)
     model_path = str(model) if model is not None else None
 

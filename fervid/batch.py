@@ -140,8 +140,8 @@ def annotate_many(
         ready.append(video)
     if ray_address and ready:
         jobs = [(v, plan[v]) for v in ready]
-        yield from _on_ray(jobs, model, device, options, episodes, resume, ray_address,
-                           ray_resources, split_minutes, progress)  # fmt: skip
+        yield from _on_ray(jobs, model, device, options, episodes, (resume, overwrite),
+                           ray_address, ray_resources, split_minutes, progress)  # fmt: skip
         return
     for video in ready:
         yield _annotate_one(video, plan[video], model, options, episodes, resume, overwrite,
@@ -166,6 +166,8 @@ def _annotate_one(video, outputs, model, options, episodes, resume, overwrite, p
                 progress=update,
             )
         summary = finish_outputs(video, outputs, episodes)
+        if overwrite:
+            outputs.remove_others()
     except KeyboardInterrupt:
         raise Interrupted(video) from None
     except OutputSkip as skip:
@@ -184,10 +186,10 @@ def _without_name(msg: str, video: Path) -> str:
     return msg[len(prefix) :] if msg.startswith(prefix) else msg
 
 
-def _on_ray(jobs, model, device, options, episodes, resume, address, resources, split, progress):
+def _on_ray(jobs, model, device, options, episodes, flags, address, resources, split, progress):
     """The videos as Ray tasks (:func:`fervid.api.annotate_videos`), then each one's outputs
-    made from its table here."""
-
+    made from its table here (``flags``: resume, overwrite)."""
+    resume, overwrite = flags
     tasks = [(v, o.table, o.path("mp4") if "mp4" in o.kinds else None) for v, o in jobs]
     with progress(None, len(tasks)) as update:
         reports = annotate_videos(
@@ -206,4 +208,6 @@ def _on_ray(jobs, model, device, options, episodes, resume, address, resources, 
             yield VideoOutcome(video, outputs, error=printable(report.error), on_ray=True)
             continue
         summary = finish_outputs(video, outputs, episodes)
+        if overwrite:
+            outputs.remove_others()
         yield VideoOutcome(video, outputs, run=report, summary=summary, on_ray=True)

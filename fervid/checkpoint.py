@@ -273,7 +273,6 @@ def _safetensors_head(path: Path, head: bytes) -> bool:
 def _reserved_columns() -> set[str]:
     """Column names of fervid's tables (:mod:`fervid.rows`): a model's classes may not take
     them."""
-
     return set(RowSchema("video", ()).columns) | set(RowSchema("image", ()).columns)
 
 

@@ -35,6 +35,12 @@ def _settings(cls, settings: dict):
         raise click.UsageError(cli_message(exc, cls)) from None
 
 
+def _said_ignored(ray_address, backend) -> None:
+    """No option is ignored without a word: Ray's workers choose their own backend."""
+    if ray_address and backend != "auto":
+        click.echo(f"--backend {backend}: not passed to Ray's workers (they use auto)", err=True)
+
+
 def _load(model_path, device, backend="auto"):
     from .checkpoint import CheckpointError
     from .classify import load_model
@@ -107,6 +113,7 @@ def annotate(
         if unread:
             sys.exit(1)
         raise click.UsageError("no video files found in the given inputs")
+    _said_ignored(ray_address, backend)
     kinds = video_kinds(
         fmt=fmt, video=not no_video, plot=plot, elan=elan, page=page, reid=opts.reid
     )
@@ -354,6 +361,7 @@ def scan(
     final = Path(csv_path or root.resolve().parent / f"{root.resolve().name}.fervid.photos.csv")
     if fmt != "csv" and final.suffix.lower() == ".csv":
         final = final.with_suffix(f".{fmt}")
+    _said_ignored(ray_address, backend)
     model = _load(model_path, device, backend)
     ray = {}
     if ray_address:

@@ -135,7 +135,6 @@ def _quantized(core, checkpoint: str | Path):
 def _converted(ov, module: torch.nn.Module, input_size: int):
     """The network as OpenVINO's model; its input is 3 channels whatever the checkpoint's
     (:func:`fervid.preprocess.normalize` repeats a grayscale channel)."""
-
     module = copy.deepcopy(module).float().to(memory_format=torch.contiguous_format).eval()
     example = torch.zeros(1, 3, input_size, input_size)
     with warnings.catch_warnings():  # OpenVINO traces with torch.jit, which says it is old

@@ -210,7 +210,6 @@ class FaceDetector:
     def _run(self, batch: np.ndarray, min_size: int) -> tuple[list, list]:
         """MTCNN's cascade on a uint8 (N, H, W, 3) batch: per image, boxes (K, 4) and scores
         (K,), or None where nothing was found (facenet-pytorch's conventions)."""
-
         m = self._mtcnn
         batch_boxes = detect_face(
             batch, min_size, m.pnet, m.rnet, m.onet, m.thresholds, m.factor, self.device

@@ -242,7 +242,6 @@ JSON_MARK = "written_by"
 
 def is_fervid_json(path: Path) -> bool:
     """A JSON report fervid wrote (its ``written_by`` key)."""
-
     try:
         d = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -252,7 +251,6 @@ def is_fervid_json(path: Path) -> bool:
 
 def is_fervid_checkpoint(path: Path) -> bool:
     """A safetensors file carrying fervid's metadata (read from its header only)."""
-
     try:
         with open(path, "rb") as fh:
             n = int.from_bytes(fh.read(8), "little")
@@ -279,7 +277,6 @@ def is_fervid_text(first_line: str) -> Callable[[Path], bool]:
 
 def write_json_report(path: str | os.PathLike, report: dict) -> None:
     """A JSON report, marked as fervid's, replacing only a report fervid wrote."""
-
     path = Path(path)
     may_replace(path, is_fervid_json)
     write_text_atomic(

@@ -33,12 +33,28 @@ video{width:100%;max-height:60vh;background:#000;display:block}
 .who img{width:36px;height:36px;object-fit:cover;border-radius:4px}
 .timeline{position:relative;flex:1;height:28px;background:#e4e4e0;cursor:pointer;
 border-radius:3px;overflow:hidden}
-.seen{position:absolute;top:0;bottom:0;background:#cfcfc8}
+.seen,.seen-key{background:repeating-linear-gradient(135deg,#d9d9d2 0 3px,#f3f3ef 3px 6px)}
+.seen{position:absolute;top:0;bottom:0}
 .ep{position:absolute;top:4px;bottom:4px;border-radius:2px}
 .playhead{position:absolute;top:0;bottom:0;width:2px;background:#d00;pointer-events:none}
-.legend span{display:inline-block;margin-right:10px}
-.legend i{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}
+.legend span{display:inline-block;margin-right:10px;white-space:nowrap}
+.legend i{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px;
+vertical-align:-1px}
+.legend i.seen-key{width:18px;outline:1px solid #bbb}
+.legend i.head-key{width:2px;background:#d00}
+.axis .who{visibility:hidden}
+.ticks{position:relative;flex:1;height:18px;font-size:11px;color:#555;border-top:1px solid #999}
+.tick{position:absolute;top:0;height:5px;border-left:1px solid #999}
+.tick span{position:absolute;top:4px;transform:translateX(-50%);white-space:nowrap}
+.tick:first-of-type span{transform:none}
+.tick.last span{transform:translateX(-100%)}
+.pointer{position:absolute;top:-2px;transform:translateX(-50%);background:#222;color:#fff;
+padding:0 4px;border-radius:3px;font-size:11px;white-space:nowrap;pointer-events:none}
+.note{background:#fff4d6;border:1px solid #e6c86e;padding:6px 8px;border-radius:4px;margin:8px 0}
+.scroll{overflow-x:auto;max-width:100%}
+@media (max-width:560px){.who{width:64px;font-size:12px}.who img{display:none}}
 table{border-collapse:collapse;margin-top:12px;background:#fff}
+th.group{text-align:center;font-weight:normal;color:#555;border-bottom:1px solid #bbb}
 td,th{padding:4px 8px;border-bottom:1px solid #ddd;text-align:right}
 td:first-child,th:first-child{text-align:left}
 td img{width:64px;height:64px;object-fit:cover;border-radius:4px}
@@ -62,6 +78,46 @@ function place(el, a, b) {
   el.style.left = (100 * a / d) + '%';
   el.style.width = Math.max(0.15, 100 * (b - a) / d) + '%';
 }
+function nice(d, px) {  // seconds between ticks: about one tick per 80 px
+  const want = d / Math.max(1, px / 80);
+  for (const s of [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600])
+    if (s >= want) return s;
+  return 3600 * Math.ceil(want / 3600);
+}
+function clock(t, step) {
+  const m = Math.floor(t / 60), sec = t - 60 * m;
+  const ss = step < 1 ? sec.toFixed(1) : String(Math.round(sec));
+  return m ? `${m}:${ss.padStart(step < 1 ? 4 : 2, '0')}` : `${ss} s`;
+}
+function axis() {
+  const ax = document.getElementById('ticks');
+  if (!ax) return;
+  ax.querySelectorAll('.tick').forEach(e => e.remove());
+  const d = duration(), step = nice(d, ax.clientWidth);
+  for (let k = 0; k * step <= d + 1e-9; k++) {
+    const t = k * step, tick = document.createElement('div');
+    tick.className = 'tick'; tick.dataset.t = t.toFixed(3);
+    tick.style.left = (100 * t / d) + '%';
+    if ((k + 1) * step > d + 1e-9 && k) tick.classList.add('last');
+    const label = document.createElement('span'); label.textContent = clock(t, step);
+    tick.appendChild(label); ax.appendChild(tick);
+  }
+}
+function pointerAt(x) {  // the time under the pointer, shown on the axis
+  const ax = document.getElementById('ticks'), p = document.getElementById('pointer');
+  if (x === null) { p.hidden = true; return; }
+  const r = ax.getBoundingClientRect(), f = Math.max(0, Math.min(1, (x - r.left) / r.width));
+  p.hidden = false; p.style.left = (100 * f) + '%';
+  p.textContent = clock(f * duration(), 0.1);
+}
+function noVideo() {
+  const note = document.getElementById('novideo');
+  note.hidden = false;
+  note.textContent = `The video (${decodeURIComponent(video.getAttribute('src'))}) ` +
+    'cannot be played from here: it is not beside this page. The timelines span ' +
+    (data.duration_from === 'video' ? `the video's length as analysed (${data.duration} s).`
+                                    : `the rows' own times (${data.duration} s).`);
+}
 function draw() {
   for (const tl of document.querySelectorAll('.timeline')) {
     const p = data.people[tl.dataset.person];
@@ -83,17 +139,22 @@ function playhead() {
   document.querySelectorAll('.playhead').forEach(p => { p.style.left = x; });
 }
 for (const tl of document.querySelectorAll('.timeline')) {
+  tl.addEventListener('mousemove', ev => pointerAt(ev.clientX));
+  tl.addEventListener('mouseleave', () => pointerAt(null));
   tl.addEventListener('click', ev => {
     const r = tl.getBoundingClientRect();
     video.currentTime = Math.max(0, Math.min(1, (ev.clientX - r.left) / r.width)) * duration();
     playhead();
   });
 }
-video.addEventListener('loadedmetadata', () => { draw(); playhead(); });
+video.addEventListener('loadedmetadata', () => { draw(); axis(); playhead(); });
+video.addEventListener('error', noVideo);
+if (video.error && video.getAttribute('src')) noVideo();
+window.addEventListener('resize', axis);
 video.addEventListener('timeupdate', playhead);
 video.addEventListener('seeked', playhead);
 (function tick() { if (!video.paused) playhead(); requestAnimationFrame(tick); })();
-draw(); playhead();
+draw(); axis(); playhead();
 """
 
 PHOTOS_SCRIPT = """
@@ -134,10 +195,18 @@ def _rel(target: str | os.PathLike, page: Path) -> str:
     return html.escape("./" + quote(Path(rel).as_posix(), safe="/"))
 
 
-def _legend(classes) -> str:
+def _legend(classes, max_gap: float | None = None) -> str:
+    """Every band's meaning: each emotion's colour (an episode), in view, the playhead."""
     items = "".join(
         f'<span><i style="background:{_hex(c)}"></i>{html.escape(c)}</span>' for c in classes
     )
+    if max_gap is not None:
+        bridged = f" (an episode bridges gaps of up to {max_gap:g} s)"
+        items = (
+            f"<span>episodes{bridged}:</span>{items}"
+            '<span><i class="seen-key"></i>in view: detected on consecutive analysed frames'
+            '</span><span><i class="head-key"></i>playhead</span>'
+        )
     return f'<div class="legend">{items}</div>'
 
 
@@ -164,7 +233,7 @@ def _page(title: str, body: str, script: str, data: dict | None = None) -> str:
 def write_video_page(
     path: str | os.PathLike,
     *,
-    video: str | os.PathLike,
+    video: str | os.PathLike | None,
     people: pd.DataFrame,
     episodes: pd.DataFrame,
     seen: dict[int, list[list[float]]],
@@ -173,12 +242,23 @@ def write_video_page(
     duration: float = 0.0,
     title: str = "",
     table: str | os.PathLike | None = None,
+    max_gap: float | None = None,
 ) -> Path:
     """The review page of a video (see the module's description), written atomically;
-    with ``table`` (the video's CSV) it says how to correct its people."""
+    with ``table`` (the video's CSV) it says how to correct its people. ``duration``: the
+    video's (0 when not known: the rows' own times are used, and the page says so);
+    ``max_gap``: the longest gap an episode bridges, for the legend."""
     path = Path(path)
     faces = faces or {}
-    data = {"duration": max(duration, 1e-3), "colors": {c: _hex(c) for c in classes}, "people": {}}
+    ends = [b for stretches in seen.values() for _, b in stretches]
+    ends += episodes["end_s"].tolist() if len(episodes) else []
+    known = duration > 0
+    data = {
+        "duration": round(duration if known else max(ends, default=0.0), 3) or 0.001,
+        "duration_from": "video" if known else "rows",
+        "colors": {c: _hex(c) for c in classes},
+        "people": {},
+    }
     rows = []
     for p in people.itertuples(index=False):
         pid = int(p.person)
@@ -192,15 +272,28 @@ def write_video_page(
             f'<div class="row"><div class="who">{img}P{pid}</div>'
             f'<div class="timeline" data-person="{pid}"><div class="playhead"></div></div></div>'
         )
+    title = title or (Path(video).name if video is not None else path.name)
+    src = f' src="{_rel(video, path)}"' if video is not None else ""
+    note = (
+        "" if video is not None else
+        '<p class="note">No video was found beside the table: the timelines span the '
+        f"rows' own times (0-{data['duration']} s).</p>"
+    )  # fmt: skip
+    axis = (
+        '<div class="row axis"><div class="who"></div><div class="ticks" id="ticks">'
+        '<div class="pointer" id="pointer" hidden></div></div></div>'
+    )
+    timelines = "".join(rows) + axis if rows else "<p>No faces were found.</p>"
     body = (
-        f"<header><h1>{html.escape(title or Path(video).name)}</h1></header><main>"
-        f'<video id="video" controls preload="metadata" src="{_rel(video, path)}"></video>'
-        f"{_legend(classes)}{''.join(rows) or '<p>No faces were found.</p>'}"
+        f"<header><h1>{html.escape(title)}</h1></header><main>"
+        f'<video id="video" controls preload="metadata"{src}></video>'
+        f'{note}<p class="note" id="novideo" hidden></p>'
+        f"{_legend(classes, max_gap)}{timelines}"
         f"{_people_table(people, faces, path, classes)}"
         f"{_regroup_hint(table) if table is not None and len(people) else ''}</main>"
     )
     with atomic_path(path) as tmp:
-        tmp.write_text(_page(title or Path(video).name, body, VIDEO_SCRIPT, data), "utf-8")
+        tmp.write_text(_page(title, body, VIDEO_SCRIPT, data), "utf-8")
     return path
 
 
@@ -218,10 +311,12 @@ def _regroup_hint(table) -> str:
 def _people_table(people: pd.DataFrame, faces: dict, page: Path, classes) -> str:
     if not len(people):
         return ""
-    head = "<tr><th>person</th><th>face</th><th>first (s)</th><th>last (s)</th>" + (
-        "<th>visible (s)</th><th>dominant</th>"
-        + "".join(f"<th>{html.escape(c)}</th>" for c in classes)
-        + "</tr>"
+    head = (
+        f'<tr><th colspan="6"></th><th colspan="{len(classes)}" class="group">share of the '
+        "visible time with this emotion on top</th></tr>"
+        "<tr><th>person</th><th>face</th><th>first seen (s)</th><th>last seen (s)</th>"
+        '<th>visible (s)</th><th title="the emotion on top for the most visible time">'
+        "dominant</th>" + "".join(f"<th>{html.escape(c)}</th>" for c in classes) + "</tr>"
     )
     body = []
     for p in people.to_dict("records"):
@@ -233,7 +328,12 @@ def _people_table(people: pd.DataFrame, faces: dict, page: Path, classes) -> str
             f"<td>{p['last_s']:.2f}</td><td>{p['seconds_visible']:.1f}</td>"
             f"<td>{html.escape(p['dominant'])}</td>{shares}</tr>"
         )
-    return f"<table>{head}{''.join(body)}</table>"
+    caption = (
+        "<p class=\"hint\">The emotions' columns: the share of the person's visible time with "
+        "that emotion on top (they sum to 100%); the mean probabilities are in the people "
+        "table (VIDEO.fervid.people.csv).</p>"
+    )
+    return f'<div class="scroll"><table>{head}{"".join(body)}</table></div>{caption}'
 
 
 def write_photos_page(

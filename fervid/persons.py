@@ -106,7 +106,7 @@ class PeopleReader:
         if s is None:
             n = len(self.classes)
             s = self.people[pid] = _Person(t, probs=np.zeros(n), top=np.zeros(n, np.int64))
-        if s.seen and t - s.seen[-1][1] <= max(1.0, 2 * self.step):
+        if s.seen and t - s.seen[-1][1] <= 0.5 * self.step + 1e-9:  # the next analysed frame
             s.seen[-1][1] = t + self.step
         else:
             s.seen.append([t, t + self.step])
@@ -163,7 +163,8 @@ class PeopleReader:
         return self._people_frame(eps), eps.reset_index(drop=True)
 
     def seen(self) -> dict[int, list[list[float]]]:
-        """Per person, the stretches of time in view (gaps under 1 s bridged)."""
+        """Per person, the stretches of time in view: detected on consecutive analysed frames
+        (a frame without the person ends one)."""
         return {
             pid: [[round(a, 3), round(b, 3)] for a, b in s.seen] for pid, s in self.people.items()
         }
@@ -302,7 +303,6 @@ def write_faces(
     """One picture per person (``person_<n>.jpg``, 160 px): of each person's best-scored,
     largest rows, the sharpest face. The frames are found by seeking in ``video`` (the
     analysed one, not the annotated copy)."""
-
     folder = Path(folder)
     times = [t for heap in candidates.values() for _, t, _ in heap]
     frames = frames_at(video, times) if times else {}
@@ -313,12 +313,31 @@ def write_faces(
             continue
         best = max(crops, key=sharpness)
         out[pid] = _save_jpeg(best, folder / f"person_{pid}.jpg")
+    _remove_others(folder, set(out.values()))
     return out
+
+
+def _remove_others(folder: Path, kept: set[Path]) -> None:
+    """The pictures of people an earlier run had and this one has not (fewer people after a
+    regroup, say), removed: fervid's own JPEGs only."""
+    if not folder.is_dir():
+        return
+    for p in folder.glob("person_*.jpg"):
+        if p not in kept and is_fervid_jpeg(p):
+            p.unlink()
+
+
+def is_fervid_jpeg(path: Path) -> bool:
+    """A JPEG fervid wrote (its comment)."""
+    try:
+        with Image.open(path) as im:
+            return im.info.get("comment") == b"fervid"
+    except OSError:
+        return False
 
 
 def _square(image: np.ndarray, box, out: int = 160) -> np.ndarray:
     """The face in a square 1.4 times its long side, ``out`` pixels."""
-
     x1, y1, x2, y2 = box
     side = 1.4 * max(x2 - x1, y2 - y1)
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2

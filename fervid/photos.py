@@ -272,7 +272,6 @@ def scan_folder(
     :func:`fervid.api.scan_folder`). ``on_total(n)`` is told how many images are to be
     read, ``progress(1)`` after each. ``page``: also write a page to review the faces there
     (:func:`fervid.pages.write_photos_page`)."""
-
     if resume and overwrite:
         raise ValueError("resume and overwrite exclude each other")
     opts = options or ImageOptions()

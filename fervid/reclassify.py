@@ -19,7 +19,6 @@ from .faces import Faces
 
 def face_thumb(image: np.ndarray, box) -> np.ndarray:
     """A 16x16 gray thumbnail of the box (its look, cheaply)."""
-
     h, w = image.shape[:2]
     x1, y1, x2, y2 = (int(round(v)) for v in box)
     x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w, x2), min(h, y2)

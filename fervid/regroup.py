@@ -67,7 +67,6 @@ def regroup_frame(
     """:func:`fervid.analyze_video`'s DataFrame with its people chosen again, as
     :func:`regroup_table` chooses them for a table (from the identity in
     ``df.attrs["fervid"]``): a new DataFrame, ``person`` and ``person_confidence`` changed."""
-
     ident = getattr(df.attrs.get("fervid"), "identity", None)
     if not ident:
         raise ValueError(

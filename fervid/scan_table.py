@@ -89,7 +89,6 @@ class ScanRecord:
     def check_and_cut(self) -> None:
         """Refuse (one line) a partial CSV this scan did not write as it is; cut rows a kill
         left half-written."""
-
         try:
             d = json.loads(self.path.read_text(encoding="utf-8"))
             before, after = int(d["before"][0]), int(d["after"][0])
@@ -115,7 +114,6 @@ class ScanRecord:
 
     def start(self) -> None:
         """Record the partial CSV as it is now (after a resume's cut, or its header)."""
-
         data = self.partial.read_bytes()
         self.length, self._hash = len(data), hashlib.sha256(data)
         self._write((self.length, self._hash.hexdigest()), (self.length, self._hash.hexdigest()))

@@ -21,8 +21,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from PIL import Image
-
 from .elan import write_eaf, write_episodes_tsv
 from .identity.store import is_identity_file
 from .images import VIDEO_EXTS
@@ -42,7 +40,7 @@ from .outputs import (
     unfinished,
 )
 from .pages import is_fervid_page, write_video_page
-from .persons import Takeaway, read_people, write_faces
+from .persons import Takeaway, is_fervid_jpeg, read_people, write_faces
 from .plot import plot_timeline
 from .rows import TableFacts, check_video_table, read_csv, video_schema_of, write_csv
 from .video import VideoInfo, is_fervid_video
@@ -93,15 +91,16 @@ def _write_faces(d: Derived, path: Path) -> None:
 def _write_page(d: Derived, path: Path) -> None:
     write_video_page(
         path,
-        video=d.annotated or d.video or d.table,
+        video=d.annotated or d.video,
         people=d.found.people,
         episodes=d.found.episodes,
         seen=d.found.seen,
         classes=d.classes,
         faces=d.faces,
         duration=d.duration,
-        title=d.video.name if d.video else "",
+        title=d.video.name if d.video else (d.shown or d.table).name,
         table=d.shown or d.table,
+        max_gap=(d.episodes or EpisodeOptions()).max_gap,
     )
 
 
@@ -135,13 +134,7 @@ def _is_faces_folder(path: Path) -> bool:
 
 
 def _is_fervid_jpeg(path: Path) -> bool:
-    if path.name.endswith(".partial.jpg"):
-        return True
-    try:
-        with Image.open(path) as im:
-            return im.info.get("comment") == b"fervid"
-    except OSError:
-        return False
+    return path.name.endswith(".partial.jpg") or is_fervid_jpeg(path)
 
 
 @dataclass(frozen=True)
@@ -258,6 +251,23 @@ class VideoOutputs:
     def existing(self, kinds: Iterable[str] = KINDS) -> list[str]:
         """Of ``kinds``, those whose file exists and is fervid's."""
         return [k for k in kinds if self.path(k).exists() and is_ours(self.path(k), k)]
+
+    def remove_others(self) -> list[Path]:
+        """After a run asked to redo a video (``--overwrite``): the files of an earlier run of
+        kinds not asked for this time (an annotated video with ``--no-video`` now, the other
+        format's table, ELAN's files, the page, the plot) are removed, fervid's own only, so
+        that nothing of the run before stays beside the new outputs. Returns them."""
+        gone = []
+        for k in self.existing(k for k in KINDS if k not in self.kinds):
+            path = self.path(k)
+            if path.is_dir():
+                for p in path.iterdir():
+                    p.unlink()
+                path.rmdir()
+            else:
+                path.unlink()
+            gone.append(path)
+        return gone
 
     def check_names(self, inputs: Iterable[Path], kinds: Iterable[str] | None = None) -> None:
         """Refuse (:class:`OutputError`) outputs among ``kinds`` (default: those asked for)

@@ -93,7 +93,6 @@ class CsvRowWriter:
 def _typed_chunks(csv_path: Path, chunk_rows: int = 100_000):
     """A fervid CSV as DataFrames of ``chunk_rows`` rows, each column with one type in every
     chunk (integers that may be missing as nullable integers, text as text)."""
-
     from .rows import INT_COLUMNS, TEXT_COLUMNS, read_csv, read_csv_chunks  # needs numpy
 
     header = read_csv(csv_path, nrows=0).columns

@@ -212,3 +212,39 @@ def test_a_tiff_of_many_huge_blank_pages_stays_within_memory(tmp_path):
     df = pd.read_csv(tmp_path / "f.csv", keep_default_na=False)
     said = df[df["error"] != ""]["error"].tolist()
     assert len(said) == 1 and "of 60 not read" in said[0] and "100 megapixels" in said[0]
+
+
+def test_a_rewrite_leaves_nothing_of_the_run_before(run):
+    """annotate --overwrite with fewer outputs asked removes the earlier run's others (fervid's
+    own only); a regroup to fewer people removes the pictures of people no longer there."""
+    mine = run / "two.fervid.notes.txt"
+    mine.write_text("mine")
+    assert _cli("regroup", run / "two.fervid.csv", "--same", "0,1").exit_code == 1  # seen together
+    ident = run / "two.fervid.identity.json"
+    d = json.loads(ident.read_text())
+    d["cooccur"] = []  # as if never seen together: one person
+    ident.write_text(json.dumps(d))
+    assert _cli("regroup", run / "two.fervid.csv", "--same", "0,1").exit_code == 0
+    assert sorted(p.name for p in (run / "two.fervid.people").iterdir()) == ["person_0.jpg"]
+    r = _cli("annotate", run / "two.mp4", "--overwrite", "--no-video")
+    assert r.exit_code == 0, r.output
+    for gone in ("mp4", "html", "eaf", "episodes.tsv", "png"):
+        assert not (run / f"two.fervid.{gone}").exists(), gone
+    assert (run / "two.fervid.csv").exists() and mine.read_text() == "mine"
+
+
+@pytest.mark.parametrize("command", [["report", "--overwrite"], ["regroup", "--people", "2"]])
+def test_report_and_regroup_need_no_pytorch(run, command):
+    """They read a table and write from it: PyTorch (650 MB, seconds to import) is not loaded."""
+    import subprocess
+    import sys
+
+    argv = ["fervid", "-q", command[0], str(run / "two.fervid.csv"), *command[1:]]
+    code = (
+        f"import sys; from fervid.cli import main; sys.argv = {argv!r}\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print('torch' in sys.modules)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines()[-1] == "False"

@@ -37,7 +37,6 @@ def _model_dir() -> str:
 def _dlib_models(folder: str):
     """dlib and its landmark model, read once per process (about half a second each time
     otherwise: a cost per video that the measurements showed)."""
-
     try:
         import dlib  # only when faces are embedded (re-identification)
     except ImportError:
@@ -52,7 +51,6 @@ def _dlib_models(folder: str):
 @functools.lru_cache(maxsize=2)
 def _descriptor_net(folder: str, device: torch.device):
     """The descriptor network on ``device``, read once per process and device."""
-
     try:
         net = DlibFaceNet.from_file(os.path.join(folder, DESCRIPTOR_FILE))
     except (RuntimeError, OSError, ValueError) as exc:

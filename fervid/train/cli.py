@@ -36,7 +36,6 @@ ERRORS = (DataError, CheckpointError, PretrainedUnavailable, ValueError, OSError
 def _claim_output(path: str, inputs: list[str], kind: str) -> None:
     """Refuse, before any work, an output (``kind`` "safetensors" or "json") that would
     replace one of the ``inputs`` or a file of that name that fervid did not write."""
-
     check_output(path, inputs=inputs, kind=kind)
     may_replace(Path(path), is_fervid_checkpoint if kind == "safetensors" else is_fervid_json)
 
@@ -68,7 +67,6 @@ def _archs(ctx, param, value: tuple[str, ...]) -> list[str]:
 def cli(ctx, archs, quiet, **opts):
     """Train emotion classifiers. Without a sub-command: train --archs on --data and write
     the comparison report (comparison.csv, comparison.md, plots) into --out."""
-
     logs.configure(quiet=quiet)
     if ctx.invoked_subcommand is not None:
         return
@@ -106,7 +104,6 @@ def cli(ctx, archs, quiet, **opts):
 def evaluate(checkpoint, data, split, device, batch_size, ignore_unknown, as_json):
     """Evaluate CHECKPOINT on a dataset split: accuracy, balanced accuracy, macro-F1,
     per-class recall, confusion matrix."""
-
     try:
         if as_json:
             _claim_output(as_json, [checkpoint], "json")
@@ -171,7 +168,6 @@ def evaluate(checkpoint, data, split, device, batch_size, ignore_unknown, as_jso
 def export(checkpoint, output, half, crop_scale, crop_shift, tta, temperature, dataset):
     """Package CHECKPOINT (best.safetensors or last.pt) as one inference file OUTPUT,
     optionally fp16 and with its crop policy / test-time augmentation set."""
-
     try:
         _claim_output(output, [checkpoint], "safetensors")
         state, meta = load_checkpoint(checkpoint)
@@ -221,7 +217,6 @@ def calibrate(checkpoint, output, device, batch_size, half, as_json, prior_shift
     selected on (give the training run's --data, --exclude, --holdout, --labels, ...: never
     a test split) and write the calibrated model to OUTPUT. The top class never changes;
     probabilities become as confident as the model is right."""
-
     if not sources["data"]:
         raise click.UsageError("--data is required (the training run's dataset roots)")
     try:
@@ -277,7 +272,6 @@ def average(checkpoints, output, weights, half):
     several runs, or a model and its fine-tune interpolated (--weights 0.5,0.5). The readout
     (crop, test-time augmentation, class weights, temperature) is the first checkpoint's;
     calibrate the average again."""
-
     try:
         _claim_output(output, list(checkpoints), "safetensors")
         state, meta = average_checkpoints(list(checkpoints), weights=weights)

@@ -251,7 +251,6 @@ def decode_all(
     paths: Sequence[Path], size: int, channels: str, *, threads: int = 4, progress: bool = False
 ) -> torch.Tensor:
     """Decode images once into a uint8 NxCxSxS tensor."""
-
     c = channel_count(channels)
     out = torch.empty((len(paths), c, size, size), dtype=torch.uint8)
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:

@@ -35,7 +35,6 @@ def init_distributed(device: str) -> tuple[int, int, str]:
 
 def reduce_sum(cm, loss_sum: float) -> tuple[np.ndarray, float]:
     """Sum a confusion matrix and a loss total over all processes."""
-
     t = torch.tensor(np.asarray(cm), dtype=torch.float64)
     s = torch.tensor([loss_sum], dtype=torch.float64)
     dist.all_reduce(t)

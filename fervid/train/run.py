@@ -582,7 +582,6 @@ def _log_epoch(cfg, state, tr, ev, dt, improved) -> None:
 
 def _init_from(model: nn.Module, path: str, arch: str, classes: list[str]) -> None:
     """Start from a fervid checkpoint's weights; a head for other classes is left fresh."""
-
     state, meta = load_checkpoint(path)
     if meta.arch != arch:
         raise CheckpointError(f"--init {path}: a {meta.arch} checkpoint, but training {arch}")

@@ -99,7 +99,6 @@ def comparison_rows(results: Sequence[RunResult]) -> list[dict]:
 
 def write_report(results: Sequence[RunResult], out: Path) -> None:
     """``comparison.csv``, ``comparison.md`` and PNG plots in ``out``."""
-
     out.mkdir(parents=True, exist_ok=True)
     may_replace(out / "comparison.csv", is_fervid_text(",".join(COLUMNS)))
     may_replace(out / "comparison.md", is_fervid_text("# Architecture comparison"))
