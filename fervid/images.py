@@ -116,7 +116,7 @@ def check_regular(path: str | os.PathLike) -> None:
 MAX_FRAMES = 100
 #: At most this many pixels are decoded from one file (its frames together, the first always):
 #: a 4 MB TIFF of 60 blank 4000 x 4000 pages would otherwise take 4 GB.
-MAX_FILE_PIXELS = 100_000_000
+MAX_FILE_PIXELS = 50_000_000
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:

@@ -64,7 +64,7 @@ td img{width:64px;height:64px;object-fit:cover;border-radius:4px}
 .crop img{position:absolute;max-width:none}
 .card b{display:block;margin-top:4px}
 .hidden{display:none}
-.hint{color:#555;margin-top:10px}
+.hint,.caption{color:#555;margin-top:10px}
 code{background:#ecece8;padding:1px 4px;border-radius:3px}
 """
 
@@ -329,7 +329,7 @@ def _people_table(people: pd.DataFrame, faces: dict, page: Path, classes) -> str
             f"<td>{html.escape(p['dominant'])}</td>{shares}</tr>"
         )
     caption = (
-        "<p class=\"hint\">The emotions' columns: the share of the person's visible time with "
+        "<p class=\"caption\">The emotions' columns: the share of the person's visible time with "
         "that emotion on top (they sum to 100%); the mean probabilities are in the people "
         "table (VIDEO.fervid.people.csv).</p>"
     )

@@ -560,7 +560,7 @@ def test_frames_past_the_limit_are_said_in_a_row(frames_dir, tmp_path, monkeypat
     df = pd.read_csv(out, keep_default_na=False)
     last = df[df["path"] == "stack.tif#3"]
     assert last["error"].tolist() == [
-        "frame(s) 3 of 3 not read (a file gives at most 2 frames and 100 megapixels)"
+        "frame(s) 3 of 3 not read (a file gives at most 2 frames and 50 megapixels)"
     ]
 
 
