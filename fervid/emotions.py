@@ -34,15 +34,19 @@ ALIASES: dict[str, str] = {
     "calm": "neutral",
 }
 
-#: BGR-free RGB colours, one per emotion, for drawing and plots.
+#: RGB colours, one per emotion, the same on the annotated video, the page and the plot:
+#: Okabe and Ito's palette, which readers with any of the common colour-vision deficiencies
+#: tell apart (tests/test_pages.py checks it under simulated protanopia, deuteranopia and
+#: tritanopia); neutral a light grey. Surprise is sky blue, not the orange next to
+#: happiness's yellow that it was.
 COLORS: dict[str, tuple[int, int, int]] = {
-    "surprise": (255, 165, 0),
-    "fear": (148, 0, 211),
-    "disgust": (34, 139, 34),
-    "happiness": (255, 215, 0),
-    "sadness": (30, 144, 255),
-    "anger": (220, 20, 60),
-    "neutral": (190, 190, 190),
+    "surprise": (86, 180, 233),  # sky blue
+    "fear": (204, 121, 167),  # reddish purple
+    "disgust": (0, 158, 115),  # bluish green
+    "happiness": (240, 228, 66),  # yellow
+    "sadness": (0, 114, 178),  # blue
+    "anger": (213, 94, 0),  # vermillion
+    "neutral": (200, 200, 200),  # light grey
 }
 
 

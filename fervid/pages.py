@@ -33,7 +33,7 @@ video{width:100%;max-height:60vh;background:#000;display:block}
 .who img{width:36px;height:36px;object-fit:cover;border-radius:4px}
 .timeline{position:relative;flex:1;height:28px;background:#e4e4e0;cursor:pointer;
 border-radius:3px;overflow:hidden}
-.seen,.seen-key{background:repeating-linear-gradient(135deg,#d9d9d2 0 3px,#f3f3ef 3px 6px)}
+.seen,.seen-key{background:repeating-linear-gradient(135deg,#d6d6d0 0 2px,#f7f7f4 2px 7px)}
 .seen{position:absolute;top:0;bottom:0}
 .ep{position:absolute;top:4px;bottom:4px;border-radius:2px}
 .playhead{position:absolute;top:0;bottom:0;width:2px;background:#d00;pointer-events:none}

@@ -109,3 +109,78 @@ def test_without_the_video_the_page_says_so(page, tmp_path):
     assert r.exit_code == 0, r.output
     text = (moved / "two.fervid.html").read_text()
     assert "No video was found beside the table" in text and "<video" in text
+
+
+# -- the palette and the annotated video's labels ------------------------------------------
+
+
+def _min_difference(palette: dict, matrix) -> float:
+    """The smallest CIELAB distance (Delta E 1976) between two colours of ``palette`` as a
+    reader with the colour vision ``matrix`` simulates (Machado et al. 2009) sees them."""
+    import itertools
+
+    import numpy as np
+
+    def lab(rgb):
+        c = np.asarray(rgb) / 255
+        c = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+        c = np.clip(np.asarray(matrix) @ c, 0, 1)
+        to_xyz = [[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]
+        xyz = np.array(to_xyz) @ c / np.array([0.95047, 1, 1.08883])
+        f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+        return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+    pairs = itertools.combinations(palette.values(), 2)
+    return min(float(np.linalg.norm(lab(a) - lab(b))) for a, b in pairs)
+
+
+VISION = {  # Machado, Oliveira and Fernandes (2009), severity 1, linear RGB
+    "protanopia": [[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
+                   [-0.003882, -0.048116, 1.051998]],
+    "deuteranopia": [[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+                     [-0.011820, 0.042940, 0.968881]],
+    "tritanopia": [[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602],
+                   [0.004733, 0.691367, 0.303900]],
+    "typical": [[1, 0, 0], [0, 1, 0], [0, 0, 1]],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("vision", sorted(VISION))
+def test_the_seven_colours_stay_apart_for_colour_blind_readers(vision):
+    from fervid.emotions import COLORS
+
+    assert _min_difference(COLORS, VISION[vision]) >= 15
+    # the palette before: disgust and anger 3.3 apart for deuteranopes
+    old = {"disgust": (34, 139, 34), "anger": (220, 20, 60), "surprise": (255, 165, 0)}
+    if vision == "deuteranopia":
+        assert _min_difference(old, VISION[vision]) < 5
+
+
+def test_no_label_covers_another_label_or_face_on_a_crowd_frame():
+    import numpy as np
+
+    from fervid.draw import _labels, _overlap, _text_size, annotate, place_labels
+    from fervid.faces import Faces
+
+    w, h, side = 1920, 1080, 90
+    boxes = [[300 + c * 110, 200 + r * 130, 300 + c * 110 + side, 200 + r * 130 + side]
+             for r in range(4) for c in range(10)]  # fmt: skip
+    probs = np.tile(np.eye(7)[[3]], (len(boxes), 1)) * 0.9 + 0.1 / 7
+    from fervid.emotions import EMOTIONS
+
+    n = len(boxes)
+    faces = Faces(boxes, [0.99] * n, probs, np.arange(n), EMOTIONS, np.arange(n))
+    scale, thick = max(0.4, h / 900), max(1, round(h / 300))
+    texts, _ = _labels(faces)
+    sizes = [_text_size(t, scale, thick) for t in texts]
+    spots = place_labels(
+        [tuple(b) for b in boxes], [(tw + 4, th + b + b // 2) for tw, th, b in sizes], w, h
+    )
+    for i, a in enumerate(spots):
+        assert a[0] >= 0 and a[2] < w and a[1] >= 0 and a[3] < h
+        for j, b in enumerate(spots):
+            assert i == j or not _overlap(a, b), (i, j)
+        for j, box in enumerate(boxes):
+            assert i == j or not _overlap(a, box), (i, j)
+    out = annotate(np.zeros((h, w, 3), np.uint8), faces)
+    assert out.any()
