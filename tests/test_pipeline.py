@@ -10,6 +10,7 @@ from fervid.checkpoint import CheckpointError, CropPolicy, load_checkpoint
 from fervid.classify import DEFAULT_MODEL, crop_box
 from fervid.detect import FaceDetector
 from fervid.draw import annotate
+from fervid.emotions import COLORS
 from fervid.faces import Faces
 from fervid.images import IMAGE_EXTS, ImageError, load_image, walk_entries
 from fervid.track import FaceTracker, OneEuro, ProbSmoother, iou_matrix
@@ -208,7 +209,7 @@ def test_annotate_draws_and_keeps_input():
     faces = Faces([[20, 30, 60, 80]], [0.99], [[0.1, 0.9]], [3], ("anger", "happiness"))
     out = annotate(scene, faces)
     assert scene.sum() == 0 and out.sum() > 0
-    assert tuple(out[55, 20]) == (255, 215, 0)  # the box edge in happiness's colour
+    assert tuple(out[55, 20]) == COLORS["happiness"]  # the box edge in happiness's colour
 
 
 def test_detect_near_follows_known_faces(detector, portraits):
