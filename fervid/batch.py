@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,8 @@ class VideoOutcome:
     skipped: str | None = None
     error: str | None = None
     on_ray: bool = False
+    #: seconds of the whole video's job: the analysis and every output written after it
+    whole_s: float = 0.0
 
     @property
     def failed(self) -> bool:
@@ -150,6 +153,7 @@ def annotate_many(
 
 def _annotate_one(video, outputs, model, options, episodes, resume, overwrite, progress):
     """One video on this machine."""
+    t0 = time.perf_counter()
     try:
         info = VideoInfo.from_path(video)
         end = info.duration_s if options.end is None else min(options.end, info.duration_s)
@@ -177,7 +181,8 @@ def _annotate_one(video, outputs, model, options, episodes, resume, overwrite, p
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             msg += "; the rows so far are kept: free space, then run again with --resume"
         return VideoOutcome(video, outputs, error=msg)
-    return VideoOutcome(video, outputs, run=report, summary=summary)
+    whole = time.perf_counter() - t0
+    return VideoOutcome(video, outputs, run=report, summary=summary, whole_s=whole)
 
 
 def _without_name(msg: str, video: Path) -> str:
@@ -207,7 +212,9 @@ def _on_ray(jobs, model, device, options, episodes, flags, address, resources, s
         if report.failed:
             yield VideoOutcome(video, outputs, error=printable(report.error), on_ray=True)
             continue
+        t0 = time.perf_counter()
         summary = finish_outputs(video, outputs, episodes)
         if overwrite:
             outputs.remove_others()
-        yield VideoOutcome(video, outputs, run=report, summary=summary, on_ray=True)
+        whole = report.seconds + time.perf_counter() - t0
+        yield VideoOutcome(video, outputs, run=report, summary=summary, on_ray=True, whole_s=whole)

@@ -205,7 +205,8 @@ def _summary(outcome, most: int = 10) -> str:
     people = summary["people"]
     lines = [
         f"{_printable(outcome.video)}: {done}){where} in {report.seconds:.1f} s, "
-        f"{report.frames_per_s:.1f} frames/s; "
+        f"{report.frames_per_s:.1f} frames/s (the whole job, outputs written after the "
+        f"analysis too: {outcome.whole_s:.1f} s); "
         f"{summary['faces']} faces in {summary['tracks']} tracks"
         + (f", {len(people)} people" if summary["by"] == "person" else "")
     ]

@@ -45,6 +45,7 @@ def test_many_videos_give_one_outcome_each(videos, model, tmp_path):
     assert "bad.mp4" not in by["bad.mp4"].error  # the name is the printer's, said once
     good = by["two.mp4"]
     assert not good.failed and good.run.frames == 12 and good.summary["faces"] > 0
+    assert good.whole_s > good.run.seconds > 0
     for k in good.outputs.asked():
         assert good.outputs.path(k).exists(), k
     assert good.outputs.path("people").parent == tmp_path / "out"
@@ -77,7 +78,13 @@ def test_the_summary_says_how_many_people_it_leaves_out(tmp_path):
     summary = {"rows": 120, "faces": 120, "tracks": 12, "people": people, "by": "person"}
     outputs = VideoOutputs(tmp_path / "crowd", frozenset({"csv", "people"}))
     run = VideoRun(str(tmp_path / "crowd.mp4"), frames=10, analysed=10, seconds=1.0)
-    text = _summary(VideoOutcome(tmp_path / "crowd.mp4", outputs, run=run, summary=summary))
+    outcome = VideoOutcome(tmp_path / "crowd.mp4", outputs, run=run, summary=summary, whole_s=3.5)
+    text = _summary(outcome)
+    # the frames/s says what it covers, and the whole job's time stands beside it
+    assert (
+        "in 1.0 s, 10.0 frames/s (the whole job, outputs written after the analysis too: 3.5 s)"
+        in text
+    )
     lines = text.splitlines()
     assert sum(line.startswith("  person ") for line in lines) == 10
     assert f"... and 2 more (see {tmp_path / 'crowd.fervid.people.csv'})" in text
