@@ -55,11 +55,6 @@ def _open(path: str | os.PathLike):
         raise VideoError(f"{path}: not a readable video ({reason})") from None
 
 
-def _same_file(a, b) -> bool:
-
-    return same_file(a, b)
-
-
 def is_fervid_video(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a video fervid wrote (its metadata carries :data:`FERVID_TAG`)."""
     try:
@@ -332,7 +327,7 @@ class VideoSink:
     ) -> None:
         self.path = Path(path)
         for source in (info.path, audio_from):
-            if source is not None and _same_file(self.path, source):
+            if source is not None and same_file(self.path, source):
                 raise VideoError(f"{self.path}: is the input video; choose another output name")
         self.info = info
         self.audio_from = audio_from

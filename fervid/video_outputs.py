@@ -18,7 +18,7 @@ import glob
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .elan import write_eaf, write_episodes_tsv
@@ -44,7 +44,7 @@ from .persons import Takeaway, is_fervid_jpeg, read_people, write_faces
 from .plot import plot_timeline
 from .rows import TableFacts, check_video_table, read_csv, video_schema_of, write_csv
 from .video import VideoInfo, is_fervid_video
-from .writers import WRITERS, write_format
+from .writers import WRITERS, working_table, write_format
 
 
 @dataclass
@@ -198,11 +198,6 @@ KINDS: dict[str, OutputKind] = {
 DERIVED = tuple(k for k, kind in KINDS.items() if kind.write is not None)
 
 
-def is_ours(path: Path, kind: str) -> bool:
-    """Whether an existing output of ``kind`` (a key of :data:`KINDS`) is fervid's."""
-    return KINDS[kind].is_ours(path)
-
-
 @dataclass(frozen=True)
 class VideoOutputs:
     """One video's outputs: ``base`` (``folder/clip``) names them (``folder/clip.fervid.csv``
@@ -237,12 +232,7 @@ class VideoOutputs:
     def table(self) -> Path:
         """The CSV the rows are streamed to: the CSV output itself, or for another format a
         name of its own beside that output (``clip.fervid.parquet.csv``)."""
-        out = self.path(self.fmt)
-        return out if self.fmt == "csv" else out.with_name(out.name + ".csv")
-
-    def asking(self, kinds: Iterable[str]) -> VideoOutputs:
-        """The same video's outputs with ``kinds`` asked for instead."""
-        return replace(self, kinds=frozenset(kinds))
+        return working_table(self.path(self.fmt), self.fmt)
 
     def asked(self) -> list[str]:
         """The kinds asked for, in :data:`KINDS`' order."""
@@ -250,7 +240,7 @@ class VideoOutputs:
 
     def existing(self, kinds: Iterable[str] = KINDS) -> list[str]:
         """Of ``kinds``, those whose file exists and is fervid's."""
-        return [k for k in kinds if self.path(k).exists() and is_ours(self.path(k), k)]
+        return [k for k in kinds if self.path(k).exists() and KINDS[k].is_ours(self.path(k))]
 
     def remove_others(self) -> list[Path]:
         """After a run asked to redo a video (``--overwrite``): the files of an earlier run of
