@@ -111,6 +111,7 @@ def annotate_video(
     resume: bool = False,
     overwrite: bool = True,
     progress: Callable[[int], None] | None = None,
+    pictures: bool = False,
     options: VideoOptions | None = None,
     **settings,
 ) -> VideoRun:
@@ -123,8 +124,9 @@ def annotate_video(
     of frames: the same rows as an uninterrupted run; the annotated video is then drawn from
     the rows (no detection). ``overwrite=False`` leaves a finished CSV alone (raising
     :class:`fervid.outputs.OutputSkip`), checked under the lock, so that two runs started
-    one after the other never both write it. ``options`` and ``settings`` are
-    :func:`analyze_video`'s.
+    one after the other never both write it. ``pictures=True`` keeps the best face crops of
+    each track as it goes (the run's ``pictures``, for :func:`finish_outputs`). ``options``
+    and ``settings`` are :func:`analyze_video`'s.
     """
     opts = make_options(VideoOptions, options, **settings)
     path = os.fsdecode(path)
@@ -137,7 +139,7 @@ def annotate_video(
         if csv_path.exists() and not (overwrite or resume):
             raise OutputSkip(f"skipped, {csv_path} exists (written meanwhile); --overwrite to redo")
         check_annotate_outputs(csv_path, annotated)
-        return _annotate_locked(path, csv_path, emo, opts, annotated, resume, progress)
+        return _annotate_locked(path, csv_path, emo, opts, annotated, resume, progress, pictures)
 
 
 def check_annotate_outputs(csv_path: Path, annotated: str | os.PathLike | None) -> None:
@@ -171,10 +173,10 @@ def _is_state(path: Path) -> bool:
     return isinstance(d, dict) and {"version", "video", "options", "last_frame"} <= set(d)
 
 
-def _annotate_locked(path, csv_path, emo, opts, annotated, resume, progress) -> VideoRun:
+def _annotate_locked(path, csv_path, emo, opts, annotated, resume, progress, pictures) -> VideoRun:
     partial = partial_path(csv_path)
     state_path = state_path_of(csv_path)
-    pipe = VideoPipeline(path, emo, opts)
+    pipe = VideoPipeline(path, emo, opts, pictures=pictures)
     resumed = False
     if resume and partial.exists() and state_path.exists():
         pipe.load_state_dict(json.loads(state_path.read_text()))
@@ -265,15 +267,26 @@ def summarize_csv(csv_path: str | os.PathLike, chunk_rows: int = 200_000) -> dic
 
 
 def finish_outputs(
-    video: Path, outputs: VideoOutputs, episodes: EpisodeOptions | None = None
+    video: Path,
+    outputs: VideoOutputs,
+    episodes: EpisodeOptions | None = None,
+    *,
+    kept: dict | None = None,
 ) -> dict:
     """After a video's table (``outputs.table``) is complete: the outputs made from it that
     were asked for (:func:`fervid.video_outputs.write_derived`), then the table in its
-    format. Returns the table's summary (:func:`summarize_csv`)."""
+    format; ``kept``: the face crops the run kept (:attr:`fervid.pipeline.VideoRun.pictures`).
+    Returns the table's summary (:func:`summarize_csv`)."""
     summary = summarize_csv(outputs.table)
     annotated = outputs.path("mp4") if "mp4" in outputs.kinds else None
     write_derived(
-        outputs.table, outputs, outputs.kinds, video=video, annotated=annotated, episodes=episodes
+        outputs.table,
+        outputs,
+        outputs.kinds,
+        video=video,
+        annotated=annotated,
+        episodes=episodes,
+        kept=kept,
     )
     write_table_format(outputs)
     if outputs.fmt != "csv":  # only a CSV table can be regrouped: its working table is gone

@@ -168,8 +168,9 @@ def _annotate_one(video, outputs, model, options, episodes, resume, overwrite, p
                 overwrite=overwrite,
                 annotated=outputs.path("mp4") if "mp4" in outputs.kinds else None,
                 progress=update,
+                pictures="faces" in outputs.kinds,
             )
-        summary = finish_outputs(video, outputs, episodes)
+        summary = finish_outputs(video, outputs, episodes, kept=report.pictures)
         if overwrite:
             outputs.remove_others()
     except KeyboardInterrupt:

@@ -13,6 +13,7 @@ import html
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import pandas as pd
@@ -20,6 +21,9 @@ import pandas as pd
 from .emotions import color_for
 from .outputs import atomic_path
 from .rows import cell_text, file_of, read_csv_chunks
+
+if TYPE_CHECKING:  # the page needs no image code
+    from .face_pictures import FaceThumbs
 
 GENERATOR = '<meta name="generator" content="fervid">'
 
@@ -61,7 +65,7 @@ td img{width:64px;height:64px;object-fit:cover;border-radius:4px}
 .cards{display:flex;flex-wrap:wrap;gap:10px}
 .card{background:#fff;border-radius:6px;padding:6px;width:132px;font-size:12px}
 .crop{position:relative;width:120px;height:120px;overflow:hidden;background:#ddd}
-.crop img{position:absolute;max-width:none}
+.crop img{position:absolute;max-width:none}.crop img.thumb{position:static;width:100%;height:100%}
 .card b{display:block;margin-top:4px}
 .hidden{display:none}
 .hint,.caption{color:#555;margin-top:10px}
@@ -158,10 +162,9 @@ draw(); axis(); playhead();
 """
 
 PHOTOS_SCRIPT = """
-for (const card of document.querySelectorAll('.card')) {
-  const img = card.querySelector('img');
+for (const img of document.querySelectorAll('.card img[data-box]')) {
   const fit = () => {
-    const [x1, y1, x2, y2] = JSON.parse(card.dataset.box);
+    const [x1, y1, x2, y2] = JSON.parse(img.dataset.box);
     const side = Math.max(x2 - x1, y2 - y1, 1), k = 120 / side;
     img.style.width = (img.naturalWidth * k) + 'px';
     img.style.left = (-(x1 + x2 - side) / 2 * k) + 'px';
@@ -337,25 +340,41 @@ def _people_table(people: pd.DataFrame, faces: dict, page: Path, classes) -> str
 
 
 def write_photos_page(
-    path: str | os.PathLike, table: str | os.PathLike, folder: str | os.PathLike, *, title=""
+    path: str | os.PathLike,
+    table: str | os.PathLike,
+    folder: str | os.PathLike,
+    *,
+    title="",
+    thumbs: FaceThumbs | None = None,
 ) -> Path:
-    """The review page of a photo scan: one card per face (the photo cut to the face by the
-    page, its emotion and confidence), a menu to show one emotion only. ``table``: the
-    scan's CSV (streamed); ``folder``: what its paths are relative to."""
+    """The review page of a photo scan: one card per face (its picture, its emotion and
+    confidence), a menu to show one emotion only. ``table``: the scan's CSV (streamed);
+    ``folder``: what its paths are relative to; ``thumbs``: the faces' pictures cut during the
+    scan (:class:`fervid.face_pictures.FaceThumbs`); a face without one is shown as its
+    photo, cut to the face by the page. Pictures of rows no longer in the table are
+    removed."""
     path, folder = Path(path), Path(folder)
-    cards, emotions = [], set()
+    cards, emotions, used = [], set(), set()
     for part in read_csv_chunks(table, 100_000, keep_default_na=False):
         for r in part[part["emotion"] != ""].itertuples(index=False):
             emotions.add(r.emotion)
-            box = json.dumps([float(r.x1), float(r.y1), float(r.x2), float(r.y2)])
-            src = _rel(folder / file_of(cell_text(str(r.path))), path)  # a frame: its file
+            name = cell_text(str(r.path))
+            thumb = thumbs.get(name, int(r.face)) if thumbs is not None else None
+            if thumb is not None:
+                used.add(thumb)
+                pic = f'<img class="thumb" src="{_rel(thumb, path)}" alt="" loading="lazy">'
+            else:
+                box = json.dumps([float(r.x1), float(r.y1), float(r.x2), float(r.y2)])
+                src = _rel(folder / file_of(name), path)  # a frame: its file
+                pic = f'<img src="{src}" alt="" loading="lazy" data-box=\'{box}\'>'
             cards.append(
-                f'<div class="card" data-emotion="{html.escape(r.emotion)}" '
-                f'data-box=\'{box}\'><div class="crop"><img src="{src}" alt="" '
-                f'loading="lazy"></div><b style="color:{_hex(r.emotion)}">'
+                f'<div class="card" data-emotion="{html.escape(r.emotion)}">'
+                f'<div class="crop">{pic}</div><b style="color:{_hex(r.emotion)}">'
                 f"{html.escape(r.emotion)} {float(r.confidence):.2f}</b>"
                 f"{html.escape(str(r.path))} #{int(r.face)}</div>"
             )
+    if thumbs is not None:
+        thumbs.keep_only(used)
     options = "".join(
         f'<option value="{html.escape(e)}">{html.escape(e)}</option>' for e in sorted(emotions)
     )

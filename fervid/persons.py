@@ -15,23 +15,17 @@ with ``--every N``.
 
 from __future__ import annotations
 
-import heapq
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import NamedTuple
 
-import cv2
 import numpy as np
 import pandas as pd
-from PIL import Image
 
-from .identity.quality import sharpness
+from .face_pictures import candidate, keep_best
 from .options import EpisodeOptions
-from .outputs import atomic_path
 from .rows import RowSchema, read_csv, read_csv_chunks
-from .video import frames_at
 
 EPISODE_COLUMNS = [
     "person",
@@ -81,25 +75,16 @@ class PeopleReader:
         self.classes, self.step, self.o = tuple(classes), float(step), options
         self.people: dict[int, _Person] = {}
         self.episodes: list[dict] = []
-        self.candidates: dict[int, list] = {}  # person -> heap of (quality, time, box)
+        self.candidates: dict[int, list] = {}  # person -> heap of face_pictures.Candidate
         wanted = [c for c in classes if options.neutral or c != "neutral"]
         self._watch = [self.classes.index(c) for c in wanted]
 
     def add(self, person, t, probs, score, track, boxes) -> None:
         for k in range(len(person)):
-            pid, tk = int(person[k]), float(t[k])
-            self._row(pid, tk, probs[k], float(score[k]), int(track[k]))
-            self._candidate(pid, tk, float(score[k]), boxes[k])
-
-    def _candidate(self, pid: int, t: float, score: float, box) -> None:
-        """Keep each person's best-looking rows (well scored, large) for its picture."""
-        size = float(max(box[2] - box[0], box[3] - box[1]))
-        heap = self.candidates.setdefault(pid, [])
-        item = (score * min(size, 160.0), t, [float(v) for v in box])
-        if len(heap) < 4:
-            heapq.heappush(heap, item)
-        elif item[0] > heap[0][0]:
-            heapq.heapreplace(heap, item)
+            pid, tk, tr = int(person[k]), float(t[k]), int(track[k])
+            self._row(pid, tk, probs[k], float(score[k]), tr)
+            # each person's best-looking rows, for its picture
+            keep_best(self.candidates.setdefault(pid, []), candidate(score[k], boxes[k], tk, tr))
 
     def _row(self, pid: int, t: float, p: np.ndarray, score: float, track: int) -> None:
         s = self.people.get(pid)
@@ -238,7 +223,7 @@ class Takeaway(NamedTuple):
     episodes: pd.DataFrame
     seen: dict[int, list[list[float]]]
     step: float
-    candidates: dict[int, list]  # person -> (quality, time, box) of its best-looking rows
+    candidates: dict[int, list]  # person -> its best rows (face_pictures.Candidate)
 
 
 def read_people(
@@ -295,62 +280,3 @@ def episodes(table: pd.DataFrame | str | os.PathLike, **kw) -> pd.DataFrame:
     ``options=EpisodeOptions(enter=..., exit=..., min_duration=..., max_gap=...,
     neutral=...)``."""
     return read_people(table, **kw)[1]
-
-
-def write_faces(
-    video: str | os.PathLike, candidates: dict[int, list], folder: str | os.PathLike
-) -> dict[int, Path]:
-    """One picture per person (``person_<n>.jpg``, 160 px): of each person's best-scored,
-    largest rows, the sharpest face. The frames are found by seeking in ``video`` (the
-    analysed one, not the annotated copy)."""
-    folder = Path(folder)
-    times = [t for heap in candidates.values() for _, t, _ in heap]
-    frames = frames_at(video, times) if times else {}
-    out: dict[int, Path] = {}
-    for pid, heap in sorted(candidates.items()):
-        crops = [_square(frames[t], box) for _, t, box in heap if t in frames]
-        if not crops:
-            continue
-        best = max(crops, key=sharpness)
-        out[pid] = _save_jpeg(best, folder / f"person_{pid}.jpg")
-    _remove_others(folder, set(out.values()))
-    return out
-
-
-def _remove_others(folder: Path, kept: set[Path]) -> None:
-    """The pictures of people an earlier run had and this one has not (fewer people after a
-    regroup, say), removed: fervid's own JPEGs only."""
-    if not folder.is_dir():
-        return
-    for p in folder.glob("person_*.jpg"):
-        if p not in kept and is_fervid_jpeg(p):
-            p.unlink()
-
-
-def is_fervid_jpeg(path: Path) -> bool:
-    """A JPEG fervid wrote (its comment)."""
-    try:
-        with Image.open(path) as im:
-            return im.info.get("comment") == b"fervid"
-    except OSError:
-        return False
-
-
-def _square(image: np.ndarray, box, out: int = 160) -> np.ndarray:
-    """The face in a square 1.4 times its long side, ``out`` pixels."""
-    x1, y1, x2, y2 = box
-    side = 1.4 * max(x2 - x1, y2 - y1)
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    h, w = image.shape[:2]
-    a, b = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
-    c, d = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
-    crop = image[b:d, a:c] if d > b and c > a else image
-    return cv2.resize(crop, (out, out), interpolation=cv2.INTER_AREA)
-
-
-def _save_jpeg(image: np.ndarray, path: Path) -> Path:
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        Image.fromarray(image).save(tmp, format="JPEG", quality=90, comment=b"fervid")
-    return path

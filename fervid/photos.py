@@ -4,6 +4,7 @@ rows (:func:`iter_images`), and a resumable scan of a folder into a table file
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +15,7 @@ import numpy as np
 
 from .classify import EmotionModel, load_model
 from .detect import FaceDetector
+from .face_pictures import FaceThumbs, is_fervid_folder
 from .faces import Faces
 from .images import (
     IMAGE_EXTS,
@@ -25,12 +27,21 @@ from .images import (
     walk_entries,
 )
 from .options import ImageOptions, make_options
-from .outputs import OutputError, OutputLock, check_output, check_writable, may_replace
+from .outputs import (
+    OutputError,
+    OutputLock,
+    check_output,
+    check_writable,
+    may_replace,
+    same_file,
+)
 from .pages import is_fervid_page, write_photos_page
 from .pipeline import chunked
 from .rows import RowSchema, file_of, frame_name
 from .scan_table import ScanRecord, prepare_table
 from .writers import WRITERS, CsvRowWriter, clean_text, format_of, working_table, write_format
+
+log = logging.getLogger(__name__)
 
 #: MTCNN's pyramid step for photos: 20% faster than facenet-pytorch's 0.709, the same faces
 #: found (bench/run.py --only small_images)
@@ -55,6 +66,7 @@ class ImageResult:
     faces: Faces
     error: str = ""
     last: bool = True
+    image: np.ndarray | None = field(default=None, repr=False)  # the pixels the faces are in
 
     def rows(self) -> list[list]:
         return RowSchema("image", self.faces.classes).image_rows(
@@ -133,7 +145,7 @@ def iter_images(
         found = iter(_faces_of(images, emo, detector) if images else [])
         for p, r, image, err, last in batch:
             faces = Faces.empty(emo.classes) if image is None else next(found)
-            yield ImageResult(p, r, faces, err, last)
+            yield ImageResult(p, r, faces, err, last, image)
 
 
 def _each_frame(decoded):
@@ -282,9 +294,16 @@ def scan_folder(
     emo = as_model(model, device)
     check_output(final, inputs=[root] if root.is_file() else [], kind=fmt)
     check_writable(final.parent)
+    thumbs = None
     if page is not None:
         check_output(page, inputs=[root, final], kind="csv")
         may_replace(Path(page), is_fervid_page)
+        thumbs = thumbs_of(page)
+        if (thumbs.folder.exists() and not thumbs.folder.is_dir()) or same_file(
+            thumbs.folder, root
+        ):
+            raise OutputError(f"{thumbs.folder}: is not a folder fervid can write the faces to")
+        may_replace(thumbs.folder, is_fervid_folder)
     with OutputLock(final):
         table = working_table(final, fmt)
         schema = RowSchema("image", emo.classes)
@@ -298,28 +317,33 @@ def scan_folder(
             folder=root,
         )
         paths, base = resolve_inputs(root)
+        if thumbs is not None:  # the page's own pictures are not photos to scan (a resume)
+            paths = [p for p in paths if p.parent != thumbs.folder]
         done = {file_of(name) for name in done}
         todo = [p for p in paths if relpath(p, base) not in done]
         if on_total is not None:
             on_total(len(todo))
         report = ScanReport(final, already_done=len(done))
-        source = read(todo, base) if read is not None else _rows_here(todo, base, emo, opts)
+        # read elsewhere (Ray), no pictures are cut: the page shows the whole photos
+        here = read is None
+        source = _rows_here(todo, base, emo, opts, thumbs) if here else read(todo, base)
         writer = CsvRowWriter(partial, schema.columns, append=resume)
         record = ScanRecord(partial, root)
         record.start()
         _write_rows(source, writer, schema, report, record, progress)
-        _finish(partial, final, fmt, page, root)
+        _finish(partial, final, fmt, page, root, thumbs)
         record.remove()
     return report
 
 
-def _finish(partial: Path, final: Path, fmt: str, page, root: Path) -> None:
+def _finish(partial: Path, final: Path, fmt: str, page, root: Path, thumbs) -> None:
     """The page and the output in its format, from the whole partial CSV, which (with its
     record) is kept until both are written: a full disk here loses nothing, and a resume
     only writes them again."""
     try:
         if page is not None:
-            write_photos_page(page, partial, root if root.is_dir() else root.parent)
+            folder = root if root.is_dir() else root.parent
+            write_photos_page(page, partial, folder, thumbs=thumbs)
         if fmt == "csv":
             os.replace(partial, final)
         else:
@@ -370,5 +394,28 @@ def _write(writer: CsvRowWriter, rows, record) -> None:
         ) from None
 
 
-def _rows_here(paths, base, emo, opts) -> Iterator[list[list]]:
-    yield from rows_per_file(iter_images(paths, relative_to=base, model=emo, options=opts))
+def _rows_here(paths, base, emo, opts, thumbs: FaceThumbs | None) -> Iterator[list[list]]:
+    results = iter_images(paths, relative_to=base, model=emo, options=opts)
+    if thumbs is not None:
+        results = _with_thumbs(results, thumbs)
+    yield from rows_per_file(results)
+
+
+def _with_thumbs(results: Iterable[ImageResult], thumbs: FaceThumbs) -> Iterator[ImageResult]:
+    """The results, each photo's faces cut into ``thumbs`` on the way (the photo is decoded
+    once, for the scan). A picture that cannot be written (a full disk) stops the pictures,
+    not the scan: the page shows those faces in their photos."""
+    for res in results:
+        if thumbs is not None and res.image is not None and len(res.faces):
+            try:
+                thumbs.add(res.relpath, res.image, res.faces)
+            except OSError as exc:
+                log.warning("%s: cannot write the faces' pictures (%s)", thumbs.folder, exc)
+                thumbs = None
+        yield res
+
+
+def thumbs_of(page: str | os.PathLike) -> FaceThumbs:
+    """Where the pictures of a scan's page are kept: ``photos.html`` -> ``photos.faces/``."""
+    page = Path(page)
+    return FaceThumbs(page.with_name(page.stem + ".faces"))

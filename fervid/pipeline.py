@@ -17,7 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -28,6 +28,7 @@ from torchvision.ops import nms
 from .classify import EmotionModel
 from .detect import FaceDetector
 from .draw import annotate
+from .face_pictures import PictureKeeper
 from .faces import Faces
 from .identity.embedder import FaceEmbedder
 from .identity.grouping import cluster_tracks
@@ -66,6 +67,8 @@ class VideoRun:
     bad_packets: int = 0
     people: int = 0
     identity: dict | None = None  # the tracks' identities (PersonTracker.summary), plain data
+    #: the face crops kept for the people's pictures ((track, time key) -> Kept), when asked
+    pictures: dict | None = field(default=None, repr=False)
 
     @property
     def frames_per_s(self) -> float:
@@ -96,8 +99,16 @@ class VideoRun:
 class VideoPipeline:
     """Detect, track and classify the faces of one video, chunk by chunk."""
 
-    def __init__(self, path: str | os.PathLike, model: EmotionModel, options: VideoOptions):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        model: EmotionModel,
+        options: VideoOptions,
+        *,
+        pictures: bool = False,
+    ):
         self.path, self.model, self.options = str(path), model, options
+        self.pictures = PictureKeeper() if pictures else None
         self.info = VideoInfo.from_path(path)
         o = options
         self.detector = FaceDetector(
@@ -210,6 +221,8 @@ class VideoPipeline:
             if (f.index - self.first_index) % every == 0:
                 faces = self.smoother.update(next(classified), f.time_s)
                 rows.extend(self.schema.video_rows(f.index, f.time_s, faces))
+                if self.pictures is not None:
+                    self.pictures.update(f.image, faces, f.time_s)
                 self.report.analysed += 1
                 self.carried = faces
             drawn.append(self.carried)
@@ -241,6 +254,8 @@ class VideoPipeline:
             if progress is not None:
                 progress(len(chunk))
         self.report.seconds += time.perf_counter() - t0
+        if self.pictures is not None:
+            self.report.pictures = self.pictures.crops()
         self.report.error = reader.error
         self.report.bad_packets = reader.bad_packets
         return self.report

@@ -5,6 +5,7 @@ an H.264 writer that keeps the input's timestamps and audio and appears complete
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import threading
@@ -282,26 +283,37 @@ class FrameReader:
 
 
 def frames_at(path: str | os.PathLike, times: list[float]) -> dict[float, np.ndarray]:
-    """The frames shown at each of ``times`` (seconds; RGB, rotation applied), found by
-    seeking to the key frame before each and decoding from there: a few frames of a long
-    video without decoding all of it. A time that cannot be reached is left out."""
+    """The frames shown at each of ``times`` (seconds; RGB, rotation applied), in one pass in
+    time order: from one time to the next the decoder goes on forward, unless the way ahead is
+    longer than the stretch it has decoded since its last key frame; then it seeks to the key
+    frame before the next time. A few frames of a long video cost a few short decodes; many
+    frames of a file with one key frame cost at most one decode of it. A time that cannot be
+    reached is left out."""
     info = VideoInfo.from_path(path)
     k = round(info.rotation / 90) % 4
     out: dict[float, np.ndarray] = {}
     with _open(path) as c:
         s = main_video_stream(c)
         tb = s.time_base or info.time_base
+        frames = None  # the decoder, after the frame at ``pos`` (the last key frame: ``key``)
+        pos = key = 0.0
         for t in sorted(set(times)):
             try:
-                c.seek(max(0, int(t / tb)), stream=s, backward=True, any_frame=False)
-                for f in c.decode(s):
-                    ft = float(f.pts * tb) if f.pts is not None else 0.0
-                    if ft >= t - 1e-3:
+                if frames is None or t - pos > pos - key:
+                    c.seek(max(0, int(t / tb)), stream=s, backward=True, any_frame=False)
+                    frames, pos, key = c.decode(s), -math.inf, -math.inf
+                for f in frames:
+                    pos = float(f.pts * tb) if f.pts is not None else pos
+                    if f.key_frame:
+                        key = pos
+                    if pos >= t - 1e-3:
                         img = f.to_ndarray(format="rgb24")
                         out[t] = np.ascontiguousarray(np.rot90(img, k)) if k else img
                         break
+                else:  # the end of the file: nothing after it
+                    frames = None
             except av.error.FFmpegError:
-                continue
+                frames = None
     return out
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .elan import write_eaf, write_episodes_tsv
+from .face_pictures import Kept, is_fervid_folder, write_faces
 from .identity.store import is_identity_file
 from .images import VIDEO_EXTS
 from .options import EpisodeOptions
@@ -40,7 +41,7 @@ from .outputs import (
     unfinished,
 )
 from .pages import is_fervid_page, write_video_page
-from .persons import Takeaway, is_fervid_jpeg, read_people, write_faces
+from .persons import Takeaway, read_people
 from .plot import plot_timeline
 from .rows import TableFacts, check_video_table, read_csv, video_schema_of, write_csv
 from .video import VideoInfo, is_fervid_video
@@ -60,6 +61,7 @@ class Derived:
     episodes: EpisodeOptions | None = None
     faces: dict[int, Path] = field(default_factory=dict)
     shown: Path | None = None  # the table's name for the reader (a sorted copy is read)
+    kept: dict[tuple[int, int], Kept] | None = None  # face crops kept during the pass
 
     @functools.cached_property
     def classes(self) -> tuple[str, ...]:
@@ -85,7 +87,7 @@ def _write_plot(d: Derived, path: Path) -> None:
 
 def _write_faces(d: Derived, path: Path) -> None:
     if d.video is not None:
-        d.faces = write_faces(d.video, d.found.candidates, path)
+        d.faces = write_faces(d.video, d.found.candidates, path, kept=d.kept)
 
 
 def _write_page(d: Derived, path: Path) -> None:
@@ -126,17 +128,6 @@ def _head_has(mark: str) -> Callable[[Path], bool]:
     return check
 
 
-def _is_faces_folder(path: Path) -> bool:
-    try:
-        return path.is_dir() and all(_is_fervid_jpeg(p) for p in path.iterdir())
-    except OSError:
-        return False
-
-
-def _is_fervid_jpeg(path: Path) -> bool:
-    return path.name.endswith(".partial.jpg") or is_fervid_jpeg(path)
-
-
 @dataclass(frozen=True)
 class OutputKind:
     """One kind of a video's outputs: its name, the ending of its file after ``VIDEO.fervid``,
@@ -172,7 +163,7 @@ KINDS: dict[str, OutputKind] = {
             _starts_with("person,emotion,start_s,"),
             lambda d, p: _write_csv(d.found.episodes, p),
         ),
-        OutputKind("faces", ".people", "folder", _is_faces_folder, _write_faces),
+        OutputKind("faces", ".people", "folder", is_fervid_folder, _write_faces),
         OutputKind(
             "eaf",
             ".eaf",
@@ -305,13 +296,15 @@ def write_derived(
     episodes: EpisodeOptions | None = None,
     duration: float | None = None,
     shown: str | os.PathLike | None = None,
+    kept: dict[tuple[int, int], Kept] | None = None,
 ) -> list[str]:
     """Write the outputs of ``kinds`` (of :data:`DERIVED`) made from the finished video table
     ``table`` to their paths in ``outputs``, the table read once. ``video``: the analysed
     video (for the people's pictures and the video's duration; None: no pictures),
     ``annotated``: the video the page plays and ELAN links (default ``video``); ``shown``:
-    the table's name for the reader, when ``table`` is a sorted copy of it. Returns the kinds
-    written, in order."""
+    the table's name for the reader, when ``table`` is a sorted copy of it; ``kept``: the face
+    crops kept during the pass (:meth:`fervid.face_pictures.PictureKeeper.crops`). Returns the
+    kinds written, in order."""
     video = Path(video) if video is not None else None
     wanted = [k for k in DERIVED if k in set(kinds)]
     if duration is None:
@@ -324,6 +317,7 @@ def write_derived(
         duration,
         episodes,
         shown=Path(shown) if shown is not None else None,
+        kept=kept,
     )
     for k in wanted:
         KINDS[k].write(d, outputs.path(k))

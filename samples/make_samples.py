@@ -103,8 +103,10 @@ def write_video(
     rotation: int = 0,
     codec: str = "libx264",
     motion: float = 1.0,
+    gop: int | None = None,
 ) -> Path:
-    """Encode a test video with PyAV. ``frame_times`` gives variable frame times (VFR)."""
+    """Encode a test video with PyAV. ``frame_times`` gives variable frame times (VFR);
+    ``gop``: frames between key frames (a long one: one key frame, as some cameras write)."""
     import av
 
     faces = portraits() if faces is None else faces
@@ -118,6 +120,8 @@ def write_video(
         v.codec_context.time_base = tb
         if codec == "libx264":
             v.options = {"crf": "23", "preset": "veryfast"}
+            if gop:
+                v.options |= {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"}
         if rotation:
             v.set_display_rotation(rotation)
         a = None

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from fervid.cli import cli
+from fervid.pages import write_photos_page
 
 
 @pytest.fixture
@@ -69,6 +70,9 @@ def test_a_photo_folder_named_like_an_address_links_local_files(listener, tmp_pa
     out = tmp_path / "faces.csv"
     assert _run("scan", folder, "--csv", out, "--page").exit_code == 0
     page = out.with_suffix(".html").read_text()
+    assert 'src="./faces.faces/' in page and 'src="https' not in page  # the faces' pictures
+    write_photos_page(tmp_path / "plain.html", out, folder)  # without them: the photos
+    page = (tmp_path / "plain.html").read_text()
     assert 'src="./https%3A127.0.0.1%3A' in page and 'src="https' not in page
     assert seen == []
 

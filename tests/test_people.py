@@ -14,6 +14,7 @@ from click.testing import CliRunner
 import fervid
 from fervid.cli import cli
 from fervid.options import EpisodeOptions
+from fervid.pages import write_photos_page
 from fervid.persons import episodes, people, read_people
 from fervid.rows import RowSchema
 
@@ -259,13 +260,30 @@ def test_the_photo_page_filters_by_emotion_in_chromium(photos, tmp_path):
     page_path = tmp_path / "photos.fervid.html"
     df = pd.read_csv(out, keep_default_na=False)
     faces = df[df.emotion != ""]
+    thumbs = sorted((tmp_path / "photos.fervid.faces").iterdir())
+    assert len(thumbs) == len(faces)  # one picture per face, cut during the scan
     with sync.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=ARGS)
         page = browser.new_page()
-        errors = []
+        errors, loaded = [], []
         page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: loaded.append(r.url))
         page.goto(page_path.as_uri())
+        page.wait_for_load_state("networkidle")
         assert page.locator(".card").count() == len(faces)
+        sizes = page.eval_on_selector_all(
+            ".card img", "els => els.map(e => [e.naturalWidth, e.getBoundingClientRect().width])"
+        )
+        assert sizes and all(s == [160, 120] for s in sizes[:6]), sizes  # the pictures, shown
+        assert not [u for u in loaded if "/set/" in u]  # not one whole photo loaded
+        # without pictures (a scan on Ray): each photo, cut to its face by the page
+        write_photos_page(tmp_path / "plain.html", out, photos)
+        page.goto((tmp_path / "plain.html").as_uri())
+        page.wait_for_load_state("networkidle")
+        cut = page.eval_on_selector_all(
+            ".card img[data-box]", "els => els.map(e => e.complete && e.style.width !== '')"
+        )
+        assert len(cut) == len(faces) and all(cut)
         emotion = faces.emotion.iloc[0]
         page.select_option("#filter", emotion)
         shown = page.locator(".card:not(.hidden)").count()

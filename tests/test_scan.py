@@ -168,3 +168,25 @@ def test_other_formats_hold_the_same_rows(photos, tmp_path, fmt):
     assert (other["path"].astype(str) == csv["path"]).all()
     assert np.allclose(other["happiness"].astype(float), csv["happiness"], equal_nan=True)
     assert not list(tmp_path.glob("*partial*")) and not (tmp_path / f"o.{fmt}.csv").exists()
+
+
+def test_a_page_inside_the_folder_keeps_its_pictures_out_of_the_scan(photos, tmp_path):
+    """The page's face pictures written inside the scanned folder are not scanned next time
+    (a resume or an --overwrite), and a folder of the page's name that is not fervid's is
+    left alone."""
+    inner = tmp_path / "set"
+    shutil.copytree(photos, inner)
+    out = inner / "out.csv"
+    for flag in ([], ["--overwrite"]):
+        r = _scan([str(inner), "--csv", str(out), "--page", *flag])
+        assert r.exit_code == 1, r.output  # 1: the unreadable files
+        rows = pd.read_csv(out, keep_default_na=False)
+        assert not rows.path.str.contains("out.faces").any()
+        pictures = list((inner / "out.faces").iterdir())
+        assert len(pictures) == (rows.emotion != "").sum()
+    other = tmp_path / "other"
+    (tmp_path / "other.faces").mkdir()
+    (tmp_path / "other.faces" / "mine.jpg").write_bytes(b"precious")
+    r = _scan([str(photos), "--csv", str(other) + ".csv", "--page"])
+    assert r.exit_code == 1 and "other.faces: exists and was not written by fervid" in r.output
+    assert (tmp_path / "other.faces" / "mine.jpg").read_bytes() == b"precious"
