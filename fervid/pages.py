@@ -44,6 +44,8 @@ border-radius:3px;overflow:hidden}
 .legend span{display:inline-block;margin-right:10px;white-space:nowrap}
 .legend i{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px;
 vertical-align:-1px}
+i.key{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px;
+outline:1px solid #0002}
 .legend i.seen-key{width:18px;outline:1px solid #bbb}
 .legend i.head-key{width:2px;background:#d00}
 .axis .who{visibility:hidden}
@@ -369,7 +371,8 @@ def write_photos_page(
                 pic = f'<img src="{src}" alt="" loading="lazy" data-box=\'{box}\'>'
             cards.append(
                 f'<div class="card" data-emotion="{html.escape(r.emotion)}">'
-                f'<div class="crop">{pic}</div><b style="color:{_hex(r.emotion)}">'
+                f'<div class="crop">{pic}</div><b><i class="key" '
+                f'style="background:{_hex(r.emotion)}"></i>'
                 f"{html.escape(r.emotion)} {float(r.confidence):.2f}</b>"
                 f"{html.escape(str(r.path))} #{int(r.face)}</div>"
             )
