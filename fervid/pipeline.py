@@ -67,6 +67,7 @@ class VideoRun:
     bad_packets: int = 0
     people: int = 0
     identity: dict | None = None  # the tracks' identities (PersonTracker.summary), plain data
+    splits: int = 0  # tracks split where their face became someone else's (this run)
     #: the face crops kept for the people's pictures ((track, time key) -> Kept), when asked
     pictures: dict | None = field(default=None, repr=False)
 
@@ -121,7 +122,10 @@ class VideoPipeline:
             interval=o.detect_interval, min_interval=min(0.2, o.detect_interval)
         )
         self.smoother = ProbSmoother(tau=o.smooth)
-        self.people = PersonTracker(embedder=FaceEmbedder(device=model.device) if o.reid else None)
+        self.people = PersonTracker(
+            embedder=FaceEmbedder(device=model.device) if o.reid else None,
+            split=self.tracker.split,
+        )
         self.by_need = ClassifyByNeed(interval=o.classify_interval)
         self.report = VideoRun(
             self.path, width=self.info.width, height=self.info.height, fps=self.info.fps
@@ -254,6 +258,7 @@ class VideoPipeline:
             if progress is not None:
                 progress(len(chunk))
         self.report.seconds += time.perf_counter() - t0
+        self.report.splits = len(self.people.splits)
         if self.pictures is not None:
             self.report.pictures = self.pictures.crops()
         self.report.error = reader.error

@@ -181,6 +181,18 @@ class FaceTracker:
             boxes[j] = to_xyxy(np.asarray(tr.box))[0]
         return Faces(boxes, faces.scores, faces.probs, ids, faces.classes)
 
+    def split(self, tid: int) -> int:
+        """A live track goes on under a new id (its face is someone else's from now on: the
+        box is kept, its motion and smoothing start afresh); the new id."""
+        for tr in self.tracks:
+            if tr.id == tid:
+                tr.id, self.next_id = self.next_id, self.next_id + 1
+                tr.velocity, tr.hits = [0.0, 0.0], 1
+                tr.filter = OneEuro(self.smooth_cutoff, self.smooth_beta)
+                tr.box = tr.filter(np.asarray(tr.raw), tr.t).tolist()
+                return tr.id
+        raise KeyError(f"no live track {tid}")
+
     def _expire(self, t: float) -> None:
         self.tracks = [tr for tr in self.tracks if t - tr.t <= self.max_age]
 

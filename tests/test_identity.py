@@ -551,3 +551,39 @@ def test_regroup_changes_nothing_when_an_output_is_not_fervids(tmp_path):
     r = _cli("regroup", table, "--people", "1")
     assert r.exit_code == 1 and "not from one run" in r.output
     assert table.read_bytes() == original
+
+
+def _swap_clip(path, second: int):
+    """The astronaut's face, replaced at 2.5 s in the same place and size by ``second``'s (1:
+    another person; 2: another photo of the astronaut): a cut no shot detector sees."""
+    first = samples.Actor(0, lambda t: (640, 360), lambda t: 90, lambda t: t < 2.5)
+    then = samples.Actor(second, lambda t: (640, 360), lambda t: 90, lambda t: t >= 2.5)
+    samples.write_clip(path, [first, then], width=1280, height=720, fps=10, frames=45)
+    return path
+
+
+@pytest.mark.parametrize("second", [1, 2], ids=["another person", "the same person"])
+def test_a_track_whose_face_becomes_someone_else_is_split_there(tmp_path, model, second):
+    df = fervid.analyze_video(_swap_clip(tmp_path / "swap.mp4", second), model=model)
+    rows = df.dropna(subset=["face"])
+    before, after = rows[rows.time_s < 2.45], rows[rows.time_s > 2.45]
+    assert len(before) == 25 and len(after) == 20  # one face on every frame
+    if second == 1:
+        assert before.face.nunique() == after.face.nunique() == 1
+        assert set(before.face).isdisjoint(after.face)  # no row of the second under the first
+        assert set(before.person).isdisjoint(after.person)
+        assert df.attrs["fervid"].splits == 1
+    else:  # the same person in another photo: one track (no false split)
+        assert rows.face.nunique() == 1 and df.attrs["fervid"].splits == 0
+
+
+def test_the_face_tracker_goes_on_under_a_new_id():
+    from fervid.track import FaceTracker
+
+    tracker = FaceTracker()
+    a = tracker.update(Faces([[10, 10, 60, 60]], [0.99]), 0.0)
+    new = tracker.split(int(a.track_ids[0]))
+    b = tracker.update(Faces([[11, 10, 61, 60]], [0.99]), 0.1)
+    assert new != a.track_ids[0] and list(b.track_ids) == [new]
+    with pytest.raises(KeyError):
+        tracker.split(int(a.track_ids[0]))  # the old id has ended

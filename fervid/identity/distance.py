@@ -17,6 +17,11 @@ THRESHOLD = 0.55
 #: LOOSE: on simulated videos of the half of the people it was chosen on, people split
 #: 6.8% -> 1.1%, wrong merges per video 0.0002 -> 0.0036 (docs/identity.md).
 LOOSE = 0.62
+#: Distance (read against the cohort) from a track's embeddings beyond which a new embedding
+#: of its face is taken as someone else's, and the track is split there (a cut not seen, one
+#: face taken for another). Chosen on long single-person tracks (no split) and faces swapped
+#: in place (docs/identity.md).
+JUMP = 0.65
 #: P(same person | distance) = 1 / (1 + exp((d - MID) / SCALE)), fitted on the same pairs.
 CONF_MID, CONF_SCALE = 0.61, 0.02
 #: Distances are read against a cohort of other people's faces (cohort normalisation, as in

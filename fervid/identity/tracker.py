@@ -5,17 +5,43 @@ plain data (``--resume``)."""
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
 
 from ..faces import Faces
-from .distance import THRESHOLD, cohort_scale, same_probability
+from .distance import JUMP, THRESHOLD, cohort_scale, same_probability
 
 if TYPE_CHECKING:  # the embedder needs PyTorch; the tracker's state does not
     from .embedder import FaceEmbedder
+
+log = logging.getLogger(__name__)
+
+#: A face whose 16 px grey thumbnail correlates under this with its track's on the frame
+#: before has changed abruptly: it is checked at once (or, within MIN_CHECK seconds of its
+#: last check, as soon as that has passed).
+LOOK_CHANGE = 0.8
+MIN_CHECK = 0.2
+
+
+def _look(image: np.ndarray, box) -> np.ndarray | None:
+    """A face's thumbnail, 16x16 grey, zero mean, unit norm (None: too small or flat)."""
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w, x2), min(h, y2)
+    if x2 - x1 < 4 or y2 - y1 < 4:
+        return None
+    step = max(1, min(x2 - x1, y2 - y1) // 32)  # about 32 px taken, then averaged to 16
+    crop = image[y1:y2:step, x1:x2:step]
+    small = cv2.resize(crop, (16, 16), interpolation=cv2.INTER_AREA).astype(np.float32).mean(2)
+    small = small.reshape(-1) - small.mean()
+    norm = float(np.linalg.norm(small))
+    return small / norm if norm > 1e-3 else None
 
 
 @dataclass
@@ -28,6 +54,7 @@ class TrackIdentity:
     person: int
     samples: list[list[float]] = field(default_factory=list)
     next_t: float = 0.0  # when to take the next embedding
+    check_t: float = 0.0  # when to check the face again (once the samples are taken)
     _mean: tuple[int, np.ndarray | None] = field(default=(0, None), repr=False, compare=False)
     _root: tuple[int, float] = field(default=(0, 1.0), repr=False, compare=False)
 
@@ -58,6 +85,14 @@ class PersonTracker:
     #: embedded again at once: it may come back looking otherwise, or be someone else
     gap: float = 1.0
     threshold: float = THRESHOLD
+    #: a track's face is checked again at least this often (seconds), and at once when its box
+    #: jumps or changes size abruptly: farther than ``jump`` from the track's embeddings, it is
+    #: someone else (a cut not seen, one face taken for another): the track is split there
+    check: float = 2.0
+    jump: float = JUMP
+    #: gives a track a new id from the current frame on (the face tracker's ``split``); None:
+    #: tracks are not checked along their length
+    split: Callable[[int], int] | None = None
     #: distances read against the cohort (:func:`cohort_scale`), as the whole-video pass does
     cohort: bool = True
     tracks: dict[int, TrackIdentity] = field(default_factory=dict)
@@ -72,16 +107,31 @@ class PersonTracker:
     # the tracks seen with each track (``cooccur`` by track), so that a new track's match
     # does not read every pair of a long video
     _partners: dict[int, set[int]] = field(default_factory=dict, repr=False)
+    _boxes: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # last box, by track
+    _looks: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # last thumbnail
+    _pending: set[int] = field(default_factory=set, repr=False)  # changed, not checked yet
+    #: the splits made: (old track, new track, time)
+    splits: list[tuple[int, int, float]] = field(default_factory=list)
 
     def update(self, faces: Faces, image: np.ndarray, t: float) -> tuple[list[int], np.ndarray]:
+        """Each face's person and confidence. A track whose face is found to be someone else's
+        is split: the face's ``faces.track_ids`` entry becomes the new track's id."""
         ids = [int(i) for i in faces.track_ids]
+        for tid in ids:
+            if tid not in self.tracks:
+                self.tracks[tid] = TrackIdentity(t, t, self._new_person())
+        changed = self._changed(faces, image, ids) if self.split is not None else set()
+        why = {k: self._due(tid, faces.boxes[k], t, k in changed) for k, tid in enumerate(ids)}
+        due = [k for k, w in why.items() if w]
+        if due and self.embedder is not None:
+            self._sample(faces, image, t, due, {k for k in due if why[k] == "sample"})
+            ids = [int(i) for i in faces.track_ids]
         for a in ids:
             for b in ids:
                 if a < b and (a, b) not in self.cooccur:
                     self._seen_together(a, b)
-        due = [k for k, tid in enumerate(ids) if self._due(tid, faces.boxes[k], t)]
-        if due and self.embedder is not None:
-            self._sample(faces, image, t, due)
+        for k, tid in enumerate(ids):
+            self._boxes[tid] = np.asarray(faces.boxes[k], np.float32)
         persons, conf = [], np.full(len(ids), np.nan, np.float32)
         for k, tid in enumerate(ids):
             tr = self.tracks[tid]
@@ -93,32 +143,99 @@ class PersonTracker:
                 conf[k] = self._conf[tid]
         return persons, conf
 
-    def _due(self, tid: int, box, t: float) -> bool:
-        tr = self.tracks.get(tid)
-        if tr is None:
-            self.tracks[tid] = tr = TrackIdentity(t, t, self._new_person())
-        if self.embedder is None or len(tr.samples) >= self.max_samples:
-            return False
+    def _due(self, tid: int, box, t: float, changed: bool) -> str:
+        """Why the track's face is to be embedded now: "sample" (one every ``interval`` s, at
+        most ``max_samples``, and back after a gap), "check" (every ``check`` s, and at once
+        when the face changed abruptly), or "" (not now)."""
+        tr = self.tracks[tid]
+        if self.embedder is None or not self.embedder.big_enough(box):
+            return ""
         back = bool(tr.samples) and t - tr.last_t > self.gap
-        return (t >= tr.next_t or back) and self.embedder.big_enough(box)
+        if len(tr.samples) < self.max_samples and (t >= tr.next_t or back):
+            return "sample"
+        if self.split is None or not tr.samples:
+            return ""
+        if changed or self._jumped(tid, box):
+            self._pending.add(tid)
+        soon = tid in self._pending and t >= tr.check_t - self.check + MIN_CHECK
+        return "check" if back or t >= tr.check_t or soon else ""
 
-    def _sample(self, faces: Faces, image: np.ndarray, t: float, due: list[int]) -> None:
+    def _jumped(self, tid: int, box) -> bool:
+        """The box moved by more than half its size or changed size by 40% since the last
+        frame: the tracker may have taken one face for another."""
+        last = self._boxes.get(tid)
+        if last is None:
+            return False
+        box = np.asarray(box, np.float32)
+        size, before = float(np.max(box[2:] - box[:2])), float(np.max(last[2:] - last[:2]))
+        moved = float(np.linalg.norm((box[:2] + box[2:] - last[:2] - last[2:]) / 2))
+        return moved > 0.5 * max(before, 1.0) or not 1 / 1.4 < size / max(before, 1.0) < 1.4
+
+    def _changed(self, faces: Faces, image: np.ndarray, ids: list[int]) -> set[int]:
+        """The faces that look unlike their track's face on the frame before (a 16 px
+        thumbnail, correlation under :data:`LOOK_CHANGE`): cheap, every frame."""
+        out = set()
+        for k, tid in enumerate(ids):
+            look = _look(image, faces.boxes[k])
+            before = self._looks.get(tid)
+            if before is not None and look is not None and float(look @ before) < LOOK_CHANGE:
+                out.add(k)
+            if look is not None:
+                self._looks[tid] = look
+        return out
+
+    def _sample(self, faces: Faces, image: np.ndarray, t: float, due: list[int], keep) -> None:
+        """Embed the faces ``due``: each checked against its track (a split where it is
+        someone else's), and kept as a sample when in ``keep`` (or its track's first)."""
         chips = self.embedder.chips(image, faces.boxes[due])
         sharp = [self.embedder.sharpness(c) >= self.embedder.min_sharpness for c in chips]
         vecs = self.embedder.embed_chips([c for c, ok in zip(chips, sharp) if ok])
         it = iter(vecs)
-        visible = {int(faces.track_ids[k]) for k in range(len(faces))}
         for k, ok in zip(due, sharp):
-            tr = self.tracks[int(faces.track_ids[k])]
-            tr.next_t = t + (self.interval if ok else self.interval / 4)
-            if not ok:
+            tid = int(faces.track_ids[k])
+            tr = self.tracks[tid]
+            if not ok:  # blurred: soon again
+                tr.next_t, tr.check_t = t + self.interval / 4, t + self.check / 4
                 continue
+            vec = next(it)
+            tr.check_t = t + self.check
+            self._pending.discard(tid)
+            if self.split is not None and tr.samples and self._far(tid, vec):
+                faces.track_ids[k] = tid = self._split(tid, t)
+                tr = self.tracks[tid]
+            if tr.samples and k not in keep:
+                continue  # a check only
+            tr.next_t = t + self.interval
             first = not tr.samples
-            tr.samples.append([round(float(v), 5) for v in next(it)])
+            tr.samples.append([round(float(v), 5) for v in vec])
             self._forget()
             if first:
-                tr.person = self._match(int(faces.track_ids[k]), visible, tr.person)
+                visible = {int(i) for i in faces.track_ids}
+                tr.person = self._match(tid, visible, tr.person)
                 self._forget()  # its person may have changed
+
+    def _far(self, tid: int, vec: np.ndarray) -> bool:
+        """Whether an embedding of a track's face is too far from the track's to be its."""
+        return self.distance_to(tid, vec) > self.jump
+
+    def distance_to(self, tid: int, vec: np.ndarray) -> float:
+        """The distance of an embedding from a track's (the mean of its samples), read
+        against the cohort as the other distances are."""
+        tr = self.tracks[tid]
+        d = float(np.linalg.norm(np.asarray(vec, np.float32) - tr.mean()))
+        if self.cohort:
+            d *= math.sqrt(float(cohort_scale(vec)[0])) * tr.root_scale()
+        return d
+
+    def _split(self, tid: int, t: float) -> int:
+        """The track ends before ``t``; from ``t`` on its face is a new track (and person)."""
+        new = self.split(tid)
+        self.tracks[new] = TrackIdentity(t, t, self._new_person())
+        self._boxes.pop(tid, None)
+        self._looks[new] = self._looks.pop(tid, None)
+        self.splits.append((tid, new, t))
+        log.info("track %d split at %.2f s: another face from there on (track %d)", tid, t, new)
+        return new
 
     def _match(self, tid: int, visible: set[int], own: int) -> int:
         """The person a track's first embedding belongs to: the nearest among the persons of
