@@ -15,6 +15,7 @@ import copy
 import functools
 import hashlib
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -86,6 +87,9 @@ def compile_for_cpu(
         log.debug("OpenVINO is not installed: the classifier runs in PyTorch")
         return None
     config = {"PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False}
+    cache = cache_dir()
+    if cache is not None:
+        config["CACHE_DIR"] = str(cache)
     if amp in ("off", "none", "no"):
         config["INFERENCE_PRECISION_HINT"] = "f32"
     elif amp == "bf16":
@@ -95,12 +99,46 @@ def compile_for_cpu(
         network, kind = _quantized(core, checkpoint), "int8"
         if network is None:
             network, kind = _converted(ov, module, input_size), "converted"
-        return CompiledClassifier(core.compile_model(network, "CPU", config), kind)
+        return CompiledClassifier(_compile(core, network, config), kind)
     except Exception as exc:  # noqa: BLE001 - any failure: PyTorch runs the network
         log.warning(
             "OpenVINO could not compile the classifier (%s): PyTorch runs it", first_line(exc)
         )
         return None
+
+
+def _compile(core, network, config: dict):
+    """Compiled with the cache; where the cache fails it (a full disk, a folder made
+    read-only), compiled again without it."""
+    try:
+        return core.compile_model(network, "CPU", config)
+    except Exception as exc:  # noqa: BLE001 - then without the cache, which is optional
+        if "CACHE_DIR" not in config:
+            raise
+        log.debug("OpenVINO's cache failed (%s): compiling without it", first_line(exc))
+        return core.compile_model(
+            network, "CPU", {k: v for k, v in config.items() if k != "CACHE_DIR"}
+        )
+
+
+def cache_dir() -> Path | None:
+    """Where OpenVINO keeps the compiled classifier between runs (a second run starts without
+    compiling it): ``$FERVID_CACHE`` or the user's cache folder (``$XDG_CACHE_HOME`` or
+    ``~/.cache``) + ``fervid/openvino``; safe to delete, shared by concurrent runs (OpenVINO
+    names each blob by the model and settings, and writes it whole before use). None (no
+    cache) where it cannot be made; ``FERVID_CACHE=""`` turns it off."""
+    root = os.environ.get("FERVID_CACHE")
+    if root is None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(base, "fervid")
+    if not root:
+        return None
+    path = Path(root) / "openvino"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return path if os.access(path, os.W_OK) else None
 
 
 @functools.cache

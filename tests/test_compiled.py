@@ -5,6 +5,8 @@ and frees several models keeps a usable signal stack (the cause of a crash, docs
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -149,3 +151,46 @@ def test_models_freed_in_any_order_leave_a_usable_signal_stack():
         [sys.executable, "-c", SIGNAL_STACK], capture_output=True, text=True, timeout=300
     )
     assert r.returncode == 0 and "alive" in r.stdout, (r.returncode, r.stderr[-2000:])
+
+
+_PROBS = textwrap.dedent(
+    """
+    import json, numpy as np
+    from fervid.classify import load_model
+    from conftest import samples
+    m = load_model(device="cpu", backend="openvino")
+    x1, y1, x2, y2 = (int(v) for v in samples.PORTRAIT_FACES[0])
+    crop = m.prepare(samples.portraits()[0][y1:y2, x1:x2])
+    print(json.dumps(m.predict(np.stack([crop])).tolist()))
+    """
+)
+
+
+def _probs_in_a_new_process(cache, tests_dir) -> np.ndarray:
+    env = {**os.environ, "FERVID_CACHE": str(cache)}
+    r = subprocess.run(
+        [sys.executable, "-c", _PROBS], env=env, cwd=tests_dir, capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr
+    return np.array(json.loads(r.stdout.strip().splitlines()[-1]))
+
+
+def test_the_compiled_classifier_is_kept_between_runs_and_a_broken_cache_costs_nothing(
+    tmp_path, request
+):
+    """The second run reads the compiled network from the cache; a cache cut short (a kill
+    while it was written) or made read-only gives the same probabilities, compiled again."""
+    tests_dir = request.path.parent
+    cache = tmp_path / "cache"
+    first = _probs_in_a_new_process(cache, tests_dir)
+    blobs = list((cache / "openvino").iterdir())
+    assert blobs and all(b.stat().st_size > 0 for b in blobs)
+    np.testing.assert_allclose(_probs_in_a_new_process(cache, tests_dir), first, atol=1e-6)
+    for b in blobs:
+        b.write_bytes(b.read_bytes()[:100])
+    np.testing.assert_allclose(_probs_in_a_new_process(cache, tests_dir), first, atol=1e-6)
+    (cache / "openvino").chmod(0o500)
+    try:
+        np.testing.assert_allclose(_probs_in_a_new_process(cache, tests_dir), first, atol=1e-6)
+    finally:
+        (cache / "openvino").chmod(0o700)
