@@ -61,6 +61,39 @@ def quality(score: float, box) -> float:
     return round(float(score), 2) * size
 
 
+def best_of(heaps, n: int = CANDIDATES) -> list:
+    """The best ``n`` candidates of several heaps (a person's tracks)."""
+    return heapq.nlargest(n, (c for heap in heaps for c in heap))
+
+
+def central_candidates(found, identity: dict | None) -> dict[int, list]:
+    """Each person's candidates for its picture, taken from the tracks nearest the centre of
+    the person's embeddings (the mean of its tracks', weighted by their rows): the nearer
+    half of its tracks with embeddings. A track joined on a weak match (another person's,
+    mostly) lies far from the centre and gives no picture. ``found``: what
+    :func:`fervid.persons.read_people` found; ``identity``: the tracks' embeddings (the
+    identity file's, or a run's); without them, or with fewer than two tracks with
+    embeddings, a person's best rows of all its tracks."""
+    out = found.candidates
+    tracks = (identity or {}).get("tracks", {})
+    for pid, heaps in found.by_track.items():
+        means = {
+            tid: np.mean(np.asarray(tracks[str(tid)]["samples"], np.float32), 0)
+            for tid in heaps
+            if tracks.get(str(tid), {}).get("samples")
+        }
+        if len(means) < 2:
+            continue
+        ids = list(means)
+        vecs = np.stack([means[t] for t in ids])
+        weights = np.array([found.track_rows[pid][t] for t in ids], np.float64)
+        centre = (vecs * weights[:, None]).sum(0) / weights.sum()
+        far = np.linalg.norm(vecs - centre, axis=1)
+        near = [ids[k] for k in np.argsort(far, kind="stable")[: (len(ids) + 1) // 2]]
+        out[pid] = best_of(heaps[t] for t in near)
+    return out
+
+
 def time_key(t: float) -> int:
     """A row's time as a key (milliseconds), the same for the pass and the table it wrote."""
     return round(float(t) * 1000)

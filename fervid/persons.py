@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from .face_pictures import candidate, keep_best
+from .face_pictures import best_of, candidate, keep_best
 from .options import EpisodeOptions
 from .rows import RowSchema, read_csv, read_csv_chunks
 
@@ -75,7 +75,10 @@ class PeopleReader:
         self.classes, self.step, self.o = tuple(classes), float(step), options
         self.people: dict[int, _Person] = {}
         self.episodes: list[dict] = []
-        self.candidates: dict[int, list] = {}  # person -> heap of face_pictures.Candidate
+        # person -> track -> heap of face_pictures.Candidate (its best-looking rows, for its
+        # picture), and person -> track -> rows
+        self.by_track: dict[int, dict[int, list]] = {}
+        self.track_rows: dict[int, dict[int, int]] = {}
         wanted = [c for c in classes if options.neutral or c != "neutral"]
         self._watch = [self.classes.index(c) for c in wanted]
 
@@ -83,8 +86,10 @@ class PeopleReader:
         for k in range(len(person)):
             pid, tk, tr = int(person[k]), float(t[k]), int(track[k])
             self._row(pid, tk, probs[k], float(score[k]), tr)
-            # each person's best-looking rows, for its picture
-            keep_best(self.candidates.setdefault(pid, []), candidate(score[k], boxes[k], tk, tr))
+            heap = self.by_track.setdefault(pid, {}).setdefault(tr, [])
+            keep_best(heap, candidate(score[k], boxes[k], tk, tr))
+            rows = self.track_rows.setdefault(pid, {})
+            rows[tr] = rows.get(tr, 0) + 1
 
     def _row(self, pid: int, t: float, p: np.ndarray, score: float, track: int) -> None:
         s = self.people.get(pid)
@@ -223,7 +228,13 @@ class Takeaway(NamedTuple):
     episodes: pd.DataFrame
     seen: dict[int, list[list[float]]]
     step: float
-    candidates: dict[int, list]  # person -> its best rows (face_pictures.Candidate)
+    by_track: dict[int, dict[int, list]]  # person -> track -> its best rows (Candidate)
+    track_rows: dict[int, dict[int, int]]  # person -> track -> rows
+
+    @property
+    def candidates(self) -> dict[int, list]:
+        """Each person's best rows of all its tracks (:class:`face_pictures.Candidate`)."""
+        return {pid: best_of(heaps.values()) for pid, heaps in self.by_track.items()}
 
 
 def read_people(
@@ -250,7 +261,7 @@ def read_people(
             part[["x1", "y1", "x2", "y2"]].to_numpy(float),
         )
     people_df, episodes_df = reader.finish()
-    return Takeaway(people_df, episodes_df, reader.seen(), step, reader.candidates)
+    return Takeaway(people_df, episodes_df, reader.seen(), step, reader.by_track, reader.track_rows)
 
 
 def _schema(table) -> RowSchema:

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .elan import write_eaf, write_episodes_tsv
-from .face_pictures import Kept, is_fervid_folder, write_faces
-from .identity.store import is_identity_file
+from .face_pictures import Kept, central_candidates, is_fervid_folder, write_faces
+from .identity.store import identity_path_of, is_identity_file, read_identity
 from .images import VIDEO_EXTS
 from .options import EpisodeOptions
 from .outputs import (
@@ -62,6 +62,7 @@ class Derived:
     faces: dict[int, Path] = field(default_factory=dict)
     shown: Path | None = None  # the table's name for the reader (a sorted copy is read)
     kept: dict[tuple[int, int], Kept] | None = None  # face crops kept during the pass
+    identity: dict | None = None  # the tracks' embeddings (the identity file beside the table)
 
     @functools.cached_property
     def classes(self) -> tuple[str, ...]:
@@ -87,7 +88,8 @@ def _write_plot(d: Derived, path: Path) -> None:
 
 def _write_faces(d: Derived, path: Path) -> None:
     if d.video is not None:
-        d.faces = write_faces(d.video, d.found.candidates, path, kept=d.kept)
+        chosen = central_candidates(d.found, d.identity)
+        d.faces = write_faces(d.video, chosen, path, kept=d.kept)
 
 
 def _write_page(d: Derived, path: Path) -> None:
@@ -318,10 +320,23 @@ def write_derived(
         episodes,
         shown=Path(shown) if shown is not None else None,
         kept=kept,
+        identity=_identity_of(Path(shown if shown is not None else table)),
     )
     for k in wanted:
         KINDS[k].write(d, outputs.path(k))
     return wanted
+
+
+def _identity_of(table: Path) -> dict | None:
+    """The identity kept beside a table, or None (none kept, or not readable: the pictures
+    are then chosen without it)."""
+    path = identity_path_of(table)
+    if not path.exists():
+        return None
+    try:
+        return read_identity(path)
+    except (ValueError, OSError):
+        return None
 
 
 def write_table_format(outputs: VideoOutputs) -> Path:

@@ -93,3 +93,28 @@ def test_rows_the_pass_did_not_keep_are_fetched_from_the_video(tmp_path, videos,
         out = write_faces(videos["two"], found.candidates, tmp_path / "people", kept=kept)
     assert sorted(out) == sorted(found.candidates)
     assert sorted(asked) == sorted(c.time_s for c in heap)  # only the one without crops
+
+
+def test_a_persons_picture_comes_from_the_tracks_near_the_centre_of_its_embeddings():
+    """A person made of a long track and a short one joined on a weak match (another face,
+    larger and better scored): the picture comes from the long one, nearer the centre of
+    the person's embeddings (rows weigh); without embeddings, from the best rows."""
+    from fervid.face_pictures import candidate, central_candidates, keep_best
+    from fervid.persons import Takeaway
+
+    rng = np.random.default_rng(0)
+    own, other = rng.normal(size=128), rng.normal(size=128)
+    by_track = {0: {0: [], 1: []}}
+    for k in range(10):
+        keep_best(by_track[0][0], candidate(0.95, [0, 0, 80, 80], 0.1 * k, 0))
+        keep_best(by_track[0][1], candidate(0.99, [0, 0, 150, 150], 5 + 0.1 * k, 1))
+    found = Takeaway(pd.DataFrame(), pd.DataFrame(), {}, 0.1, by_track, {0: {0: 300, 1: 20}})
+    assert {c.track for c in found.candidates[0]} == {1}  # the best rows: the joined face
+    identity = {
+        "tracks": {
+            "0": {"samples": [list(own + 0.01 * rng.normal(size=128)) for _ in range(3)]},
+            "1": {"samples": [list(other)]},
+        }
+    }
+    assert {c.track for c in central_candidates(found, identity)[0]} == {0}
+    assert central_candidates(found, None)[0] == found.candidates[0]

@@ -16,7 +16,8 @@ file kept beside a table, ``VIDEO.fervid.identity.json``).
   ``interval`` seconds and when the track is seen again after a gap, at most ``max_samples``,
   only for faces large and sharp enough), the pairs of tracks seen in the same frame (never one
   person), and gives each new track the person it matches among those not in view, or a new
-  person. Its state is plain data (``--resume``).
+  person. It checks each track's face along its length: a face that became someone else's
+  splits the track there. Its state is plain data (``--resume``).
 - :func:`cluster_tracks`: the whole-video pass: tracks merged into people by average-linkage
   on their embeddings, never two tracks seen in the same frame, stopping at the distance
   threshold or, when the number of people is known, at that number; then mutual nearest
