@@ -208,6 +208,7 @@ def _summary(outcome, most: int = 10) -> str:
         f"{report.frames_per_s:.1f} frames/s (the whole job, outputs written after the "
         f"analysis too: {outcome.whole_s:.1f} s); "
         f"{summary['faces']} faces in {summary['tracks']} tracks"
+        + (f" ({report.splits} split where the face became another)" if report.splits else "")
         + (f", {len(people)} people" if summary["by"] == "person" else "")
     ]
     for t in people[:most]:

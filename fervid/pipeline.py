@@ -94,6 +94,7 @@ class VideoRun:
             seconds=max((r.seconds for r in parts), default=0.0),
             error=next((r.error for r in parts if r.error), None),
             bad_packets=sum(r.bad_packets for r in parts),
+            splits=sum(r.splits for r in parts),
         )
 
 

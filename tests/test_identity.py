@@ -587,3 +587,10 @@ def test_the_face_tracker_goes_on_under_a_new_id():
     assert new != a.track_ids[0] and list(b.track_ids) == [new]
     with pytest.raises(KeyError):
         tracker.split(int(a.track_ids[0]))  # the old id has ended
+
+
+def test_the_summary_says_how_many_tracks_were_split(tmp_path):
+    video = _swap_clip(tmp_path / "swap.mp4", 1)
+    r = _cli("annotate", str(video), "--no-video")
+    assert r.exit_code == 0, r.output
+    assert "faces in 2 tracks (1 split where the face became another), 2 people" in r.output
