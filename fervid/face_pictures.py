@@ -5,7 +5,11 @@ The crops are kept while the video is analysed (:class:`PictureKeeper`, the best
 track, as small JPEGs), so that the pictures cost no second pass over the video; what the
 pass did not keep (a resumed run's earlier rows, ``fervid report`` and ``fervid regroup``
 later) is fetched from the video (:func:`fervid.video.frames_at`: one forward decode where
-seeking would cost more).
+seeking would cost more). A person's rows are taken from the tracks near the centre of its
+embeddings (:func:`central_candidates`).
+
+And the pictures of a photo scan's faces for its page (:class:`FaceThumbs`), cut while the
+photos are scanned.
 """
 
 from __future__ import annotations
