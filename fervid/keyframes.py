@@ -9,6 +9,9 @@ import numpy as np
 
 #: Size (width, height) of the gray thumbnails compared between frames.
 THUMB = (64, 36)
+#: A thumbnail whose grey levels spread less than this (standard deviation, of 255) is flat
+#: (black, a fade's end): its pattern says nothing.
+FLAT = 4.0
 
 
 def thumbnail(image: np.ndarray) -> np.ndarray:
@@ -25,8 +28,8 @@ class KeyframePolicy:
     """Decides, for each analysed frame, whether to search the whole frame for faces.
 
     The whole frame is searched: on the first frame; at least every ``interval`` seconds;
-    after a scene cut (the mean absolute difference of gray thumbnails of consecutive
-    analysed frames above ``cut`` of the 0-255 range); when something moved away from the
+    after a scene cut (:meth:`_is_cut`: the grey thumbnails of consecutive analysed frames
+    with another pattern, or much changed and not by a flash); when something moved away from the
     tracked people (``motion_cells`` thumbnail cells, outside each tracked face's region and
     the body below it, changed by more than ``motion`` of the range since the previous
     analysed frame: only the region that moved is searched when it is under ``max_region``
@@ -40,6 +43,8 @@ class KeyframePolicy:
     interval: float = 1.0
     min_interval: float = 0.2
     cut: float = 0.15
+    cut_pattern: float = 0.5
+    cut_flash: float = 0.7
     motion: float = 0.12
     motion_cells: int = 2
     max_region: float = 0.4
@@ -64,7 +69,7 @@ class KeyframePolicy:
         if ref.shape != thumb.shape:
             return self._key(t)
         diff = np.abs(thumb.astype(np.int16) - ref.astype(np.int16)) / 255.0
-        if float(diff.mean()) > self.cut:  # a scene cut (said also when a search is due)
+        if self._is_cut(float(diff.mean()), thumb, ref):  # said also when a search is due
             self.last_cut = t
             return self._key(t)
         if self.last_key is None or t - self.last_key >= self.interval - 1e-6:
@@ -81,6 +86,19 @@ class KeyframePolicy:
         if regions and self.due(t):
             return self._key(t)
         return "none", None
+
+    def _is_cut(self, change: float, thumb: np.ndarray, ref: np.ndarray) -> bool:
+        """A scene cut: the picture's pattern changed (the correlation of the two thumbnails,
+        each less its mean, under ``cut_pattern``: it does not depend on the light, so a cut
+        in dark or low-contrast footage counts as one in daylight), or the picture changed by
+        more than ``cut`` of the range with its pattern under ``cut_flash`` (a flash or a
+        change of exposure keeps the pattern). Flat pictures (a fade's black) cut nothing."""
+        a = thumb.astype(np.float32) - thumb.mean()
+        b = ref.astype(np.float32) - ref.mean()
+        if min(float(a.std()), float(b.std())) < FLAT:
+            return False
+        corr = float((a * b).sum() / np.sqrt(float((a * a).sum()) * float((b * b).sum())))
+        return corr < self.cut_pattern or (change > self.cut and corr < self.cut_flash)
 
     def _key(self, t: float) -> tuple[str, None]:
         self.last_key = t

@@ -555,15 +555,25 @@ def test_regroup_changes_nothing_when_an_output_is_not_fervids(tmp_path):
 
 def _swap_clip(path, second: int):
     """The astronaut's face, replaced at 2.5 s in the same place and size by ``second``'s (1:
-    another person; 2: another photo of the astronaut): a cut no shot detector sees."""
+    another person; 2: another photo of the astronaut)."""
     first = samples.Actor(0, lambda t: (640, 360), lambda t: 90, lambda t: t < 2.5)
     then = samples.Actor(second, lambda t: (640, 360), lambda t: 90, lambda t: t >= 2.5)
     samples.write_clip(path, [first, then], width=1280, height=720, fps=10, frames=45)
     return path
 
 
+@pytest.fixture
+def no_cut_seen(monkeypatch):
+    """The shot detector misses every cut (as in dark footage): the track check is alone."""
+    from fervid.keyframes import KeyframePolicy
+
+    monkeypatch.setattr(KeyframePolicy, "_is_cut", lambda self, *a: False)
+
+
 @pytest.mark.parametrize("second", [1, 2], ids=["another person", "the same person"])
-def test_a_track_whose_face_becomes_someone_else_is_split_there(tmp_path, model, second):
+def test_a_track_whose_face_becomes_someone_else_is_split_there(
+    tmp_path, model, second, no_cut_seen
+):
     df = fervid.analyze_video(_swap_clip(tmp_path / "swap.mp4", second), model=model)
     rows = df.dropna(subset=["face"])
     before, after = rows[rows.time_s < 2.45], rows[rows.time_s > 2.45]
@@ -589,7 +599,7 @@ def test_the_face_tracker_goes_on_under_a_new_id():
         tracker.split(int(a.track_ids[0]))  # the old id has ended
 
 
-def test_the_summary_says_how_many_tracks_were_split(tmp_path):
+def test_the_summary_says_how_many_tracks_were_split(tmp_path, no_cut_seen):
     video = _swap_clip(tmp_path / "swap.mp4", 1)
     r = _cli("annotate", str(video), "--no-video")
     assert r.exit_code == 0, r.output
