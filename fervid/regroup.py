@@ -316,18 +316,18 @@ def _rewrite(table: Path, persons: dict, video, ident: dict, facts, options, pro
         if video is not None and mp4.exists() and is_fervid_video(mp4):
             _redraw(rows, video, mp4, ident, progress)
             written["mp4"] = mp4
-        done = _derived(rows, table, outputs, video, mp4, options)
+        done = _derived(rows, table, outputs, video, mp4, options, ident)
     return written | {k: outputs.path(k) for k in done}
 
 
-def _derived(rows: Path, table: Path, outputs: VideoOutputs, video, mp4: Path, options):
+def _derived(rows: Path, table: Path, outputs: VideoOutputs, video, mp4: Path, options, ident):
     kinds = set(outputs.existing(DERIVED)) - ({"faces"} if video is None else set())
     if kinds & {"eaf", "tsv"}:  # ELAN's two files go together, as --elan writes them
         kinds |= {"eaf", "tsv"}
     kinds |= {"people", "episodes"} | ({"faces"} if video is not None else set())
     with OutputLock(outputs.path("people")):
         return write_derived(rows, outputs, kinds, video=video, annotated=_annotated(mp4, video),
-                             episodes=options, shown=table)  # fmt: skip
+                             episodes=options, shown=table, identity=ident)  # fmt: skip
 
 
 def _annotated(mp4: Path, video: Path | None) -> Path | None:

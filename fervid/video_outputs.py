@@ -62,11 +62,25 @@ class Derived:
     faces: dict[int, Path] = field(default_factory=dict)
     shown: Path | None = None  # the table's name for the reader (a sorted copy is read)
     kept: dict[tuple[int, int], Kept] | None = None  # face crops kept during the pass
-    identity: dict | None = None  # the tracks' embeddings (the identity file beside the table)
+    known_identity: dict | None = None  # the tracks' embeddings, when the caller has them
 
     @functools.cached_property
     def classes(self) -> tuple[str, ...]:
         return video_schema_of(self.table).classes
+
+    @functools.cached_property
+    def identity(self) -> dict | None:
+        """The tracks' embeddings: the caller's, else the identity file beside the table (read
+        only when a picture is chosen), or None (none kept, or not readable)."""
+        if self.known_identity is not None:
+            return self.known_identity
+        path = identity_path_of(self.shown or self.table)
+        if not path.exists():
+            return None
+        try:
+            return read_identity(path)
+        except (ValueError, OSError):
+            return None
 
     @functools.cached_property
     def found(self) -> Takeaway:
@@ -299,14 +313,17 @@ def write_derived(
     duration: float | None = None,
     shown: str | os.PathLike | None = None,
     kept: dict[tuple[int, int], Kept] | None = None,
+    identity: dict | None = None,
 ) -> list[str]:
     """Write the outputs of ``kinds`` (of :data:`DERIVED`) made from the finished video table
     ``table`` to their paths in ``outputs``, the table read once. ``video``: the analysed
     video (for the people's pictures and the video's duration; None: no pictures),
     ``annotated``: the video the page plays and ELAN links (default ``video``); ``shown``:
     the table's name for the reader, when ``table`` is a sorted copy of it; ``kept``: the face
-    crops kept during the pass (:meth:`fervid.face_pictures.PictureKeeper.crops`). Returns the
-    kinds written, in order."""
+    crops kept during the pass (:meth:`fervid.face_pictures.PictureKeeper.crops`);
+    ``identity``: the tracks' embeddings when the caller holds them (else the identity file
+    beside the table is read, if the pictures are written). Returns the kinds written, in
+    order."""
     video = Path(video) if video is not None else None
     wanted = [k for k in DERIVED if k in set(kinds)]
     if duration is None:
@@ -320,23 +337,11 @@ def write_derived(
         episodes,
         shown=Path(shown) if shown is not None else None,
         kept=kept,
-        identity=_identity_of(Path(shown if shown is not None else table)),
+        known_identity=identity,
     )
     for k in wanted:
         KINDS[k].write(d, outputs.path(k))
     return wanted
-
-
-def _identity_of(table: Path) -> dict | None:
-    """The identity kept beside a table, or None (none kept, or not readable: the pictures
-    are then chosen without it)."""
-    path = identity_path_of(table)
-    if not path.exists():
-        return None
-    try:
-        return read_identity(path)
-    except (ValueError, OSError):
-        return None
 
 
 def write_table_format(outputs: VideoOutputs) -> Path:
