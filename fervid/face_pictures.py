@@ -159,7 +159,7 @@ class PictureKeeper:
         for q, draw, key, crop in self.tracks[tid]:  # heap order: the keys do not change
             if not isinstance(crop, Kept):
                 t, box, cut = crop
-                small = cv2.resize(cut, (SIDE, SIDE), interpolation=cv2.INTER_AREA)
+                small = _small(cut)
                 crop = Kept(q, t, box, sharpness(small), _jpeg(small, quality=95))
             done.append((q, draw, key, crop))
         self.tracks[tid] = done
@@ -199,7 +199,7 @@ def write_faces(
             best = max(chosen[pid], key=lambda c: c.sharpness)
             image = np.asarray(Image.open(io.BytesIO(best.jpeg)).convert("RGB"))
         else:
-            crops = [square_crop(frames[c.time_s], c.box) for c in heap if c.time_s in frames]
+            crops = [_face_square(frames[c.time_s], c.box) for c in heap if c.time_s in frames]
             if not crops:
                 continue
             image = max(crops, key=sharpness)
@@ -208,9 +208,13 @@ def write_faces(
     return out
 
 
-def square_crop(image: np.ndarray, box, out: int = SIDE) -> np.ndarray:
-    """The face in a square 1.4 times its long side, ``out`` pixels."""
-    return cv2.resize(_cut(image, box), (out, out), interpolation=cv2.INTER_AREA)
+def _face_square(image: np.ndarray, box) -> np.ndarray:
+    """The face in a square 1.4 times its long side, :data:`SIDE` pixels."""
+    return _small(_cut(image, box))
+
+
+def _small(cut: np.ndarray) -> np.ndarray:
+    return cv2.resize(cut, (SIDE, SIDE), interpolation=cv2.INTER_AREA)
 
 
 def _cut(image: np.ndarray, box) -> np.ndarray:
@@ -237,12 +241,12 @@ def _save_jpeg(image: np.ndarray, path: Path) -> Path:
     return path
 
 
-def _remove_others(folder: Path, kept: set[Path]) -> None:
-    """The pictures of people an earlier run had and this one has not (fewer people after a
-    regroup, say), removed: fervid's own JPEGs only."""
+def _remove_others(folder: Path, kept: set[Path], names: str = "person_*.jpg") -> None:
+    """The pictures (``names``) an earlier run wrote and this one has not (fewer people after
+    a regroup, rows no longer in a scan's table), removed: fervid's own JPEGs only."""
     if not folder.is_dir():
         return
-    for p in folder.glob("person_*.jpg"):
+    for p in folder.glob(names):
         if p not in kept and is_fervid_jpeg(p):
             p.unlink()
 
@@ -284,7 +288,7 @@ class FaceThumbs:
     def add(self, relpath: str, image: np.ndarray, faces: Faces) -> None:
         """The pictures of one photo's faces (face k: the photo's k-th row)."""
         for k in range(len(faces)):
-            _save_jpeg(square_crop(image, faces.boxes[k]), self.folder / self.name(relpath, k))
+            _save_jpeg(_face_square(image, faces.boxes[k]), self.folder / self.name(relpath, k))
 
     def get(self, relpath: str, face: int) -> Path | None:
         """A row's picture, or None when the scan kept none (a Ray scan, an older one)."""
@@ -293,7 +297,4 @@ class FaceThumbs:
 
     def keep_only(self, kept: set[Path]) -> None:
         """The pictures of rows no longer in the table, removed (fervid's own only)."""
-        if self.folder.is_dir():
-            for p in self.folder.glob("*.jpg"):
-                if p not in kept and is_fervid_jpeg(p):
-                    p.unlink()
+        _remove_others(self.folder, kept, "*.jpg")

@@ -14,6 +14,16 @@ THUMB = (64, 36)
 FLAT = 4.0
 
 
+def pattern(small: np.ndarray, flat: float = FLAT) -> np.ndarray | None:
+    """A small grey picture's pattern: less its mean, flattened to unit length, so that the
+    dot product of two is their correlation whatever the light; None where the picture is
+    flat (grey levels spreading less than ``flat``, a standard deviation of 255)."""
+    x = small.astype(np.float32).reshape(-1)
+    x -= x.mean()
+    norm = float(np.sqrt(np.dot(x, x)))
+    return None if norm <= flat * np.sqrt(x.size) else x / norm
+
+
 def thumbnail(image: np.ndarray) -> np.ndarray:
     """A small gray (green channel) thumbnail of a frame, uint8: every few pixels taken,
     then averaged down (cheap on large frames)."""
@@ -93,11 +103,10 @@ class KeyframePolicy:
         in dark or low-contrast footage counts as one in daylight), or the picture changed by
         more than ``cut`` of the range with its pattern under ``cut_flash`` (a flash or a
         change of exposure keeps the pattern). Flat pictures (a fade's black) cut nothing."""
-        a = thumb.astype(np.float32) - thumb.mean()
-        b = ref.astype(np.float32) - ref.mean()
-        if min(float(a.std()), float(b.std())) < FLAT:
+        a, b = pattern(thumb), pattern(ref)
+        if a is None or b is None:
             return False
-        corr = float((a * b).sum() / np.sqrt(float((a * a).sum()) * float((b * b).sum())))
+        corr = float(np.dot(a, b))
         return corr < self.cut_pattern or (change > self.cut and corr < self.cut_flash)
 
     def _key(self, t: float) -> tuple[str, None]:

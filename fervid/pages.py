@@ -42,10 +42,9 @@ border-radius:3px;overflow:hidden}
 .ep{position:absolute;top:4px;bottom:4px;border-radius:2px}
 .playhead{position:absolute;top:0;bottom:0;width:2px;background:#d00;pointer-events:none}
 .legend span{display:inline-block;margin-right:10px;white-space:nowrap}
-.legend i{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px;
+.legend i,i.key{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px;
 vertical-align:-1px}
-i.key{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px;
-outline:1px solid #0002}
+i.key{outline:1px solid #0002}
 .legend i.seen-key{width:18px;outline:1px solid #bbb}
 .legend i.head-key{width:2px;background:#d00}
 .axis .who{visibility:hidden}

@@ -345,7 +345,7 @@ def chunked(items: Iterable[T], n: int) -> Iterator[list[T]]:
         yield chunk
 
 
-# -- pictures from rows --------------------------------------------------------------------
+# -- the rows on disk ---------------------------------------------------------------------
 
 
 def truncate_rows_after(csv_path: Path, last_frame: int) -> None:

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from ..faces import Faces
+from ..keyframes import pattern
 from .distance import JUMP, THRESHOLD, cohort_scale, same_probability
 
 if TYPE_CHECKING:  # the embedder needs PyTorch; the tracker's state does not
@@ -38,10 +39,7 @@ def _look(image: np.ndarray, box) -> np.ndarray | None:
         return None
     step = max(1, min(x2 - x1, y2 - y1) // 32)  # about 32 px taken, then averaged to 16
     crop = image[y1:y2:step, x1:x2:step]
-    small = cv2.resize(crop, (16, 16), interpolation=cv2.INTER_AREA).astype(np.float32).mean(2)
-    small = small.reshape(-1) - small.mean()
-    norm = float(np.linalg.norm(small))
-    return small / norm if norm > 1e-3 else None
+    return pattern(cv2.resize(crop, (16, 16), interpolation=cv2.INTER_AREA).mean(2), flat=0.0)
 
 
 @dataclass
