@@ -8,9 +8,12 @@
 - ``same``: one person's photo replaced in place by another photo of the same person: a split
   there is a false split;
 - ``real``: the shared real recordings (one or two people each, moving, talking, turning,
-  changing light): splits on long tracks of one person are false splits.
+  changing light): splits on long tracks of one person are false splits;
+- ``parting``: the swaps with the check off (one track of two people), parted by ``fervid
+  regroup --apart 0@1.0,0@3.6`` as a user would: how far the cut falls from the swap (frames),
+  and how long the regroup takes.
 
-    python bench/track_check.py --data ../shared/data [--pairs 12]
+    python bench/track_check.py --data ../shared/data [--pairs 12] [--only parting]
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ sys.path.insert(0, str(HERE))
 from identity_clips import _paste, load_people  # noqa: E402
 
 import fervid.pipeline  # noqa: E402
-from fervid.annotation import analyze_video  # noqa: E402
+from fervid.annotation import analyze_video, annotate_video  # noqa: E402
 from fervid.classify import load_model  # noqa: E402
 from fervid.identity.tracker import PersonTracker  # noqa: E402
+from fervid.regroup import regroup_table  # noqa: E402
 
 from make_samples import background, encode_clip  # noqa: E402
 
@@ -99,11 +103,36 @@ def checking(on: bool) -> None:
         fervid.pipeline.PersonTracker = lambda **kw: PersonTracker(**(kw | {"split": None}))
 
 
+def parting(people, model, pairs: int, tmp: Path) -> None:
+    """Each swap annotated with the check off, then parted between 1.0 s and 3.6 s."""
+    checking(False)
+    for dark in (False, True):
+        offsets, seconds, kept = [], [], 0
+        for k in range(pairs):
+            folder = tmp / f"part{int(dark)}-{k}"
+            folder.mkdir()
+            video, table = folder / "c.mp4", folder / "c.fervid.csv"
+            clip(video, people[2 * k][0], people[2 * k + 1][0], dark)
+            annotate_video(video, table, model=model)
+            t0 = time.perf_counter()
+            done = regroup_table(table, apart=[["0@1.0", "0@3.6"]], video=video)
+            seconds.append(time.perf_counter() - t0)
+            if done["parted"]:
+                offsets.append(round((done["parted"][0].cut - SWAP) * FPS))
+            else:
+                kept += 1  # the shot detector had ended the track there
+        light = "dark" if dark else "normal light"
+        print(f"parting, {light}: cut at the swap's frame in {offsets.count(0)} of "
+              f"{len(offsets)}, frames off {offsets}; {kept} already two tracks; regroup "
+              f"{np.median(seconds):.2f} s median, {max(seconds):.2f} s max")  # fmt: skip
+    checking(True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--pairs", type=int, default=12)
-    ap.add_argument("--only", choices=["swaps", "real"], help="one part only")
+    ap.add_argument("--only", choices=["swaps", "real", "parting"], help="one part only")
     args = ap.parse_args()
     print(f"{platform.processor() or platform.machine()}")
     root = args.data / "lfw-identities"
@@ -113,7 +142,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "c.mp4"
         cases = ((False, "swaps"), (True, "swaps"), (False, "same"), (True, "same"))
-        for dark, kind in cases if args.only != "real" else ():
+        if args.only == "parting":
+            parting(people, model, args.pairs, Path(tmp))
+            return
+        for dark, kind in cases if args.only in (None, "swaps") else ():
             for on in (False, True):
                 checking(on)
                 counts: dict[str, int] = {}
@@ -133,7 +165,8 @@ def main() -> None:
                       + (f"; {spread(DISTANCES)}" if on else ""))  # fmt: skip
         checking(True)
         every = []
-        for p in sorted((args.data / "real-clips").iterdir()) if args.only != "swaps" else ():
+        clips = sorted((args.data / "real-clips").iterdir()) if args.only in (None, "real") else []
+        for p in clips:
             DISTANCES.clear()
             t0 = time.perf_counter()
             df = analyze_video(p, model=model)

@@ -226,7 +226,15 @@ def _keep_identity(csv_path: Path, pipe: VideoPipeline, video: str, opts: VideoO
         path.unlink(missing_ok=True)
         return
     summary = pipe.report.identity
-    write_identity(path, summary, video=video, start=opts.start, end=opts.end, people=opts.people)
+    write_identity(
+        path,
+        summary,
+        video=video,
+        start=opts.start,
+        end=opts.end,
+        people=opts.people,
+        smooth=opts.smooth,
+    )
 
 
 def _why_no_frames(info, opts: VideoOptions, report: VideoRun) -> str:

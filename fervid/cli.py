@@ -271,16 +271,26 @@ def report(ctx, table, video, elan, no_page, overwrite, **settings):
     multiple=True,
     metavar="A,B[,...]",
     help="These tracks are different people: track ids (the face column) or P@SECONDS "
-    "(person P's track at that time in the video). Repeat for more.",
+    "(person P's track at that time in the video). Two times of one track part it between "
+    "them, where its face changes most (or at --cut). Repeat for more.",
+)
+@click.option(
+    "--cut",
+    type=click.FloatRange(0),
+    default=None,
+    metavar="SECONDS",
+    help="Where the track named at two times by --apart is parted (default: where its "
+    "face's embedding changes most between them, read from the video).",
 )
 @click.option("--reset", is_flag=True, help="Forget the corrections given before.")
 @video_option("to draw the annotated video and the faces again")
 @click_options(EpisodeOptions)
 @click.pass_context
-def regroup(ctx, table, people, same, apart, reset, video, **settings):
+def regroup(ctx, table, people, same, apart, cut, reset, video, **settings):
     """Choose the people of an annotated video again, without analysing it again: another
-    number of people, persons that are one, tracks that are two. Rewrites the table's person
-    columns and the outputs made from it (video, people, episodes, faces, plot, ELAN, page)."""
+    number of people, persons that are one, tracks that are two, a track that holds two
+    people parted. Rewrites the table's person columns and the outputs made from it (video,
+    people, episodes, faces, plot, ELAN, page)."""
     from .regroup import regroup_table  # no PyTorch: the table and its identity file
 
     episodes = _settings(EpisodeOptions, settings)
@@ -291,12 +301,16 @@ def regroup(ctx, table, people, same, apart, reset, video, **settings):
             same=persons(numbers(same, "--same")),
             apart=numbers(apart, "--apart"),
             reset=reset,
+            cut=cut,
             video=video,
             options=episodes,
         )
     except (ValueError, OSError) as exc:  # OutputError, VideoError: one line each
         raise click.ClickException(_line(exc)) from None
     if not ctx.obj["quiet"]:
+        for p in done["parted"]:
+            how = "" if p.change is None else f", the faces either side {p.change:.2f} apart"
+            click.echo(f"track {p.track} parted at {p.cut:.2f} s (track {p.new} from there{how})")
         before, after = done["people"]
         written = ", ".join(map(str, done["written"].values()))
         click.echo(f"{_printable(table)}: {after} people (were {before}) -> {_printable(written)}")

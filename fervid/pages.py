@@ -308,7 +308,9 @@ def _regroup_hint(table) -> str:
         f'<p class="hint">One person in two rows? <code>fervid regroup {name} --same P,Q</code>'
         f". Two people in one row? <code>fervid regroup {name} --apart P@S1,P@S2</code> "
         "(the person and a second where each of the two is seen: the player shows the time, "
-        "a click on a timeline goes there).</p>"
+        "a click on a timeline goes there); where both are in one stretch of the timeline, "
+        "it is parted where the face changes between them, or at <code>--cut SECONDS</code>."
+        "</p>"
     )
 
 

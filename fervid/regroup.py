@@ -27,6 +27,7 @@ import pandas as pd
 
 from .identity.columns import persons_in_file
 from .identity.grouping import cluster_tracks
+from .identity.parting import Part, part_in_file, part_tracks
 from .identity.store import identity_path_of, read_identity, write_identity
 from .options import EpisodeOptions
 from .outputs import JSON_MARK, OutputLock, may_replace, write_text_atomic
@@ -74,6 +75,11 @@ def regroup_frame(
         )
     spans = _add_spans({}, df)
     where = "the DataFrame"
+    if _part_requests(apart, spans, where, None)[0]:
+        raise ValueError(
+            "two times of one track: a track is parted in a table (regroup_table, fervid "
+            "regroup), from the video's frames, not in a DataFrame"
+        )
     blank = {**ident, "same": [], "apart": [], "people": None}
     count, same_tracks, apart_pairs = _corrections(
         where, spans, blank, people=people, same=same, apart=apart, reset=True
@@ -120,6 +126,7 @@ def regroup_table(
     same: Sequence[Sequence[int]] = (),
     apart: Sequence[Sequence[int | str]] = (),
     reset: bool = False,
+    cut: float | None = None,
     video: str | os.PathLike | None = None,
     options: EpisodeOptions | None = None,
     progress: Callable[[int], None] | None = None,
@@ -127,9 +134,12 @@ def regroup_table(
     """Choose a finished video's people again (see the module's text): ``people`` how many
     appear (0: not known), ``same`` sets of persons (the table's numbers now) that are one,
     ``apart`` sets of tracks (ids, or ``"P@S"``) that are each a different person; earlier
-    corrections are kept unless ``reset``. Returns ``{"people": before, after, "written":
-    {kind: path}}``. Raises ValueError (one line) for a table or identity fervid did not
-    write, an unknown person or track, or corrections that contradict the video."""
+    corrections are kept unless ``reset``. Two times of one track in ``apart`` (``"P@S1",
+    "P@S2"``) part that track between them: where its face's embedding changes most (read
+    from the video), or at ``cut`` seconds. Returns ``{"people": before, after, "written":
+    {kind: path}, "parted": [Part]}``. Raises ValueError (one line) for a table or identity
+    fervid did not write, an unknown person or track, or corrections that contradict the
+    video."""
     table = Path(table)
     with OutputLock(table):  # first: an annotate --overwrite finishing now cannot come between
         finish_interrupted(table, video=video, options=options, progress=progress)
@@ -137,16 +147,20 @@ def regroup_table(
         ident = read_identity(identity_path_of(table))
         spans = tracks_by_person(table)
         _check_matches(table, spans, ident)
+        requests, apart = _part_requests(apart, spans, table, cut)
         count, same_tracks, apart_pairs = _corrections(
             table, spans, ident, people=people, same=same, apart=apart, reset=reset
         )
-        persons = cluster_tracks(ident, people=count, same=same_tracks, apart=apart_pairs)
         video = _video_for(table, video, ident)
         _check_outputs(table)
+        ident, parts = part_tracks(table, ident, requests, video=video, cut=cut)
+        apart_pairs = apart_pairs + [[p.track, p.new] for p in parts]
+        persons = cluster_tracks(ident, people=count, same=same_tracks, apart=apart_pairs)
         kept = {**ident, "people": count, "same": same_tracks, "apart": apart_pairs}
-        written = _transaction(table, persons, video, kept, facts, options, progress)
+        written = _transaction(table, persons, video, kept, facts, options, progress, parts)
     written = {k: written[k] for k in KINDS if k in written}
-    return {"people": (len(spans), len({p for p, _ in persons.values()})), "written": written}
+    people_after = len({p for p, _ in persons.values()})
+    return {"people": (len(spans), people_after), "written": written, "parted": parts}
 
 
 def journal_path_of(table: Path) -> Path:
@@ -154,23 +168,26 @@ def journal_path_of(table: Path) -> Path:
     return table.with_name(table.stem + ".regroup.json")
 
 
-def _transaction(table: Path, persons, video, ident: dict, facts, options, progress) -> dict:
-    """Rewrite the table's persons and everything made from it as one transaction: what is to
-    be done is written first (a journal beside the table, with the identity file it was
-    worked out from), then done, then the identity kept and the journal removed. A run
-    stopped in between (Ctrl-C, a kill, a full disk) leaves the journal: the next regroup of
-    that table finishes it first (:func:`finish_interrupted`), each step done again being the
-    same."""
+def _transaction(table: Path, persons, video, ident: dict, facts, options, progress, parts=()):
+    """Rewrite the table's tracks parted (``parts``) and persons and everything made from
+    it as one transaction: what is to be done is written first (a journal beside the table,
+    with the identity file it was worked out from), then done, then the identity kept and
+    the journal removed. A run stopped in between (Ctrl-C, a kill, a full disk) leaves the
+    journal: the next regroup of that table finishes it first (:func:`finish_interrupted`),
+    each step done again being the same (a track parted already is not parted again)."""
     journal = journal_path_of(table)
     may_replace(journal, _is_journal)
     record = {
         JSON_MARK: JOURNAL_MARK,
         "persons": {str(t): [p, None if c != c else c] for t, (p, c) in persons.items()},
         "identity": ident,
+        "parts": [[p.track, p.new, p.cut] for p in parts],
         "from": _digest(identity_path_of(table)),
         "video": str(video) if video is not None else None,
     }
     write_text_atomic(journal, json.dumps(record))
+    for p in parts:
+        part_in_file(table, p, ident.get("smooth"))
     written = _rewrite(table, persons, video, ident, facts, options, progress)
     _keep(table, ident)
     journal.unlink()
@@ -194,6 +211,9 @@ def finish_interrupted(table: Path, *, video=None, options=None, progress=None) 
                for t, (p, c) in record["persons"].items()}  # fmt: skip
     video = Path(video) if video is not None else record["video"] and Path(record["video"])
     facts = check_video_table(table)
+    smooth = record["identity"].get("smooth")
+    for track, new, cut in record.get("parts", []):
+        part_in_file(table, Part(int(track), int(new), float(cut)), smooth)
     _rewrite(table, persons, video, record["identity"], facts, options, progress)
     _keep(table, record["identity"])
     journal.unlink()
@@ -202,7 +222,7 @@ def finish_interrupted(table: Path, *, video=None, options=None, progress=None) 
 
 def _keep(table: Path, ident: dict) -> None:
     kept = {k: ident[k] for k in ("video", "start", "end", "people", "same", "apart")}
-    write_identity(identity_path_of(table), ident, **kept)
+    write_identity(identity_path_of(table), ident, **kept, smooth=ident.get("smooth"))
 
 
 def _is_journal(path: Path) -> bool:
@@ -233,16 +253,45 @@ def _corrections(table: Path | str, spans: dict, ident: dict, *, people, same, a
 
 
 def _tracks_apart(group, spans: dict, table: Path | str) -> list[int]:
-    """The tracks a user says are different people; two names of one track are refused."""
+    """The tracks a user says are different people; two names of one track are refused
+    (:func:`_part_requests` takes a track named at two times first)."""
     tracks = [parse_face(str(f), spans, table) for f in group]
     for i, t in enumerate(tracks):
         if t in tracks[:i]:
             first = group[tracks.index(t)]
             raise ValueError(
-                f"{first} and {group[i]} are one track ({t}): the tracker followed that face "
-                "from one to the other, and a track is not parted"
+                f"{first} and {group[i]} are one track ({t}): to part a track, name it alone "
+                "with two times inside it (--apart P@S1,P@S2)"
             )
     return tracks
+
+
+def _part_requests(apart, spans: dict, table: Path | str, cut: float | None):
+    """The groups of ``apart`` that name one track at two times inside it ((track, first
+    time, second time): to be parted between them), and the other groups."""
+    requests, rest = [], []
+    for group in apart:
+        names = [str(f) for f in group]
+        tracks = [parse_face(f, spans, table) for f in names]
+        if len(names) != 2 or tracks[0] != tracks[1] or not all("@" in f for f in names):
+            rest.append(group)
+            continue
+        times = sorted(float(f.split("@")[1]) for f in names)
+        lo, hi = next(span for per in spans.values() for t, span in per.items() if t == tracks[0])
+        if times[0] < lo - 0.5 or times[1] > hi + 0.5 or times[0] == times[1]:
+            raise ValueError(
+                f"{names[0]} and {names[1]} both name track {tracks[0]} (seen {lo:.2f}-"
+                f"{hi:.2f} s): to part it, give two different times inside it"
+            )
+        if any(r[0] == tracks[0] for r in requests):
+            raise ValueError(f"track {tracks[0]} is named twice to be parted: one cut at a time")
+        requests.append((tracks[0], *times))
+    if cut is not None and len(requests) != 1:
+        raise ValueError(
+            f"--cut {cut:g} says where one track is parted: name that track at two times "
+            "inside it with --apart P@S1,P@S2"
+        )
+    return requests, rest
 
 
 def _check_same(table: Path | str, same, spans: dict, cooccur) -> None:

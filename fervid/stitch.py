@@ -74,6 +74,7 @@ def persons_across_parts(
             start=options.start,
             end=options.end,
             people=options.people,
+            smooth=options.smooth,
         )
 
 

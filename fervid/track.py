@@ -277,3 +277,25 @@ class ProbSmoother:
 
     def load_state_dict(self, d: dict) -> None:
         self._state = {int(k): (float(t), np.asarray(p, np.float32)) for k, (t, p) in d.items()}
+
+
+def restart_smoothing(times, smoothed, start: int, tau: float) -> np.ndarray:
+    """What a :class:`ProbSmoother` with time constant ``tau`` would have given the rows
+    ``start:`` of one track had the track begun at row ``start`` (``times``: seconds, and
+    ``smoothed``: (N, C) its output, both in time order): the first row's own probabilities
+    worked back from the smoothing (with the row before it and the time between), and what
+    came before it taken out of the rows after as the smoother lets it fade. Rows ``start:``
+    changed; unchanged where ``tau`` is 0, ``start`` is 0, or the first row is too close to
+    the one before for its own probabilities to be worked back (under a fiftieth of them)."""
+    s = np.asarray(smoothed, np.float64)
+    out = s[start:].copy()
+    if tau <= 0 or start <= 0 or start >= len(s):
+        return out
+    a = 1.0 - np.exp(-np.maximum(np.diff(np.asarray(times, np.float64)), 0.0) / tau)
+    if a[start - 1] < 0.02:
+        return out
+    own = np.clip((s[start] - (1 - a[start - 1]) * s[start - 1]) / a[start - 1], 0.0, None)
+    own /= max(own.sum(), 1e-12)
+    fade = np.cumprod(np.r_[1.0, 1.0 - a[start:]])
+    out = np.clip(out + fade[:, None] * (own - s[start]), 0.0, None)
+    return out / np.maximum(out.sum(1, keepdims=True), 1e-12)

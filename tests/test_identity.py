@@ -537,8 +537,10 @@ def test_regroup_changes_nothing_when_an_output_is_not_fervids(tmp_path):
     original = table.read_bytes()
     mine = tmp_path / "two.fervid.episodes.csv"
     mine.write_text("my own notes\n")
-    r = _cli("regroup", table, "--apart", "0@0.5,0@5")  # one track all along
-    assert r.exit_code == 1 and "0@0.5 and 0@5 are one track (0)" in r.output
+    r = _cli("regroup", table, "--apart", "0,0@5")  # one track all along, not two times
+    assert r.exit_code == 1 and "0 and 0@5 are one track (0): to part a track" in r.output
+    r = _cli("regroup", table, "--apart", "0@0.5,0@5")  # to part it, outputs are rewritten
+    assert r.exit_code == 1 and "not written by fervid" in r.output
     r = _cli("regroup", table, "--people", "1")
     assert r.exit_code == 1 and "not written by fervid" in r.output
     assert table.read_bytes() == original and mine.read_text() == "my own notes\n"

@@ -1,10 +1,11 @@
 """The ``person`` and ``person_confidence`` columns of a video's rows, written from the whole
 video's persons (track id -> person, confidence): in rows held in memory (:func:`set_persons`)
-or in a table file, streamed (:func:`persons_in_file`)."""
+or in a table file, streamed (:func:`persons_in_file`, through :func:`rewrite_rows`)."""
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
 
 from ..outputs import replace_into
@@ -30,6 +31,14 @@ def persons_in_file(csv_path: Path, persons: dict, chunk: int = 10_000) -> bool:
     """:func:`set_persons` on a video CSV, streamed (written beside it, then renamed over
     it); whether any row's person changed."""
     schema = RowSchema.of_file(csv_path)
+    return rewrite_rows(csv_path, lambda block: set_persons(block, schema, persons), chunk)
+
+
+def rewrite_rows(csv_path: Path, change: Callable[[list[list]], bool], chunk: int = 10_000):
+    """A CSV's rows changed in place by ``change`` (a block of rows at a time, lists of
+    text; it says whether it changed any), streamed into a file beside it that is then
+    renamed over it: the table is the old one or the new one, never half of each. Whether
+    any row changed."""
     tmp = csv_path.with_name(csv_path.name + ".persons")
     changed = False
     try:
@@ -40,7 +49,7 @@ def persons_in_file(csv_path: Path, persons: dict, chunk: int = 10_000) -> bool:
             reader, writer = csv.reader(src), csv.writer(dst)
             writer.writerow(next(reader))
             while block := [r for _, r in zip(range(chunk), reader)]:
-                changed |= set_persons(block, schema, persons)
+                changed |= change(block)
                 writer.writerows(block)
         replace_into(tmp, csv_path)
     except BaseException:

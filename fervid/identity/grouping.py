@@ -267,10 +267,11 @@ def join_summaries(
             g = mapping.get(str(tid))
             if g is None:
                 continue
-            cur = tracks.setdefault(g, {**tr, "samples": []})
+            cur = tracks.setdefault(g, {**tr, "samples": [], "sample_t": []})
             cur["first_t"] = min(cur["first_t"], tr["first_t"])
             cur["last_t"] = max(cur["last_t"], tr["last_t"])
             cur["samples"] = cur["samples"] + list(tr["samples"])
+            cur["sample_t"] = cur.get("sample_t", []) + list(tr.get("sample_t", []))
         for a, b in summary["cooccur"]:
             ga, gb = mapping.get(str(a)), mapping.get(str(b))
             if ga is not None and gb is not None and ga != gb:

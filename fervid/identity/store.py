@@ -41,9 +41,12 @@ def write_identity(
     people: int | None = None,
     same: Sequence[Sequence[int]] = (),
     apart: Sequence[Sequence[int]] = (),
+    smooth: float | None = None,
 ) -> None:
     """Keep a video's identity (``summary``: :meth:`fervid.identity.tracker.PersonTracker.summary`)
-    with the range analysed, the number of people asked for and the corrections (tracks)."""
+    with the range analysed, the number of people asked for, the corrections (tracks) and
+    the time constant the probabilities were smoothed with (``smooth``, seconds: a track
+    parted later starts its smoothing afresh)."""
     d = {
         JSON_MARK: IDENTITY_MARK,
         "version": IDENTITY_VERSION,
@@ -53,6 +56,7 @@ def write_identity(
         "people": people,
         "same": [sorted(int(t) for t in g) for g in same],
         "apart": [[int(a), int(b)] for a, b in apart],
+        "smooth": smooth,
         "tracks": summary["tracks"],
         "cooccur": summary["cooccur"],
     }
@@ -89,6 +93,9 @@ def _damage(d: dict) -> str | None:
             return f"{key} is not a time"
     if d.get("people") is not None and not (_integer(d["people"]) and d["people"] >= 0):
         return "people is not a count"
+    smooth = d.get("smooth")
+    if smooth is not None and not (_number(smooth) and math.isfinite(smooth) and smooth >= 0):
+        return "smooth is not a time"
     tracks = d.get("tracks")
     if not isinstance(tracks, dict):
         return "no tracks"
@@ -120,6 +127,9 @@ def _track_damage(tid, tr) -> str | None:
             return f"track {tid}: an embedding is not 128 numbers"
         if not all(math.isfinite(x) for x in v):
             return f"track {tid}: an embedding is not finite"
+    times = tr.get("sample_t", [])
+    if not (isinstance(times, list) and all(_number(t) and math.isfinite(t) for t in times)):
+        return f"track {tid}: the embeddings' times are not times"
     return None
 
 

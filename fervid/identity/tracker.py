@@ -51,6 +51,7 @@ class TrackIdentity:
     last_t: float
     person: int
     samples: list[list[float]] = field(default_factory=list)
+    sample_t: list[float] = field(default_factory=list)  # when each sample was taken
     next_t: float = 0.0  # when to take the next embedding
     check_t: float = 0.0  # when to check the face again (once the samples are taken)
     _mean: tuple[int, np.ndarray | None] = field(default=(0, None), repr=False, compare=False)
@@ -206,6 +207,7 @@ class PersonTracker:
             tr.next_t = t + self.interval
             first = not tr.samples
             tr.samples.append([round(float(v), 5) for v in vec])
+            tr.sample_t.append(round(float(t), 6))
             self._forget()
             if first:
                 visible = {int(i) for i in faces.track_ids}
@@ -306,6 +308,7 @@ class PersonTracker:
                     "last_t": tr.last_t,
                     "person": tr.person,
                     "samples": tr.samples,
+                    "sample_t": tr.sample_t,
                     "next_t": tr.next_t,
                 }
                 for tid, tr in self.tracks.items()
