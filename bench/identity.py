@@ -16,6 +16,9 @@ the pairs of different people seen together): people split over several ids and 
 per video, with the threshold alone and with the join of mutual nearest groups; once with
 the photos' descriptors, once with the same faces as a 720p H.264 video shows them.
 
+``confidence``: whether ``person_confidence`` tells the tracks given a wrong person from the
+right ones on those simulated videos (AUROC, means, shares flagged as weak joins).
+
 ``scale``: seconds the whole-video pass takes for 100 to 3,000 tracks.
 
 ``clips``: synthetic videos made of real photos (a person leaves and returns as another photo
@@ -425,6 +428,64 @@ def whole_video(data: Path, out: Path, videos: int = 5000) -> dict:
     return res
 
 
+def _right(persons: dict, truth: dict, t: int) -> bool:
+    """Whether a track's person is right: with others, most of them are its own person;
+    alone, no other id holds its person."""
+    mine = persons[t][0]
+    mates = [truth[u] for u in truth if u != t and persons[u][0] == mine]
+    if mates:
+        return max(set(mates), key=mates.count) == truth[t]
+    return not any(truth[u] == truth[t] for u in truth if u != t)
+
+
+def _auroc(score: np.ndarray, good: np.ndarray) -> float:
+    """The chance that a right track reads higher than a wrong one (ties count half)."""
+    order = np.argsort(score, kind="stable")
+    ranks = np.empty(len(score))
+    ranks[order] = np.arange(1, len(score) + 1)
+    for v in np.unique(score):  # ties: their mean rank
+        same = score == v
+        ranks[same] = ranks[same].mean()
+    n_good, n_bad = good.sum(), (~good).sum()
+    return float((ranks[good].sum() - n_good * (n_good + 1) / 2) / (n_good * n_bad))
+
+
+def confidence(data: Path, out: Path, videos: int = 5000) -> dict:
+    """``person_confidence`` as a warning, on the whole-video pass's simulated videos (faces as
+    a video shows them): whether it tells the tracks given a wrong person (:func:`_right`)
+    from the right ones, per half of the people, for the tracks grouped with others (a join)
+    and those left alone (each simulated person has two or three tracks, so alone is a
+    split): AUROC, the mean and the shares under :data:`fervid.persons.WEAK_JOIN` of each."""
+    from fervid.identity.grouping import cluster_tracks
+    from fervid.persons import WEAK_JOIN
+
+    vecs = video_embeddings(data, out)
+    res: dict = {"weak_join": WEAK_JOIN}
+    for half, members in halves_of(list(vecs)).items():
+        rng, rows = random.Random(2), []
+        for _ in range(videos):
+            summary, truth, _ = simulated_video(vecs, members, rng)
+            persons = cluster_tracks(summary)
+            for t in truth:
+                alone = sum(persons[u][0] == persons[t][0] for u in truth) == 1
+                rows.append((persons[t][1], _right(persons, truth, t), alone))
+        c, g, a = (np.asarray([r[k] for r in rows]) for k in range(3))
+        for kind, m in (("joined", ~a), ("alone", a)):
+            right, wrong = c[m & g], c[m & ~g]
+            key = f"{half}, {kind}"
+            share = lambda v: round(float((v < WEAK_JOIN).mean()), 4) if len(v) else None  # noqa: E731
+            res[key] = {
+                "tracks": int(m.sum()), "wrong": len(wrong),
+                "auroc": round(_auroc(c[m], g[m]), 4) if len(wrong) and len(right) else None,
+                "mean_right": round(float(right.mean()), 3) if len(right) else None,
+                "mean_wrong": round(float(wrong.mean()), 3) if len(wrong) else None,
+                "wrong_flagged": share(wrong), "right_flagged": share(right),
+            }  # fmt: skip
+            print(key, res[key], flush=True)
+    (out / "confidence.json").write_text(json.dumps(res, indent=1))
+    return res
+
+
 def scale(tracks_counts=(100, 300, 1000, 3000)) -> dict:
     """Seconds the whole-video pass takes on long videos: N tracks of N/10 people (random
     descriptors 0.6 from each person's centre), each track seen with the next five."""
@@ -480,6 +541,8 @@ def main() -> None:
         print(json.dumps(open_set(args.data, args.out), indent=1))
     if "whole-video" in only:
         print(json.dumps(whole_video(args.data, args.out), indent=1))
+    if "confidence" in only:
+        print(json.dumps(confidence(args.data, args.out)))
     if "scale" in only:
         print(json.dumps(scale()))
     results = []

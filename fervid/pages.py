@@ -20,6 +20,7 @@ import pandas as pd
 
 from .emotions import color_for
 from .outputs import atomic_path
+from .persons import WEAK_JOIN
 from .rows import cell_text, file_of, read_csv_chunks
 
 if TYPE_CHECKING:  # the page needs no image code
@@ -70,6 +71,7 @@ td img{width:64px;height:64px;object-fit:cover;border-radius:4px}
 .card b{display:block;margin-top:4px}
 .hidden{display:none}
 .hint,.caption{color:#555;margin-top:10px}
+.weak{color:#a33;font-size:12px;white-space:nowrap}
 code{background:#ecece8;padding:1px 4px;border-radius:3px}
 """
 
@@ -330,7 +332,7 @@ def _people_table(people: pd.DataFrame, faces: dict, page: Path, classes) -> str
         img = f'<img src="{_rel(faces[pid], page)}" alt="">' if pid in faces else ""
         shares = "".join(f"<td>{p[f'share_{c}']:.0%}</td>" for c in classes)
         body.append(
-            f"<tr><td>P{pid}</td><td>{img}</td><td>{p['first_s']:.2f}</td>"
+            f"<tr><td>P{pid}{_weak_join(p)}</td><td>{img}</td><td>{p['first_s']:.2f}</td>"
             f"<td>{p['last_s']:.2f}</td><td>{p['seconds_visible']:.1f}</td>"
             f"<td>{html.escape(p['dominant'])}</td>{shares}</tr>"
         )
@@ -339,7 +341,21 @@ def _people_table(people: pd.DataFrame, faces: dict, page: Path, classes) -> str
         "that emotion on top (they sum to 100%); the mean probabilities are in the people "
         "table (VIDEO.fervid.people.csv).</p>"
     )
+    if people["weakest_join"].lt(WEAK_JOIN).any():
+        caption += (
+            '<p class="caption"><span class="weak">weak join at S</span>: the face seen from S '
+            "seconds on was joined to this person on a weak match (its person_confidence in "
+            "brackets): look at it there; if it is someone else, say so with --apart below.</p>"
+        )
     return f'<div class="scroll"><table>{head}{"".join(body)}</table></div>{caption}'
+
+
+def _weak_join(person: dict) -> str:
+    """A line under a person's name where one of its tracks joined it on a weak match."""
+    conf, at = person.get("weakest_join"), person.get("weakest_join_s")
+    if conf is None or not conf < WEAK_JOIN:  # NaN: one track, or none measured
+        return ""
+    return f'<div class="weak">weak join at {at:.2f} s ({conf:.2f})</div>'
 
 
 def write_photos_page(

@@ -27,6 +27,11 @@ from .face_pictures import best_of, candidate, keep_best
 from .options import EpisodeOptions
 from .rows import RowSchema, read_csv, read_csv_chunks
 
+#: A track whose ``person_confidence`` is under this, in a person of two or more tracks, was
+#: joined to that person on a weak match: the people table names the weakest (on the
+#: simulated videos of bench/identity.py about 1% of right joins read under it; docs/identity.md).
+WEAK_JOIN = 0.8
+
 EPISODE_COLUMNS = [
     "person",
     "emotion",
@@ -79,12 +84,18 @@ class PeopleReader:
         # picture), and person -> track -> rows
         self.by_track: dict[int, dict[int, list]] = {}
         self.track_rows: dict[int, dict[int, int]] = {}
+        self.joins: dict[int, dict[int, tuple]] = {}  # person -> track -> (confidence, first t)
         wanted = [c for c in classes if options.neutral or c != "neutral"]
         self._watch = [self.classes.index(c) for c in wanted]
 
-    def add(self, person, t, probs, score, track, boxes) -> None:
+    def add(self, person, t, probs, score, track, boxes, conf=None) -> None:
+        """Rows of a chunk, column by column (``conf``: ``person_confidence``, or None)."""
         for k in range(len(person)):
             pid, tk, tr = int(person[k]), float(t[k]), int(track[k])
+            if conf is not None and conf[k] == conf[k]:  # not NaN
+                joins = self.joins.setdefault(pid, {})
+                if tr not in joins:
+                    joins[tr] = (float(conf[k]), tk)
             self._row(pid, tk, probs[k], float(score[k]), tr)
             heap = self.by_track.setdefault(pid, {}).setdefault(tr, [])
             keep_best(heap, candidate(score[k], boxes[k], tk, tr))
@@ -172,6 +183,7 @@ class PeopleReader:
                 "seconds_visible": round(s.rows * self.step, 3),
                 "rows": s.rows,
                 "tracks": len(s.tracks),
+                **self._weakest(pid),
                 "dominant": self.classes[int(np.argmax(s.top))],
                 "mean_score": round(s.score / s.rows, 4),
             }
@@ -184,10 +196,20 @@ class PeopleReader:
             rows.append(row)
         return pd.DataFrame(rows, columns=people_columns(self.classes))
 
+    def _weakest(self, pid: int) -> dict:
+        """A person of two or more tracks: the lowest ``person_confidence`` of its tracks, and
+        when that track begins (NaN for a person of one track, or none measured)."""
+        joins = self.joins.get(pid, {})
+        if len(self.people[pid].tracks) < 2 or not joins:
+            return {"weakest_join": np.nan, "weakest_join_s": np.nan}
+        conf, t = min(joins.values())
+        return {"weakest_join": round(conf, 3), "weakest_join_s": round(t, 3)}
+
 
 def people_columns(classes: Iterable[str]) -> list[str]:
     classes = list(classes)
-    head = ["person", "first_s", "last_s", "seconds_visible", "rows", "tracks", "dominant"]
+    head = ["person", "first_s", "last_s", "seconds_visible", "rows", "tracks"]
+    head += ["weakest_join", "weakest_join_s", "dominant"]
     return [
         *head,
         "mean_score",
@@ -259,6 +281,7 @@ def read_people(
             part["score"].to_numpy(float),
             part["face"].to_numpy(int),
             part[["x1", "y1", "x2", "y2"]].to_numpy(float),
+            part["person_confidence"].to_numpy(float) if "person_confidence" in part else None,
         )
     people_df, episodes_df = reader.finish()
     return Takeaway(people_df, episodes_df, reader.seen(), step, reader.by_track, reader.track_rows)
@@ -279,7 +302,9 @@ def _schema(table) -> RowSchema:
 
 def people(table: pd.DataFrame | str | os.PathLike, **kw) -> pd.DataFrame:
     """One row per person of a video table (a DataFrame or a CSV path): first and last seen
-    (s), seconds visible, rows and tracks, the dominant emotion, mean detector score, the
+    (s), seconds visible, rows and tracks, the weakest join (of two or more tracks, the lowest
+    ``person_confidence`` and when that track begins: under :data:`WEAK_JOIN`, check it), the
+    dominant emotion, mean detector score, the
     share of visible time per emotion (the top class; the shares sum to 1), the mean
     probabilities, and the number of episodes per emotion. ``kw``: :func:`read_people`'s."""
     return read_people(table, **kw)[0]

@@ -122,6 +122,23 @@ def test_tracks_of_one_person_become_one_person_numbered_by_first_appearance():
     assert all(c > 0.5 for _, c in persons.values())
 
 
+def test_a_track_joined_on_a_weak_match_reads_low():
+    """Average linkage joins a track near one of a person's tracks and far from the other;
+    its confidence (P(same) at the upper quartile of its distances) says so, the two close
+    tracks' does not fall as far."""
+    a = np.asarray(_vec(21))
+    b, c = _at(a, 0.25, 1), _at(a, 0.58, 2)  # c: 0.58 from a, about 0.6 from b
+    other = _vec(99)  # someone else, far from all three
+    tracks = {0: (0.0, [list(a)]), 1: (3.0, [b]), 2: (6.0, [c]), 3: (7.0, [other])}
+    persons = cluster_tracks(_summary(tracks), cohort=False)
+    assert persons[0][0] == persons[1][0] == persons[2][0] != persons[3][0]
+    assert persons[2][1] < 0.8 < persons[1][1]
+    from fervid.identity.distance import same_probability
+
+    d = np.linalg.norm(np.asarray(c) - [a, b], axis=1)  # c's two distances
+    assert persons[2][1] == pytest.approx(same_probability(np.quantile(d, 0.75)), abs=1e-6)
+
+
 def test_tracks_seen_in_the_same_frame_are_never_one_person():
     same = [_vec(7)]
     summary = _summary({0: (0.0, same), 1: (0.0, same)}, cooccur=[(0, 1)])
@@ -372,7 +389,8 @@ def _plain_cluster(summary: dict, people=None, loose=LOOSE) -> dict:
         for t in g:
             mates = [dist([t], [o]) for o in g if o != t]
             rivals = [dist([t], h) for h in groups if h is not g]
-            p = same_probability(np.mean(mates)) if mates else 1 - same_probability(min(rivals))
+            near = np.quantile(mates, 0.75) if mates else None  # the farther of its mates
+            p = same_probability(near) if mates else 1 - same_probability(min(rivals))
             conf[t] = float(p) if mates or rivals else 1.0
     groups += [[t] for t in tracks if t not in means]
     groups.sort(key=lambda g: min(tracks[t]["first_t"] for t in g))

@@ -111,6 +111,32 @@ def test_without_the_video_the_page_says_so(page, tmp_path):
     assert "No video was found beside the table" in text and "<video" in text
 
 
+def test_a_weak_join_is_named_in_the_people_table_and_on_the_page(page, tmp_path):
+    """P1's face from 3 s on made another track, joined to P1 on a weak match (0.62): the
+    people table gives its confidence and time, the page says where to look."""
+    sync, chromium = _browser()
+    moved = tmp_path / "copy"
+    shutil.copytree(page.parent, moved)
+    table = moved / "two.fervid.csv"
+    df = pd.read_csv(table, keep_default_na=False, dtype=str)
+    later = (df["person"] == "1") & (df["time_s"].astype(float) >= 3.0)
+    df.loc[later, "face"], df.loc[later, "person_confidence"] = "9", "0.62"
+    df.to_csv(table, index=False)
+    r = CliRunner().invoke(cli, ["-q", "report", str(table), "--overwrite"])
+    assert r.exit_code == 0, r.output
+    people = pd.read_csv(moved / "two.fervid.people.csv").set_index("person")
+    assert people.loc[1, "weakest_join"] == 0.62 and people.loc[1, "weakest_join_s"] >= 3.0
+    assert pd.isna(people.loc[0, "weakest_join"])  # one track: nothing joined
+    with sync.sync_playwright() as p:
+        browser, tab, errors = _open(p, chromium, (moved / "two.fervid.html").as_uri(), 1280)
+        weak = tab.locator("td .weak")
+        assert weak.count() == 1 and weak.is_visible()
+        assert f"weak join at {people.loc[1, 'weakest_join_s']:.2f} s (0.62)" in weak.inner_text()
+        tab.screenshot(path=str(tmp_path / "weak.png"), full_page=True)
+        browser.close()
+    assert not errors
+
+
 # -- the palette and the annotated video's labels ------------------------------------------
 
 
