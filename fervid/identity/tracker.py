@@ -16,7 +16,7 @@ import numpy as np
 
 from ..faces import Faces
 from ..keyframes import pattern
-from .distance import JUMP, THRESHOLD, cohort_scale, same_probability
+from .distance import JUMP, JUMP_ABRUPT, THRESHOLD, cohort_scale, same_probability
 
 if TYPE_CHECKING:  # the embedder needs PyTorch; the tracker's state does not
     from .embedder import FaceEmbedder
@@ -89,6 +89,9 @@ class PersonTracker:
     #: someone else (a cut not seen, one face taken for another): the track is split there
     check: float = 2.0
     jump: float = JUMP
+    #: the same, for a check made because the face changed abruptly (its box jumped, its size
+    #: or look changed): that change is itself a sign of another face, so less distance says so
+    jump_abrupt: float = JUMP_ABRUPT
     #: gives a track a new id from the current frame on (the face tracker's ``split``); None:
     #: tracks are not checked along their length
     split: Callable[[int], int] | None = None
@@ -198,8 +201,9 @@ class PersonTracker:
                 continue
             vec = next(it)
             tr.check_t = t + self.check
+            abrupt = tid in self._pending
             self._pending.discard(tid)
-            if self.split is not None and tr.samples and self._far(tid, vec):
+            if self.split is not None and tr.samples and self._far(tid, vec, abrupt):
                 faces.track_ids[k] = tid = self._split(tid, t)
                 tr = self.tracks[tid]
             if tr.samples and k not in keep:
@@ -214,9 +218,10 @@ class PersonTracker:
                 tr.person = self._match(tid, visible, tr.person)
                 self._forget()  # its person may have changed
 
-    def _far(self, tid: int, vec: np.ndarray) -> bool:
-        """Whether an embedding of a track's face is too far from the track's to be its."""
-        return self.distance_to(tid, vec) > self.jump
+    def _far(self, tid: int, vec: np.ndarray, abrupt: bool = False) -> bool:
+        """Whether an embedding of a track's face is too far from the track's to be its
+        (``abrupt``: checked because the face changed abruptly)."""
+        return self.distance_to(tid, vec) > (self.jump_abrupt if abrupt else self.jump)
 
     def distance_to(self, tid: int, vec: np.ndarray) -> float:
         """The distance of an embedding from a track's (the mean of its samples), read
