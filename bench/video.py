@@ -11,7 +11,9 @@ For each clip, in this process (frames per second of the whole job):
   a process of its own with the environment as given: the ``fervid`` command (and this
   script, for fervid's runs) sets ``OMP_WAIT_POLICY=PASSIVE``, which helps fervid's threads
   and would slow the naive loop;
-- fervid ``default`` (annotated video written), ``no_video``, ``every3`` (``every=3``, video).
+- fervid ``default`` (annotated video written), ``no_video``, ``every3`` (``every=3``, video),
+  and ``no_video_no_pose`` (no video, ``pose=False``: what the face's pose, eyes and mouth
+  cost).
 
 Reported per run: frames/s and the speed-up over the naive loop; recall (the naive loop's
 full-resolution detections, clipped to the frame as fervid's are, at or above the smallest
@@ -202,6 +204,7 @@ def bench_clip(name, path, truth, min_face, model, out: Path) -> dict:
     runs = {
         "default": ({}, out / f"{name}.fervid.mp4"),
         "no_video": ({}, None),
+        "no_video_no_pose": ({"pose": False}, None),  # what the face's measures cost
         "every3": ({"every": 3}, out / f"{name}.every3.fervid.mp4"),
     }
     for label, (kw, target) in runs.items():

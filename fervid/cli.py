@@ -18,6 +18,7 @@ from .cli_options import (
     numbers,
     persons,
     ray_options,
+    regroup_options,
     resources,
     video_option,
 )
@@ -254,35 +255,7 @@ def report(ctx, table, video, elan, no_page, overwrite, **settings):
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("table", type=click.Path(exists=True, dir_okay=False))
-@click.option(
-    "--people",
-    type=click.IntRange(0),
-    default=None,
-    help="How many people appear (0: not known). Default: as the run was asked.",
-)
-@click.option(
-    "--same",
-    multiple=True,
-    metavar="P,Q[,...]",
-    help="These persons (the table's numbers now) are one person. Repeat for more.",
-)
-@click.option(
-    "--apart",
-    multiple=True,
-    metavar="A,B[,...]",
-    help="These tracks are different people: track ids (the face column) or P@SECONDS "
-    "(person P's track at that time in the video). Two times of one track part it between "
-    "them, where its face changes most (or at --cut). Repeat for more.",
-)
-@click.option(
-    "--cut",
-    type=click.FloatRange(0),
-    default=None,
-    metavar="SECONDS",
-    help="Where the track named at two times by --apart is parted (default: where its "
-    "face's embedding changes most between them, read from the video).",
-)
-@click.option("--reset", is_flag=True, help="Forget the corrections given before.")
+@regroup_options
 @video_option("to draw the annotated video and the faces again")
 @click_options(EpisodeOptions)
 @click.pass_context
@@ -308,9 +281,7 @@ def regroup(ctx, table, people, same, apart, cut, reset, video, **settings):
     except (ValueError, OSError) as exc:  # OutputError, VideoError: one line each
         raise click.ClickException(_line(exc)) from None
     if not ctx.obj["quiet"]:
-        for p in done["parted"]:
-            how = "" if p.change is None else f", the faces either side {p.change:.2f} apart"
-            click.echo(f"track {p.track} parted at {p.cut:.2f} s (track {p.new} from there{how})")
+        click.echo("".join(f"{p}\n" for p in done["parted"]), nl=False)
         before, after = done["people"]
         written = ", ".join(map(str, done["written"].values()))
         click.echo(f"{_printable(table)}: {after} people (were {before}) -> {_printable(written)}")

@@ -149,3 +149,35 @@ def annotate_options(f):
     )(f)
     f = click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))(f)
     return f
+
+
+def regroup_options(f):
+    """``fervid regroup``'s corrections: --people, --same, --apart, --cut, --reset."""
+    f = click.option("--reset", is_flag=True, help="Forget the corrections given before.")(f)
+    f = click.option(
+        "--cut",
+        type=click.FloatRange(0),
+        metavar="SECONDS",
+        help="Where the track named at two times by --apart is parted (default: where its "
+        "face's embedding changes most between them, read from the video).",
+    )(f)
+    f = click.option(
+        "--apart",
+        multiple=True,
+        metavar="A,B[,...]",
+        help="These tracks are different people: track ids (the face column) or P@SECONDS "
+        "(person P's track at that time in the video). Two times of one track part it "
+        "between them, where its face changes most (or at --cut). Repeat for more.",
+    )(f)
+    f = click.option(
+        "--same",
+        multiple=True,
+        metavar="P,Q[,...]",
+        help="These persons (the table's numbers now) are one person. Repeat for more.",
+    )(f)
+    return click.option(
+        "--people",
+        type=click.IntRange(0),
+        default=None,
+        help="How many people appear (0: not known). Default: as the run was asked.",
+    )(f)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+
+#: The number of measures per face (:data:`fervid.face_pose.MEASURES`).
+MEASURES = 5
 
 
 @dataclass
@@ -19,6 +22,9 @@ class Faces:
     classes: the class names of the probability columns.
     persons: int64 (N,) the person a face belongs to for the whole video; -1 when not known.
     person_conf: float32 (N,) how sure that is (0-1); NaN when not measured.
+    measures: float32 (N, 5) yaw, pitch, roll (degrees), eyes_open, mouth_open (0-1)
+        (:mod:`fervid.face_pose`); NaN when not measured.
+    speaking: float32 (N,) 1 speaking, 0 not (from the mouth over time); NaN when not known.
     """
 
     boxes: np.ndarray
@@ -28,6 +34,8 @@ class Faces:
     classes: tuple[str, ...] = ()
     persons: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     person_conf: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    measures: np.ndarray = field(default_factory=lambda: np.zeros((0, MEASURES), np.float32))
+    speaking: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     def __post_init__(self) -> None:
         self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
@@ -54,6 +62,13 @@ class Faces:
         self.track_ids = tid
         self.persons = _per_face(self.persons, n, np.int64, -1, "persons")
         self.person_conf = _per_face(self.person_conf, n, np.float32, np.nan, "person_conf")
+        m = np.asarray(self.measures, np.float32).reshape(-1, MEASURES)
+        if len(m) == 0:
+            m = np.full((n, MEASURES), np.nan, np.float32)
+        if len(m) != n:
+            raise ValueError(f"Faces: {n} boxes but {len(m)} rows of measures")
+        self.measures = m
+        self.speaking = _per_face(self.speaking, n, np.float32, np.nan, "speaking")
 
     @classmethod
     def empty(cls, classes: tuple[str, ...] | list[str] = ()) -> Faces:
@@ -86,21 +101,15 @@ class Faces:
         return self.probs.max(1)
 
     def with_probs(self, probs: np.ndarray, classes: tuple[str, ...] | list[str]) -> Faces:
-        return Faces(
-            self.boxes,
-            self.scores,
-            probs,
-            self.track_ids,
-            tuple(classes),
-            self.persons,
-            self.person_conf,
-        )
+        return replace(self, probs=probs, classes=tuple(classes))
 
     def with_persons(self, persons, person_conf=()) -> Faces:
         """The same faces with their persons (and how sure each is)."""
-        return Faces(
-            self.boxes, self.scores, self.probs, self.track_ids, self.classes, persons, person_conf
-        )
+        return replace(self, persons=persons, person_conf=person_conf)
+
+    def with_measures(self, measures, speaking=()) -> Faces:
+        """The same faces with their pose, eyes and mouth (and whether each is speaking)."""
+        return replace(self, measures=measures, speaking=speaking)
 
     def sorted_left_to_right(self) -> Faces:
         order = np.argsort(self.boxes[:, 0], kind="stable")
@@ -117,6 +126,8 @@ class Faces:
             self.classes,
             self.persons[idx],
             self.person_conf[idx],
+            self.measures[idx],
+            self.speaking[idx],
         )
 
 

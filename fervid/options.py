@@ -147,6 +147,12 @@ class VideoOptions:
         "a cut keeps its person number (the person column), by face embedding (docs/identity.md).",
         flags=("--reid/--no-reid",),
     )
+    pose: bool = setting(
+        True,
+        "Measure each face's head pose (yaw, pitch, roll), eyes and mouth and whether it is "
+        "speaking, from dlib's 68 landmarks (about 1.2 ms a face; docs/face.md).",
+        flags=("--pose/--no-pose",),
+    )
     people: int | None = setting(
         None,
         "How many people appear, when known: the whole-video pass groups the tracks into at "
@@ -182,6 +188,12 @@ class ImageOptions:
         is_flag=True,
     )
     min_face_size: int = setting(20, "Smallest face to find, in pixels.", type=click.IntRange(4))
+    pose: bool = setting(
+        True,
+        "Measure each face's head pose (yaw, pitch, roll), eyes and mouth, from dlib's 68 "
+        "landmarks (about 1.2 ms a face; docs/face.md).",
+        flags=("--pose/--no-pose",),
+    )
     detect_size: int = setting(
         1024,
         "Larger images are downscaled to this long side for detection. 0 (never) or >= 64.",

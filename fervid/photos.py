@@ -16,6 +16,7 @@ import numpy as np
 from .classify import EmotionModel, load_model
 from .detect import FaceDetector
 from .face_pictures import FaceThumbs, is_fervid_folder
+from .face_pose import Landmarker
 from .faces import Faces
 from .images import (
     IMAGE_EXTS,
@@ -140,9 +141,14 @@ def iter_images(
         )
     chunk = 64 if opts.crops else 4  # crops: one forward pass per 64; photos: MTCNN batches
     frames = _each_frame(_decode_ahead(todo, max(prefetch, chunk), outside))
+    landmarker = Landmarker() if opts.pose else None
     for batch in chunked(frames, chunk):
         images = [item[2] for item in batch if item[2] is not None]
-        found = iter(_faces_of(images, emo, detector) if images else [])
+        found = _faces_of(images, emo, detector) if images else []
+        if landmarker is not None:
+            found = [fs.with_measures(landmarker.measure(img, fs)) if len(fs) else fs
+                     for img, fs in zip(images, found)]  # fmt: skip
+        found = iter(found)
         for p, r, image, err, last in batch:
             faces = Faces.empty(emo.classes) if image is None else next(found)
             yield ImageResult(p, r, faces, err, last, image)

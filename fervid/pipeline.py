@@ -29,6 +29,7 @@ from .classify import EmotionModel
 from .detect import FaceDetector
 from .draw import annotate
 from .face_pictures import PictureKeeper
+from .face_pose import Landmarker, SpeakingMeter
 from .faces import Faces
 from .identity.embedder import FaceEmbedder
 from .identity.grouping import cluster_tracks
@@ -43,7 +44,7 @@ from .video import Frame, FrameReader, VideoInfo, VideoSink
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 
 @dataclass
@@ -128,6 +129,8 @@ class VideoPipeline:
             split=self.tracker.split,
         )
         self.by_need = ClassifyByNeed(interval=o.classify_interval)
+        self.landmarker = Landmarker() if o.pose else None
+        self.speaking = SpeakingMeter()
         self.report = VideoRun(
             self.path, width=self.info.width, height=self.info.height, fps=self.info.fps
         )
@@ -191,6 +194,16 @@ class VideoPipeline:
         self.by_need.forget({int(i) for fs in found for i in fs.track_ids} | self._live())
         return out
 
+    def measure(self, faces: Faces, frame: Frame) -> Faces:
+        """The faces with their pose, eyes and mouth (:mod:`fervid.face_pose`) and whether
+        each track is speaking; unchanged without ``pose``."""
+        if self.landmarker is None or len(faces) == 0:
+            return faces
+        measures = self.landmarker.measure(frame.image, faces)
+        talking = self.speaking.update(faces.track_ids, measures[:, 4], frame.time_s)
+        self.speaking.forget(self._live() | {int(i) for i in faces.track_ids})
+        return faces.with_measures(measures, talking)
+
     def _live(self) -> set[int]:
         return {tr.id for tr in self.tracker.tracks}
 
@@ -224,7 +237,7 @@ class VideoPipeline:
         rows, drawn = [], []
         for f in chunk:
             if (f.index - self.first_index) % every == 0:
-                faces = self.smoother.update(next(classified), f.time_s)
+                faces = self.measure(self.smoother.update(next(classified), f.time_s), f)
                 rows.extend(self.schema.video_rows(f.index, f.time_s, faces))
                 if self.pictures is not None:
                     self.pictures.update(f.image, faces, f.time_s)
@@ -298,6 +311,7 @@ class VideoPipeline:
             "smoother": self.smoother.state_dict(),
             "people": self.people.state_dict(),
             "by_need": self.by_need.state_dict(),
+            "speaking": self.speaking.state_dict(),
         }
 
     def load_state_dict(self, d: dict) -> None:
@@ -320,6 +334,7 @@ class VideoPipeline:
         self.smoother.load_state_dict(d["smoother"])
         self.people.load_state_dict(d["people"])
         self.by_need.load_state_dict(d["by_need"])
+        self.speaking.load_state_dict(d["speaking"])
 
 
 def _merge(a: Faces, b: Faces) -> Faces:

@@ -18,13 +18,16 @@ from .video import FrameReader, VideoSink
 def faces_by_frame(rows: str | os.PathLike | Iterable, classes: tuple[str, ...]) -> Iterator:
     """(frame index, Faces) for each analysed frame of a fervid video CSV (a path), or of
     video rows (lists in the CSV's order of columns), in order."""
-    schema = RowSchema("video", classes)
     if not isinstance(rows, (str, os.PathLike)):
-        yield from _group_frames(rows, schema)
+        yield from _group_frames(rows, RowSchema("video", classes))
         return
     with open(rows, newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
-        if next(reader, None) != schema.columns:
+        try:  # a table from before the face's measures is read as it is
+            schema = RowSchema.from_header(next(reader, []))
+        except ValueError:
+            schema = None
+        if schema is None or schema.kind != "video" or schema.classes != tuple(classes):
             raise ValueError(f"{rows}: not a fervid video CSV of this model's classes")
         yield from _group_frames(reader, schema)
 

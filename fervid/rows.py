@@ -1,8 +1,10 @@
 """The row layout of fervid's tables, by field name, in one place.
 
 A :class:`RowSchema` knows the columns of a video table (``frame, time_s, face, person,
-person_confidence, box, score, <classes>, emotion, confidence``) or of a photo table
-(``path, face, box, score, <classes>, emotion, confidence, error``); it turns
+person_confidence, box, yaw, pitch, roll, eyes_open, mouth_open, speaking, score, <classes>,
+emotion, confidence``) or of a photo table (``path, face, box, yaw, pitch, roll, eyes_open,
+mouth_open, score, <classes>, emotion, confidence, error``); a table written before the face's
+measures (December 2026) has no ``yaw ... speaking`` and is read as it is; it turns
 :class:`~fervid.faces.Faces` into rows and rows back into ``Faces``, finds fields by name and
 reads a schema back from a file's header. Everything else reads and writes rows through it, so
 that adding a column touches this module only.
@@ -26,6 +28,8 @@ BOX = ("x1", "y1", "x2", "y2")
 VIDEO_KEYS = ("frame", "time_s", "face", "person", "person_confidence")
 IMAGE_KEYS = ("path", "face")
 RESULT = ("emotion", "confidence")
+#: What the face is doing besides its emotion (:mod:`fervid.face_pose`), after the box.
+MEASURE_COLUMNS = ("yaw", "pitch", "roll", "eyes_open", "mouth_open")
 IMAGE_TAIL = ("error",)
 #: Columns that hold integers (nullable: a frame without a face has none).
 INT_COLUMNS = ("frame", "face", "person")
@@ -36,10 +40,11 @@ TEXT_COLUMNS = ("path", "emotion", "error")
 @dataclass(frozen=True)
 class RowSchema:
     """The columns of a video (``kind="video"``) or photo (``kind="image"``) table for a
-    model's ``classes``."""
+    model's ``classes``; ``measures=False``: a table from before the face's measures."""
 
     kind: str
     classes: tuple[str, ...]
+    measures: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in ("video", "image"):
@@ -58,7 +63,14 @@ class RowSchema:
     def _columns(self) -> tuple[str, ...]:
         # made once per schema: rows are made and read through it for every face
         tail = IMAGE_TAIL if self.kind == "image" else ()
-        return (*self.keys, *BOX, "score", *self.classes, *RESULT, *tail)
+        return (*self.keys, *BOX, *self.measure_columns, "score", *self.classes, *RESULT, *tail)
+
+    @property
+    def measure_columns(self) -> tuple[str, ...]:
+        """The face's measures in this table: pose, eyes, mouth, and ``speaking`` in video."""
+        if not self.measures:
+            return ()
+        return MEASURE_COLUMNS + (("speaking",) if self.kind == "video" else ())
 
     def index(self, name: str) -> int:
         return self._positions[name]
@@ -92,6 +104,13 @@ class RowSchema:
             values["person"] = int(faces.persons[k])
             if np.isfinite(faces.person_conf[k]):
                 values["person_confidence"] = round(float(faces.person_conf[k]), 3)
+        if self.measures:
+            m = faces.measures[k]
+            rounding = (1, 1, 1, 3, 3)
+            values.update({c: round(float(v), r) for c, v, r in zip(MEASURE_COLUMNS, m, rounding)
+                           if np.isfinite(v)})  # fmt: skip
+            if self.kind == "video" and np.isfinite(faces.speaking[k]):
+                values["speaking"] = int(faces.speaking[k])
         if faces.classified:
             values.update(zip(self.classes, (round(float(p), 5) for p in faces.probs[k])))
             values["emotion"] = self.classes[int(faces.probs[k].argmax())]
@@ -128,10 +147,15 @@ class RowSchema:
         if not rows:
             return Faces.empty(self.classes)
         face = self._positions["face"]
-        persons = conf = ()
+        persons = conf = measures = speaking = ()
         if self.kind == "video":
             persons = [_number(self.get(r, "person"), int, -1) for r in rows]
             conf = [_number(self.get(r, "person_confidence"), float, np.nan) for r in rows]
+        if self.measures:
+            measures = [[_number(self.get(r, c), float, np.nan) for c in MEASURE_COLUMNS]
+                        for r in rows]  # fmt: skip
+        if self.measures and self.kind == "video":
+            speaking = [_number(self.get(r, "speaking"), float, np.nan) for r in rows]
         return Faces(
             [self.box(r) for r in rows],
             [float(self.get(r, "score")) for r in rows],
@@ -140,6 +164,8 @@ class RowSchema:
             self.classes,
             persons,
             conf,
+            measures,
+            speaking,
         )
 
     # -- headers -------------------------------------------------------------------------
@@ -148,13 +174,15 @@ class RowSchema:
         """The schema whose columns are ``header``; ValueError when it is not a fervid
         table's."""
         header = list(header)
-        for kind, keys in (("video", VIDEO_KEYS), ("image", IMAGE_KEYS)):
-            tail = len(RESULT) + (len(IMAGE_TAIL) if kind == "image" else 0)
-            first = len(keys) + len(BOX) + 1
-            if len(header) > first + tail and tuple(header[: len(keys)]) == keys:
-                schema = cls(kind, tuple(header[first : len(header) - tail]))
-                if schema.columns == header:
-                    return schema
+        for kind in ("video", "image"):
+            for measures in (True, False):
+                head = cls(kind, (), measures).columns
+                tail = len(RESULT) + (len(IMAGE_TAIL) if kind == "image" else 0)
+                first = len(head) - tail
+                if len(header) > first + tail and header[:first] == head[:first]:
+                    schema = cls(kind, tuple(header[first : len(header) - tail]), measures)
+                    if schema.columns == header:
+                        return schema
         raise ValueError("not a fervid table (unknown columns)")
 
     @classmethod

@@ -34,7 +34,7 @@ def _table(per_person: dict[int, list[tuple[float, dict]]], step: float = 0.04) 
                 [round(t / step), t, pid, pid, 0.9, 10, 10, 50, 60, 0.99, *p, CLASSES[top], p[top]]
             )
     rows.sort(key=lambda r: (r[0], r[2]))
-    return pd.DataFrame(rows, columns=RowSchema("video", tuple(CLASSES)).columns)
+    return pd.DataFrame(rows, columns=RowSchema("video", CLASSES, measures=False).columns)
 
 
 def _ramp(values: list[float], emotion: str = "happiness", t0: float = 0.0, step: float = 0.04):

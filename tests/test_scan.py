@@ -38,7 +38,8 @@ def test_scan_rows_errors_and_exit_code(photos, tmp_path):
     assert r.exit_code == 1, r.output  # three unreadable files
     assert "3 file(s) could not be read" in r.output and "broken.jpg" in r.output
     df = pd.read_csv(out, keep_default_na=False)
-    assert list(df.columns[:7]) == ["path", "face", "x1", "y1", "x2", "y2", "score"]
+    assert list(df.columns[:6]) == ["path", "face", "x1", "y1", "x2", "y2"]
+    assert list(df.columns[6:12]) == ["yaw", "pitch", "roll", "eyes_open", "mouth_open", "score"]
     assert list(df.columns[-3:]) == ["emotion", "confidence", "error"]
     by = {p: g for p, g in df.groupby("path")}
     assert set(by) == {

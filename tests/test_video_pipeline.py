@@ -158,7 +158,7 @@ def test_rows_come_back_as_faces_and_truncate_at_a_frame(tmp_path):
     ]
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(RowSchema("video", tuple(classes)).columns)
+        w.writerow(RowSchema("video", tuple(classes), measures=False).columns)  # an older table
         w.writerows(rows)
         fh.write("3,0.12,0,1")  # a line cut by a kill
     truncate_rows_after(path, 1)

@@ -39,6 +39,10 @@ class Part:
     cut: float
     change: float | None = None
 
+    def __str__(self) -> str:
+        how = "" if self.change is None else f", the faces either side {self.change:.2f} apart"
+        return f"track {self.track} parted at {self.cut:.2f} s (track {self.new} from there{how})"
+
 
 def track_rows(table: str | Path, track: int, chunk_rows: int = 200_000) -> pd.DataFrame:
     """Every row of one track, all columns, in time order (read in chunks)."""

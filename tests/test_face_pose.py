@@ -1,0 +1,133 @@
+"""What the face is doing besides its emotion (issue #42): head pose, eyes, mouth and speaking
+from dlib's 68 landmarks, on a real photo (the astronaut, mirrored and turned) and in real
+encoded video; tables written before these columns still read."""
+
+from __future__ import annotations
+
+import shutil
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from fervid.cli import cli
+from fervid.detect import FaceDetector
+from fervid.face_pose import MEASURES, Landmarker, SpeakingMeter, eyes_open, mouth_open
+from fervid.rows import MEASURE_COLUMNS
+
+from conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def astronaut_measures():
+    from skimage import data
+
+    detector, landmarker = FaceDetector(device="cpu"), Landmarker()
+
+    def of(image):
+        faces = detector.detect([np.ascontiguousarray(image)])[0]
+        assert len(faces) >= 1
+        k = int(np.argmax(faces.boxes[:, 2] - faces.boxes[:, 0]))
+        return dict(zip(MEASURES, landmarker.measure(image, faces[[k]])[0]))
+
+    return of, data.astronaut()
+
+
+def _turned(image, degrees):
+    """The picture turned counter-clockwise by ``degrees`` about its centre."""
+    h, w = image.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    return cv2.warpAffine(image, m, (w, h), borderMode=cv2.BORDER_REFLECT)
+
+
+def test_a_mirrored_photo_gives_the_opposite_yaw_and_roll(astronaut_measures):
+    of, image = astronaut_measures
+    a, b = of(image), of(image[:, ::-1])
+    assert abs(a["yaw"] + b["yaw"]) < 5 and abs(a["roll"] + b["roll"]) < 5
+    assert abs(a["yaw"]) > 5  # she is turned a little: the sign is there to flip
+
+
+@pytest.mark.parametrize("degrees", [20, -20])
+def test_a_photo_turned_by_20_degrees_turns_the_roll_by_20(astronaut_measures, degrees):
+    of, image = astronaut_measures
+    assert of(_turned(image, degrees))["roll"] - of(image)["roll"] == pytest.approx(degrees, abs=5)
+
+
+def _face(eye_gap: float, mouth_gap: float) -> np.ndarray:
+    """68 points of a frontal face 100 px wide, the eyelids ``eye_gap`` and the inner lips
+    ``mouth_gap`` pixels apart."""
+    p = np.zeros((68, 2))
+    for first, cx in ((36, 30.0), (42, 70.0)):  # eye corners 20 px apart, lids above/below
+        p[first : first + 6] = [(cx - 10, 40), (cx - 4, 40 - eye_gap / 2),
+                                (cx + 4, 40 - eye_gap / 2), (cx + 10, 40),
+                                (cx + 4, 40 + eye_gap / 2), (cx - 4, 40 + eye_gap / 2)]  # fmt: skip
+    p[48], p[54] = (30, 80), (70, 80)
+    for top, bottom, x in ((61, 67, 42), (62, 66, 50), (63, 65, 58)):
+        p[top], p[bottom] = (x, 80 - mouth_gap / 2), (x, 80 + mouth_gap / 2)
+    return p
+
+
+def test_shut_eyes_and_a_closed_mouth_read_0_open_ones_high():
+    assert eyes_open(_face(0.5, 0)) == 0 and eyes_open(_face(7, 0)) == 1
+    assert mouth_open(_face(6, 0)) == 0 and mouth_open(_face(6, 15)) > 0.7
+    assert mouth_open(_face(6, 4)) < mouth_open(_face(6, 8)) < mouth_open(_face(6, 12))
+
+
+def test_a_mouth_opening_and_closing_is_speaking_a_still_one_is_not():
+    meter, t = SpeakingMeter(), np.arange(0, 2, 0.04)
+    talking = 0.25 + 0.2 * np.sin(2 * np.pi * 4 * t)  # 4 syllables a second
+    smiling = np.full_like(t, 0.4)  # open, still
+    out = [meter.update([1, 2, 3], [a, b, 0.0], s) for s, a, b in zip(t, talking, smiling)]
+    out = np.array(out)
+    assert (out[t > 1.0, 0] == 1).all() and (out[:, 1] == 0).all() and (out[:, 2] == 0).all()
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pose")
+    video = shutil.copy(ROOT / "samples" / "two_people.mp4", d / "two.mp4")
+    r = CliRunner().invoke(cli, ["-q", "annotate", str(video), "--no-video"])
+    assert r.exit_code == 0, r.output
+    return d
+
+
+def test_every_video_row_with_a_face_has_its_pose_eyes_mouth_and_speaking(sample):
+    rows = pd.read_csv(sample / "two.fervid.csv")
+    header = list(rows.columns)
+    assert header[header.index("y2") + 1 : header.index("score")] == [*MEASURE_COLUMNS, "speaking"]
+    faces = rows.dropna(subset=["face"])
+    assert len(faces) and faces[[*MEASURE_COLUMNS, "speaking"]].notna().all().all()
+    assert faces.yaw.abs().max() < 90 and faces.roll.abs().max() < 45  # two portraits
+    assert faces.eyes_open.between(0, 1).all() and faces.mouth_open.between(0, 1).all()
+    assert set(faces.speaking.unique()) <= {0, 1}
+
+
+def test_a_table_written_before_the_measures_still_reports_and_regroups(sample, tmp_path):
+    for p in sample.iterdir():
+        (shutil.copytree if p.is_dir() else shutil.copy)(p, tmp_path / p.name)
+    table = tmp_path / "two.fervid.csv"
+    old = pd.read_csv(table, keep_default_na=False, dtype=str)
+    old.drop(columns=[*MEASURE_COLUMNS, "speaking"]).to_csv(table, index=False)
+    r = CliRunner().invoke(cli, ["-q", "report", str(table), "--overwrite"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["-q", "regroup", str(table), "--people", "2"])
+    assert r.exit_code == 0, r.output
+    after = pd.read_csv(table)
+    assert "yaw" not in after.columns and after.person.nunique() == 2
+    assert len(pd.read_csv(tmp_path / "two.fervid.people.csv")) == 2
+
+
+def test_photo_rows_have_the_measures_and_no_pose_leaves_them_empty(tmp_path):
+    from skimage import data
+
+    cv2.imwrite(str(tmp_path / "a.jpg"), data.astronaut()[..., ::-1])
+    for flag, filled in (("--pose", True), ("--no-pose", False)):
+        out = tmp_path / f"{flag}.csv"
+        r = CliRunner().invoke(cli, ["-q", "scan", str(tmp_path), "--csv", str(out), flag])
+        assert r.exit_code == 0, r.output
+        rows = pd.read_csv(out).dropna(subset=["face"])
+        assert len(rows) >= 1 and "speaking" not in rows.columns
+        assert rows[list(MEASURE_COLUMNS)].notna().all().all() == filled
+        assert rows[list(MEASURE_COLUMNS)].isna().all().all() != filled
