@@ -51,6 +51,17 @@ CLOSED_EAR, OPEN_EAR = 0.12, 0.28
 WIDE_MOUTH = 0.5
 
 
+#: A face is looking away when turned more than this many degrees of yaw, or of pitch.
+AWAY_YAW, AWAY_PITCH = 30.0, 25.0
+
+
+def looking_away(yaw, pitch) -> np.ndarray:
+    """Whether faces look away (beyond :data:`AWAY_YAW` or :data:`AWAY_PITCH`); False where
+    not measured."""
+    yaw, pitch = np.abs(np.asarray(yaw, np.float64)), np.abs(np.asarray(pitch, np.float64))
+    return (np.nan_to_num(yaw, nan=0.0) > AWAY_YAW) | (np.nan_to_num(pitch, nan=0.0) > AWAY_PITCH)
+
+
 @functools.lru_cache(maxsize=1)
 def _predictor(folder: str):
     import dlib  # the prebuilt dlib-bin wheel, as for re-identification

@@ -239,6 +239,13 @@ class EpisodeOptions:
     neutral: bool = setting(
         False, "Episodes: neutral stretches too.", flags=("--neutral-episodes",), is_flag=True
     )
+    max_turn: float = setting(
+        0.0,
+        "Episodes: leave out the frames where the face is turned more than this many degrees "
+        "of yaw or pitch (as if not seen; 0: off). Needs the pose columns.",
+        flags=("--episode-max-turn",),
+        type=click.FloatRange(0),
+    )
 
     def __post_init__(self) -> None:
         check_fields(self, name_of=api_name)

@@ -19,6 +19,7 @@ from urllib.parse import quote
 import pandas as pd
 
 from .emotions import color_for
+from .face_pose import AWAY_PITCH, AWAY_YAW
 from .outputs import atomic_path
 from .persons import WEAK_JOIN
 from .rows import cell_text, file_of, read_csv_chunks
@@ -41,6 +42,10 @@ border-radius:3px;overflow:hidden}
 .seen,.seen-key{background:repeating-linear-gradient(135deg,#d6d6d0 0 2px,#f7f7f4 2px 7px)}
 .seen{position:absolute;top:0;bottom:0}
 .ep{position:absolute;top:4px;bottom:4px;border-radius:2px}
+.mk{position:absolute;height:3px;pointer-events:none}
+.mk.speaking,i.mk-key.speaking{bottom:0;background:#222}
+.mk.away,i.mk-key.away{top:0;background:repeating-linear-gradient(90deg,#222 0 3px,#0000 3px 6px)}
+.legend i.mk-key{width:18px;height:3px;vertical-align:3px}
 .playhead{position:absolute;top:0;bottom:0;width:2px;background:#d00;pointer-events:none}
 .legend span{display:inline-block;margin-right:10px;white-space:nowrap}
 .legend i,i.key{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px;
@@ -128,10 +133,18 @@ function noVideo() {
 function draw() {
   for (const tl of document.querySelectorAll('.timeline')) {
     const p = data.people[tl.dataset.person];
-    tl.querySelectorAll('.seen,.ep').forEach(e => e.remove());
+    tl.querySelectorAll('.seen,.ep,.mk').forEach(e => e.remove());
     for (const [a, b] of p.seen) {
       const s = document.createElement('div'); s.className = 'seen'; place(s, a, b);
       tl.insertBefore(s, tl.firstChild);
+    }
+    for (const [kind, stretches] of Object.entries(p.marks || {})) {
+      for (const [a, b] of stretches) {
+        const m = document.createElement('div'); m.className = 'mk ' + kind;
+        const what = kind === 'away' ? 'looking away' : 'speaking';
+        m.title = `${what} ${a.toFixed(2)}-${b.toFixed(2)} s`;
+        place(m, a, b); tl.appendChild(m);
+      }
     }
     for (const e of p.episodes) {
       const s = document.createElement('div'); s.className = 'ep';
@@ -201,8 +214,9 @@ def _rel(target: str | os.PathLike, page: Path) -> str:
     return html.escape("./" + quote(Path(rel).as_posix(), safe="/"))
 
 
-def _legend(classes, max_gap: float | None = None) -> str:
-    """Every band's meaning: each emotion's colour (an episode), in view, the playhead."""
+def _legend(classes, max_gap: float | None = None, marks: bool = False) -> str:
+    """Every band's meaning: each emotion's colour (an episode), in view, the playhead, and
+    with ``marks`` the speaking and looking-away strips."""
     items = "".join(
         f'<span><i style="background:{_hex(c)}"></i>{html.escape(c)}</span>' for c in classes
     )
@@ -213,7 +227,17 @@ def _legend(classes, max_gap: float | None = None) -> str:
             '<span><i class="seen-key"></i>in view: detected on consecutive analysed frames'
             '</span><span><i class="head-key"></i>playhead</span>'
         )
+    if marks:
+        items += (
+            '<span><i class="mk-key speaking"></i>speaking</span>'
+            f'<span title="turned more than {AWAY_YAW:g} degrees aside or {AWAY_PITCH:g} up or '
+            'down"><i class="mk-key away"></i>looking away</span>'
+        )
     return f'<div class="legend">{items}</div>'
+
+
+def _any_marks(marks) -> bool:
+    return any(v for per in (marks or {}).values() for v in per.values())
 
 
 def _hex(emotion: str) -> str:
@@ -249,11 +273,13 @@ def write_video_page(
     title: str = "",
     table: str | os.PathLike | None = None,
     max_gap: float | None = None,
+    marks: dict[int, dict[str, list]] | None = None,
 ) -> Path:
     """The review page of a video (see the module's description), written atomically;
     with ``table`` (the video's CSV) it says how to correct its people. ``duration``: the
     video's (0 when not known: the rows' own times are used, and the page says so);
-    ``max_gap``: the longest gap an episode bridges, for the legend."""
+    ``max_gap``: the longest gap an episode bridges, for the legend; ``marks``: per person,
+    the stretches speaking and looking away (:class:`fervid.persons.Takeaway`)."""
     path = Path(path)
     faces = faces or {}
     ends = [b for stretches in seen.values() for _, b in stretches]
@@ -271,6 +297,7 @@ def write_video_page(
         eps = episodes[episodes["person"] == pid]
         data["people"][str(pid)] = {
             "seen": seen.get(pid, []),
+            "marks": (marks or {}).get(pid, {}),
             "episodes": eps[["emotion", "start_s", "end_s", "peak"]].to_dict("records"),
         }
         img = f'<img src="{_rel(faces[pid], path)}" alt="">' if pid in faces else ""
@@ -294,7 +321,7 @@ def write_video_page(
         f"<header><h1>{html.escape(title)}</h1></header><main>"
         f'<video id="video" controls preload="metadata"{src}></video>'
         f'{note}<p class="note" id="novideo" hidden></p>'
-        f"{_legend(classes, max_gap)}{timelines}"
+        f"{_legend(classes, max_gap, _any_marks(marks))}{timelines}"
         f"{_people_table(people, faces, path, classes)}"
         f"{_regroup_hint(table) if table is not None and len(people) else ''}</main>"
     )

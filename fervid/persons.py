@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .face_pictures import best_of, candidate, keep_best
+from .face_pose import looking_away
 from .options import EpisodeOptions
 from .rows import RowSchema, read_csv, read_csv_chunks
 
@@ -70,6 +71,11 @@ class _Person:
     tracks: set = field(default_factory=set)
     open: _Open | None = None
     seen: list = field(default_factory=list)  # [start, end] stretches in view
+    posed: int = 0  # rows with a pose measured, and of them looking away
+    away: int = 0
+    heard: int = 0  # rows with speaking known, and of them speaking
+    talking: int = 0
+    marks: dict = field(default_factory=lambda: {"away": [], "speaking": []})
 
 
 class PeopleReader:
@@ -88,21 +94,54 @@ class PeopleReader:
         wanted = [c for c in classes if options.neutral or c != "neutral"]
         self._watch = [self.classes.index(c) for c in wanted]
 
-    def add(self, person, t, probs, score, track, boxes, conf=None) -> None:
-        """Rows of a chunk, column by column (``conf``: ``person_confidence``, or None)."""
+    def add(self, person, t, probs, score, track, boxes, conf=None, pose=None, talk=None):
+        """Rows of a chunk, column by column (``conf``: ``person_confidence``; ``pose``:
+        (N, 2) yaw and pitch; ``talk``: speaking; each None where the table has none)."""
+        away = looking_away(pose[:, 0], pose[:, 1]) if pose is not None else None
         for k in range(len(person)):
             pid, tk, tr = int(person[k]), float(t[k]), int(track[k])
-            if conf is not None and conf[k] == conf[k]:  # not NaN
-                joins = self.joins.setdefault(pid, {})
-                if tr not in joins:
-                    joins[tr] = (float(conf[k]), tk)
-            self._row(pid, tk, probs[k], float(score[k]), tr)
-            heap = self.by_track.setdefault(pid, {}).setdefault(tr, [])
-            keep_best(heap, candidate(score[k], boxes[k], tk, tr))
-            rows = self.track_rows.setdefault(pid, {})
-            rows[tr] = rows.get(tr, 0) + 1
+            posed = pose is not None and bool(np.isfinite(pose[k]).all())
+            turned = posed and self._turned(pose[k])  # seen, but out of the episodes
+            self._row(pid, tk, probs[k], float(score[k]), tr, episode=not turned)
+            talking = float(talk[k]) if talk is not None else None
+            self._measures(pid, tk, bool(away[k]) if posed else None, talking)
+            self._add_track(pid, tk, tr, score[k], boxes[k], conf, k)
 
-    def _row(self, pid: int, t: float, p: np.ndarray, score: float, track: int) -> None:
+    def _add_track(self, pid: int, t: float, tr: int, score, box, conf, k: int) -> None:
+        """A row's track: its weakest join, its best rows for the picture, its row count."""
+        if conf is not None and conf[k] == conf[k]:  # not NaN
+            joins = self.joins.setdefault(pid, {})
+            if tr not in joins:
+                joins[tr] = (float(conf[k]), t)
+        heap = self.by_track.setdefault(pid, {}).setdefault(tr, [])
+        keep_best(heap, candidate(score, box, t, tr))
+        rows = self.track_rows.setdefault(pid, {})
+        rows[tr] = rows.get(tr, 0) + 1
+
+    def _turned(self, pose) -> bool:
+        limit = self.o.max_turn
+        return bool(limit > 0 and (abs(pose[0]) > limit or abs(pose[1]) > limit))
+
+    def _measures(self, pid: int, t: float, away, talk) -> None:
+        """Counts and stretches of looking away and speaking (None: not measured)."""
+        s = self.people[pid]
+        for name, on, count in (("away", away, "posed"), ("speaking", talk, "heard")):
+            if on is None or on != on:
+                continue
+            setattr(s, count, getattr(s, count) + 1)
+            if not on:
+                continue
+            if name == "away":
+                s.away += 1
+            else:
+                s.talking += 1
+            marks = s.marks[name]
+            if marks and t - marks[-1][1] <= 0.5 * self.step + 1e-9:
+                marks[-1][1] = t + self.step
+            else:
+                marks.append([t, t + self.step])
+
+    def _row(self, pid, t: float, p: np.ndarray, score: float, track: int, episode=True) -> None:
         s = self.people.get(pid)
         if s is None:
             n = len(self.classes)
@@ -115,7 +154,8 @@ class PeopleReader:
         s.probs += p
         s.top[int(np.argmax(p))] += 1
         s.tracks.add(track)
-        self._episode(pid, s, t, p)
+        if episode:
+            self._episode(pid, s, t, p)
 
     def _episode(self, pid: int, s: _Person, t: float, p: np.ndarray) -> None:
         """One emotion holds at a time: an episode ends when its emotion stays under
@@ -186,6 +226,8 @@ class PeopleReader:
                 **self._weakest(pid),
                 "dominant": self.classes[int(np.argmax(s.top))],
                 "mean_score": round(s.score / s.rows, 4),
+                "share_looking_away": round(s.away / s.posed, 4) if s.posed else np.nan,
+                "share_speaking": round(s.talking / s.heard, 4) if s.heard else np.nan,
             }
             for k, c in enumerate(self.classes):
                 row[f"share_{c}"] = round(float(share[k]), 4)
@@ -213,6 +255,8 @@ def people_columns(classes: Iterable[str]) -> list[str]:
     return [
         *head,
         "mean_score",
+        "share_looking_away",
+        "share_speaking",
         *(f"share_{c}" for c in classes),
         *(f"mean_{c}" for c in classes),
         *(f"episodes_{c}" for c in classes),
@@ -252,6 +296,8 @@ class Takeaway(NamedTuple):
     step: float
     by_track: dict[int, dict[int, list]]  # person -> track -> its best rows (Candidate)
     track_rows: dict[int, dict[int, int]]  # person -> track -> rows
+    #: person -> {"away": stretches looking away, "speaking": stretches speaking}
+    marks: dict[int, dict[str, list]] = {}
 
     @property
     def candidates(self) -> dict[int, list]:
@@ -282,9 +328,17 @@ def read_people(
             part["face"].to_numpy(int),
             part[["x1", "y1", "x2", "y2"]].to_numpy(float),
             part["person_confidence"].to_numpy(float) if "person_confidence" in part else None,
+            part[["yaw", "pitch"]].to_numpy(float) if "yaw" in part else None,
+            part["speaking"].to_numpy(float) if "speaking" in part else None,
         )
     people_df, episodes_df = reader.finish()
-    return Takeaway(people_df, episodes_df, reader.seen(), step, reader.by_track, reader.track_rows)
+    marks = {
+        pid: {k: [[round(a, 3), round(b, 3)] for a, b in v] for k, v in p.marks.items()}
+        for pid, p in reader.people.items()
+    }
+    return Takeaway(
+        people_df, episodes_df, reader.seen(), step, reader.by_track, reader.track_rows, marks
+    )
 
 
 def _schema(table) -> RowSchema:

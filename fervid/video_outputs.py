@@ -113,6 +113,7 @@ def _write_page(d: Derived, path: Path) -> None:
         people=d.found.people,
         episodes=d.found.episodes,
         seen=d.found.seen,
+        marks=d.found.marks,
         classes=d.classes,
         faces=d.faces,
         duration=d.duration,

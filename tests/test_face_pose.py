@@ -131,3 +131,71 @@ def test_photo_rows_have_the_measures_and_no_pose_leaves_them_empty(tmp_path):
         assert len(rows) >= 1 and "speaking" not in rows.columns
         assert rows[list(MEASURE_COLUMNS)].notna().all().all() == filled
         assert rows[list(MEASURE_COLUMNS)].isna().all().all() != filled
+
+
+def _posed_table(yaw: list[float], talk: list[int], happy: float = 0.9, step: float = 0.04):
+    """A video table of one person, one row per analysed frame: happiness ``happy``, the
+    given yaw (pitch 0) and speaking."""
+    from fervid.rows import RowSchema
+
+    classes = ("happiness", "neutral")
+    schema = RowSchema("video", classes)
+    rows = []
+    for k, (y, s) in enumerate(zip(yaw, talk)):
+        values = {"frame": k, "time_s": round(k * step, 3), "face": 0, "person": 0,
+                  "person_confidence": 1.0, "x1": 10, "y1": 10, "x2": 60, "y2": 70, "yaw": y,
+                  "pitch": 0.0, "roll": 0.0, "eyes_open": 1.0, "mouth_open": 0.2,
+                  "speaking": s, "score": 0.99, "happiness": happy, "neutral": 1 - happy,
+                  "emotion": "happiness", "confidence": happy}  # fmt: skip
+        rows.append([values[c] for c in schema.columns])
+    return pd.DataFrame(rows, columns=schema.columns)
+
+
+def test_the_people_table_gives_the_share_looking_away_and_speaking():
+    from fervid.persons import people
+
+    table = _posed_table([0.0] * 30 + [45.0] * 10, [1] * 10 + [0] * 30)
+    row = people(table, step=0.04).iloc[0]
+    assert row.share_looking_away == pytest.approx(0.25) and row.share_speaking == 0.25
+
+
+def test_episodes_can_leave_out_the_frames_turned_away():
+    from fervid.options import EpisodeOptions
+    from fervid.persons import episodes
+
+    table = _posed_table([0.0] * 25 + [60.0] * 25 + [0.0] * 25, [0] * 75)
+    whole = episodes(table, step=0.04)
+    assert len(whole) == 1 and whole.iloc[0].duration_s == pytest.approx(3.0)
+    parted = episodes(table, step=0.04, options=EpisodeOptions(max_turn=40))
+    assert len(parted) == 2  # the turned second is a gap longer than the 0.5 s bridged
+    assert parted.duration_s.tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_the_page_marks_looking_away_and_speaking_under_the_timelines(sample, tmp_path):
+    from test_people import ARGS, _browser
+
+    sync, chromium = _browser()
+    for p in sample.iterdir():
+        (shutil.copytree if p.is_dir() else shutil.copy)(p, tmp_path / p.name)
+    table = tmp_path / "two.fervid.csv"
+    df = pd.read_csv(table, keep_default_na=False, dtype=str)
+    t = df["time_s"].astype(float)
+    df.loc[(df.person == "0") & (t >= 1) & (t < 2), "yaw"] = "50.0"  # P0 looks aside 1-2 s
+    df.loc[(df.person == "1") & (t >= 3) & (t < 5), "speaking"] = "1"  # P1 speaks 3-5 s
+    df.to_csv(table, index=False)
+    r = CliRunner().invoke(cli, ["-q", "report", str(table), "--overwrite"])
+    assert r.exit_code == 0, r.output
+    with sync.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=ARGS)
+        tab = browser.new_page(viewport={"width": 1280, "height": 900})
+        tab.goto((tmp_path / "two.fervid.html").as_uri())
+        tab.wait_for_selector(".timeline .mk", state="attached", timeout=20000)
+        away = tab.locator('.timeline[data-person="0"] .mk.away')
+        talk = tab.locator('.timeline[data-person="1"] .mk.speaking')
+        assert away.count() >= 1 and talk.count() >= 1
+        assert "1.00-2.00 s" in away.first.get_attribute("title")
+        assert "3.00-5.00 s" in talk.first.get_attribute("title")
+        legend = tab.inner_text(".legend")
+        assert "looking away" in legend and "speaking" in legend
+        tab.screenshot(path=str(tmp_path / "marks.png"), full_page=True)
+        browser.close()
