@@ -80,7 +80,8 @@ def analyze_video(
     changed = set_persons(rows, schema, pipe.final_persons())
     if sink is not None and changed:  # the video's labels were drawn before the last word
         with _sink(annotated, pipe, path, opts) as again:
-            render_from_rows(path, rows, again, emo.classes, start=opts.start, end=opts.end)
+            render_from_rows(path, rows, again, emo.classes, start=opts.start, end=opts.end,
+                             pose=opts.draw == "pose")  # fmt: skip
     report.annotated = str(annotated) if annotated else None
     df = to_frame(rows, schema)
     df.attrs["fervid"] = report
@@ -210,7 +211,8 @@ def _annotate_locked(path, csv_path, emo, opts, annotated, resume, progress, pic
     changed = persons_in_file(partial, pipe.final_persons())
     if annotated is not None and (resumed or changed):
         with _sink(annotated, pipe, path, opts) as again:
-            render_from_rows(path, partial, again, emo.classes, start=opts.start, end=opts.end)
+            render_from_rows(path, partial, again, emo.classes, start=opts.start, end=opts.end,
+                             pose=opts.draw == "pose")  # fmt: skip
     _keep_identity(csv_path, pipe, path, opts)
     os.replace(partial, csv_path)
     state_path.unlink(missing_ok=True)

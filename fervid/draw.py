@@ -1,4 +1,5 @@
-"""Annotators: ``annotate(scene, faces) -> scene`` draws boxes, persons and emotions."""
+"""Annotators: ``annotate(scene, faces) -> scene`` draws boxes, persons and emotions;
+``annotate_pose(scene, faces) -> scene`` where each face points (``--draw pose``)."""
 
 from __future__ import annotations
 
@@ -137,3 +138,22 @@ def _overlap(a: Rect, b: Rect) -> bool:
 def _touches(label: Rect, box: Rect) -> bool:
     grown = (box[0] - 6, box[1] - 6, box[2] + 6, box[3] + 6)
     return _overlap(label, grown)
+
+
+def annotate_pose(scene: np.ndarray, faces: Faces, *, copy: bool = True) -> np.ndarray:
+    """Draw where each measured face points: a line from the box's centre, as long as the
+    box is wide when the face turns fully aside or up or down (none where not measured)."""
+    img = scene.copy() if copy else scene
+    thick = max(1, round(min(img.shape[:2]) / 300))
+    for box, m in zip(faces.boxes, faces.measures):
+        yaw, pitch = float(m[0]), float(m[1])
+        if not (np.isfinite(yaw) and np.isfinite(pitch)):
+            continue
+        x1, y1, x2, y2 = (float(v) for v in box)
+        cx, cy, size = (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1)
+        dx = size * np.sin(np.radians(yaw)) * np.cos(np.radians(pitch))
+        dy = -size * np.sin(np.radians(pitch))
+        start, end = (round(cx), round(cy)), (round(cx + dx), round(cy + dy))
+        cv2.arrowedLine(img, start, end, (255, 255, 255), thick + 2, cv2.LINE_AA, tipLength=0.2)
+        cv2.arrowedLine(img, start, end, (20, 20, 20), thick, cv2.LINE_AA, tipLength=0.2)
+    return img

@@ -153,6 +153,12 @@ class VideoOptions:
         "speaking, from dlib's 68 landmarks (about 1.2 ms a face; docs/face.md).",
         flags=("--pose/--no-pose",),
     )
+    draw: str = setting(
+        "boxes",
+        "What the annotated video shows: boxes (with person and emotion), or pose (the boxes "
+        "and an arrow from each face's centre where it points).",
+        type=click.Choice(["boxes", "pose"]),
+    )
     people: int | None = setting(
         None,
         "How many people appear, when known: the whole-video pass groups the tracks into at "

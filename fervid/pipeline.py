@@ -27,7 +27,7 @@ from torchvision.ops import nms
 
 from .classify import EmotionModel
 from .detect import FaceDetector
-from .draw import annotate
+from .draw import annotate, annotate_pose
 from .face_pictures import PictureKeeper
 from .face_pose import Landmarker, SpeakingMeter
 from .faces import Faces
@@ -204,6 +204,12 @@ class VideoPipeline:
         self.speaking.forget(self._live() | {int(i) for i in faces.track_ids})
         return faces.with_measures(measures, talking)
 
+    def draw(self, image: np.ndarray, faces: Faces) -> np.ndarray:
+        """A frame of the annotated video (drawn on ``image``): the boxes, and with
+        ``draw="pose"`` where each face points."""
+        image = annotate(image, faces, copy=False)
+        return annotate_pose(image, faces, copy=False) if self.options.draw == "pose" else image
+
     def _live(self) -> set[int]:
         return {tr.id for tr in self.tracker.tracks}
 
@@ -266,7 +272,7 @@ class VideoPipeline:
             rows_out(rows)
             if sink is not None:
                 for f, faces in zip(chunk, drawn):
-                    sink.write(annotate(f.image, faces, copy=False), f.time_s)
+                    sink.write(self.draw(f.image, faces), f.time_s)
             if checkpoint is not None:
                 checkpoint(self.state_dict())
             if progress is not None:

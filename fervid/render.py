@@ -9,7 +9,7 @@ import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator
 
-from .draw import annotate
+from .draw import annotate, annotate_pose
 from .faces import Faces
 from .rows import RowSchema
 from .video import FrameReader, VideoSink
@@ -47,10 +47,11 @@ def render_from_rows(
     start: float | None = None,
     end: float | None = None,
     progress: Callable[[int], None] | None = None,
+    pose: bool = False,
 ) -> int:
     """Draw the faces of a fervid CSV (or of video rows) on the video's frames (no
-    detection): every frame in the range, each with the faces of the latest analysed frame.
-    Returns the frames written."""
+    detection): every frame in the range, each with the faces of the latest analysed frame
+    (``pose``: and where each points). Returns the frames written."""
     frames = faces_by_frame(rows, classes)
     pending = next(frames, None)
     carried = Faces.empty(classes)
@@ -60,7 +61,8 @@ def render_from_rows(
             if pending[0] == f.index:
                 carried = pending[1]
             pending = next(frames, None)
-        sink.write(annotate(f.image, carried, copy=False), f.time_s)
+        image = annotate(f.image, carried, copy=False)
+        sink.write(annotate_pose(image, carried, copy=False) if pose else image, f.time_s)
         n += 1
         if progress is not None:
             progress(1)

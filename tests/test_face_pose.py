@@ -199,3 +199,39 @@ def test_the_page_marks_looking_away_and_speaking_under_the_timelines(sample, tm
         assert "looking away" in legend and "speaking" in legend
         tab.screenshot(path=str(tmp_path / "marks.png"), full_page=True)
         browser.close()
+
+
+def test_the_pose_arrow_points_where_the_face_turns():
+    from fervid.draw import annotate_pose
+    from fervid.faces import Faces
+
+    scene = np.full((200, 200, 3), 128, np.uint8)
+    box = [[70, 70, 130, 130]]
+    for yaw, pitch, side in ((40, 0, "right"), (-40, 0, "left"), (0, 40, "up")):
+        faces = Faces(box, [0.9], measures=[[yaw, pitch, 0, 1, 0]])
+        drawn = np.abs(annotate_pose(scene, faces).astype(int) - 128).sum(2) > 0
+        ys, xs = np.nonzero(drawn)
+        if side == "right":
+            assert xs.max() > 120 and xs.min() >= 95
+        elif side == "left":
+            assert xs.min() < 80 and xs.max() <= 105
+        else:
+            assert ys.min() < 80 and ys.max() <= 105
+    unmeasured = Faces(box, [0.9])  # no pose: nothing drawn
+    assert (annotate_pose(scene, unmeasured) == scene).all()
+
+
+def test_draw_pose_puts_the_arrows_on_the_annotated_video(tmp_path):
+    from fervid.video import FrameReader
+
+    out = {}
+    for draw in ("boxes", "pose"):
+        video = shutil.copy(ROOT / "samples" / "two_people.mp4", tmp_path / f"{draw}.mp4")
+        r = CliRunner().invoke(cli, ["-q", "annotate", str(video), "--draw", draw, "--end", "0.5"])
+        assert r.exit_code == 0, r.output
+        out[draw] = next(iter(FrameReader(tmp_path / f"{draw}.fervid.mp4"))).image.astype(int)
+    rows = pd.read_csv(tmp_path / "pose.fervid.csv").dropna(subset=["face"])
+    x1, y1, x2, y2 = rows.iloc[0][["x1", "y1", "x2", "y2"]]
+    cx, cy = int((x1 + x2) / 2), int((y1 + y2) / 2)
+    near = np.abs(out["pose"] - out["boxes"])[cy - 8 : cy + 8, cx - 8 : cx + 8].sum(2)
+    assert (near > 60).sum() >= 10  # the arrow starts at the face's centre
