@@ -14,7 +14,7 @@ import pandas as pd
 
 from .classify import EmotionModel
 from .identity.columns import persons_in_file, set_persons
-from .identity.store import identity_path_of, is_identity_file, write_identity
+from .identity.store import identity_path_of, is_identity_file, run_settings, write_identity
 from .options import EpisodeOptions, VideoOptions, make_options
 from .outputs import (
     OutputLock,
@@ -228,15 +228,7 @@ def _keep_identity(csv_path: Path, pipe: VideoPipeline, video: str, opts: VideoO
         path.unlink(missing_ok=True)
         return
     summary = pipe.report.identity
-    write_identity(
-        path,
-        summary,
-        video=video,
-        start=opts.start,
-        end=opts.end,
-        people=opts.people,
-        smooth=opts.smooth,
-    )
+    write_identity(path, summary, video=video, **run_settings(opts))
 
 
 def _why_no_frames(info, opts: VideoOptions, report: VideoRun) -> str:

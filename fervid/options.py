@@ -89,6 +89,13 @@ def api_name(f: dataclasses.Field) -> str:
     return f.name
 
 
+POSE_HELP = (
+    "Measure each face's head pose (yaw, pitch, roll), eyes and mouth{} from dlib's 68 "
+    "landmarks (about 1.2 ms a face; docs/face.md)."
+)
+POSE_FLAGS = ("--pose/--no-pose",)
+
+
 @dataclass(frozen=True)
 class VideoOptions:
     """How a video is analysed: every setting a resumed run must share. Built from keyword
@@ -147,12 +154,7 @@ class VideoOptions:
         "a cut keeps its person number (the person column), by face embedding (docs/identity.md).",
         flags=("--reid/--no-reid",),
     )
-    pose: bool = setting(
-        True,
-        "Measure each face's head pose (yaw, pitch, roll), eyes and mouth and whether it is "
-        "speaking, from dlib's 68 landmarks (about 1.2 ms a face; docs/face.md).",
-        flags=("--pose/--no-pose",),
-    )
+    pose: bool = setting(True, POSE_HELP.format(", and speaking"), flags=POSE_FLAGS)
     draw: str = setting(
         "boxes",
         "What the annotated video shows: boxes (with person and emotion), or pose (the boxes "
@@ -194,12 +196,7 @@ class ImageOptions:
         is_flag=True,
     )
     min_face_size: int = setting(20, "Smallest face to find, in pixels.", type=click.IntRange(4))
-    pose: bool = setting(
-        True,
-        "Measure each face's head pose (yaw, pitch, roll), eyes and mouth, from dlib's 68 "
-        "landmarks (about 1.2 ms a face; docs/face.md).",
-        flags=("--pose/--no-pose",),
-    )
+    pose: bool = setting(True, POSE_HELP.format(""), flags=POSE_FLAGS)
     detect_size: int = setting(
         1024,
         "Larger images are downscaled to this long side for detection. 0 (never) or >= 64.",

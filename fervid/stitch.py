@@ -15,7 +15,7 @@ import numpy as np
 
 from .identity.columns import persons_in_file
 from .identity.grouping import cluster_tracks, join_summaries
-from .identity.store import identity_path_of, read_identity, write_identity
+from .identity.store import identity_path_of, read_identity, run_settings, write_identity
 from .options import VideoOptions
 from .outputs import atomic_path
 from .rows import RowSchema
@@ -67,15 +67,7 @@ def persons_across_parts(
     merged = join_summaries(summaries, mappings, seen)
     persons_in_file(table, cluster_tracks(merged, people=options.people))
     if options.reid:
-        write_identity(
-            identity_path_of(table),
-            merged,
-            video=video,
-            start=options.start,
-            end=options.end,
-            people=options.people,
-            smooth=options.smooth,
-        )
+        write_identity(identity_path_of(table), merged, video=video, **run_settings(options))
 
 
 def stitch(

@@ -63,6 +63,12 @@ def write_identity(
     write_text_atomic(path, json.dumps(d))
 
 
+def run_settings(options) -> dict:
+    """What :func:`write_identity` keeps of a run's :class:`~fervid.options.VideoOptions`."""
+    keys = ("start", "end", "people", "smooth")
+    return {k: getattr(options, k) for k in keys}
+
+
 def read_identity(path: str | os.PathLike) -> dict:
     """An identity file, or ValueError (one line) when it is missing or not one."""
     path = Path(path)
