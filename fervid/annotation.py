@@ -76,12 +76,12 @@ def analyze_video(
     sink = _sink(annotated, pipe, path, opts) if annotated is not None else None
     with sink if sink is not None else contextlib.nullcontext():
         report = pipe.run(rows.extend, sink=sink, progress=progress)
-    schema = RowSchema("video", emo.classes)
+    schema = RowSchema("video", emo.classes, landmarks=opts.landmarks)
     changed = set_persons(rows, schema, pipe.final_persons())
     if sink is not None and changed:  # the video's labels were drawn before the last word
         with _sink(annotated, pipe, path, opts) as again:
             render_from_rows(path, rows, again, emo.classes, start=opts.start, end=opts.end,
-                             pose=opts.draw == "pose")  # fmt: skip
+                             pose=opts.draw == "pose", landmarks=opts.landmarks)  # fmt: skip
     report.annotated = str(annotated) if annotated else None
     df = to_frame(rows, schema)
     df.attrs["fervid"] = report
@@ -186,7 +186,7 @@ def _annotate_locked(path, csv_path, emo, opts, annotated, resume, progress, pic
     else:
         partial.unlink(missing_ok=True)
         state_path.unlink(missing_ok=True)
-    columns = RowSchema("video", emo.classes).columns
+    columns = RowSchema("video", emo.classes, landmarks=opts.landmarks).columns
 
     def checkpoint(state: dict) -> None:
         write_text_atomic(state_path, json.dumps(state))

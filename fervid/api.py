@@ -61,10 +61,10 @@ def analyze_images(
         paths, root = resolve_inputs(inputs)
         read = _ray_reader(model, device, opts, ray_address, ray_resources)
         rows = [r for image_rows in read(paths, root) for r in image_rows]
-        return to_frame(rows, RowSchema("image", classes))
+        return to_frame(rows, RowSchema("image", classes, landmarks=opts.landmarks))
     emo = model if isinstance(model, EmotionModel) else load_model(model, device=device)
     rows = [r for res in iter_images(inputs, model=emo, options=opts) for r in res.rows()]
-    return to_frame(rows, RowSchema("image", emo.classes))
+    return to_frame(rows, RowSchema("image", emo.classes, landmarks=opts.landmarks))
 
 
 def scan_folder(

@@ -92,11 +92,12 @@ class Landmarker:
             out[k] = [(p.x, p.y) for p in shape.parts()]
         return out
 
-    def measure(self, image: np.ndarray, faces: Faces) -> np.ndarray:
-        """(N, 5) :func:`measure` of the faces of an RGB image."""
+    def read(self, image: np.ndarray, faces: Faces) -> Faces:
+        """The faces of an RGB image with their landmarks and :func:`measure` s."""
         if len(faces) == 0:
-            return np.zeros((0, len(MEASURES)), np.float32)
-        return measure(self.landmarks(image, faces.boxes), image.shape[:2])
+            return faces
+        points = self.landmarks(image, faces.boxes)
+        return faces.with_measures(measure(points, image.shape[:2]), faces.speaking, points)
 
 
 def measure(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -25,6 +25,7 @@ class Faces:
     measures: float32 (N, 5) yaw, pitch, roll (degrees), eyes_open, mouth_open (0-1)
         (:mod:`fervid.face_pose`); NaN when not measured.
     speaking: float32 (N,) 1 speaking, 0 not (from the mouth over time); NaN when not known.
+    points: float32 (N, 68, 2) dlib's 68 landmarks in pixels; NaN when not found.
     """
 
     boxes: np.ndarray
@@ -36,6 +37,7 @@ class Faces:
     person_conf: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     measures: np.ndarray = field(default_factory=lambda: np.zeros((0, MEASURES), np.float32))
     speaking: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    points: np.ndarray = field(default_factory=lambda: np.zeros((0, 68, 2), np.float32))
 
     def __post_init__(self) -> None:
         self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
@@ -69,6 +71,12 @@ class Faces:
             raise ValueError(f"Faces: {n} boxes but {len(m)} rows of measures")
         self.measures = m
         self.speaking = _per_face(self.speaking, n, np.float32, np.nan, "speaking")
+        pts = np.asarray(self.points, np.float32).reshape(-1, 68, 2)
+        if len(pts) == 0:
+            pts = np.full((n, 68, 2), np.nan, np.float32)
+        if len(pts) != n:
+            raise ValueError(f"Faces: {n} boxes but {len(pts)} sets of landmarks")
+        self.points = pts
 
     @classmethod
     def empty(cls, classes: tuple[str, ...] | list[str] = ()) -> Faces:
@@ -107,9 +115,10 @@ class Faces:
         """The same faces with their persons (and how sure each is)."""
         return replace(self, persons=persons, person_conf=person_conf)
 
-    def with_measures(self, measures, speaking=()) -> Faces:
-        """The same faces with their pose, eyes and mouth (and whether each is speaking)."""
-        return replace(self, measures=measures, speaking=speaking)
+    def with_measures(self, measures, speaking=(), points=()) -> Faces:
+        """The same faces with their pose, eyes and mouth (whether each is speaking, and
+        their landmarks)."""
+        return replace(self, measures=measures, speaking=speaking, points=points)
 
     def sorted_left_to_right(self) -> Faces:
         order = np.argsort(self.boxes[:, 0], kind="stable")
@@ -128,6 +137,7 @@ class Faces:
             self.person_conf[idx],
             self.measures[idx],
             self.speaking[idx],
+            self.points[idx],
         )
 
 

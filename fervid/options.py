@@ -94,6 +94,10 @@ POSE_HELP = (
     "landmarks (about 1.2 ms a face; docs/face.md)."
 )
 POSE_FLAGS = ("--pose/--no-pose",)
+LANDMARKS_HELP = (
+    "Write dlib's 68 landmarks too, as columns lx0..lx67 and ly0..ly67 (pixels) after the "
+    "pose (needs --pose)."
+)
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,7 @@ class VideoOptions:
         flags=("--reid/--no-reid",),
     )
     pose: bool = setting(True, POSE_HELP.format(", and speaking"), flags=POSE_FLAGS)
+    landmarks: bool = setting(False, LANDMARKS_HELP, flags=("--landmarks",), is_flag=True)
     draw: str = setting(
         "boxes",
         "What the annotated video shows: boxes (with person and emotion), or pose (the boxes "
@@ -176,6 +181,7 @@ class VideoOptions:
         check_fields(self, name_of=api_name)
         if self.detect_size and self.detect_size < 64:
             raise ValueError("detect_size: must be 0 or >= 64")
+        _check_landmarks(self)
         if self.start is not None and self.end is not None and self.end <= self.start:
             raise ValueError("end: must be after start")
         if not self.max_age > 0:
@@ -197,6 +203,7 @@ class ImageOptions:
     )
     min_face_size: int = setting(20, "Smallest face to find, in pixels.", type=click.IntRange(4))
     pose: bool = setting(True, POSE_HELP.format(""), flags=POSE_FLAGS)
+    landmarks: bool = setting(False, LANDMARKS_HELP, flags=("--landmarks",), is_flag=True)
     detect_size: int = setting(
         1024,
         "Larger images are downscaled to this long side for detection. 0 (never) or >= 64.",
@@ -207,6 +214,7 @@ class ImageOptions:
         check_fields(self, name_of=api_name)
         if self.detect_size and self.detect_size < 64:
             raise ValueError("detect_size: must be 0 or >= 64")
+        _check_landmarks(self)
 
 
 @dataclass(frozen=True)
@@ -254,6 +262,11 @@ class EpisodeOptions:
         check_fields(self, name_of=api_name)
         if self.exit > self.enter:
             raise ValueError("exit: must not be above enter")
+
+
+def _check_landmarks(options) -> None:
+    if options.landmarks and not options.pose:
+        raise ValueError("landmarks: the landmarks come with the pose (--no-pose leaves out both)")
 
 
 def make_options(cls, options=None, **changes):

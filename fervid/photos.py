@@ -68,11 +68,11 @@ class ImageResult:
     error: str = ""
     last: bool = True
     image: np.ndarray | None = field(default=None, repr=False)  # the pixels the faces are in
+    landmarks: bool = False  # the table has the 68 landmarks' columns
 
     def rows(self) -> list[list]:
-        return RowSchema("image", self.faces.classes).image_rows(
-            self.relpath, self.faces, self.error
-        )
+        schema = RowSchema("image", self.faces.classes, landmarks=self.landmarks)
+        return schema.image_rows(self.relpath, self.faces, self.error)
 
 
 def resolve_inputs(inputs) -> tuple[list[Path], Path | None]:
@@ -146,12 +146,11 @@ def iter_images(
         images = [item[2] for item in batch if item[2] is not None]
         found = _faces_of(images, emo, detector) if images else []
         if landmarker is not None:
-            found = [fs.with_measures(landmarker.measure(img, fs)) if len(fs) else fs
-                     for img, fs in zip(images, found)]  # fmt: skip
+            found = [landmarker.read(img, fs) for img, fs in zip(images, found)]
         found = iter(found)
         for p, r, image, err, last in batch:
             faces = Faces.empty(emo.classes) if image is None else next(found)
-            yield ImageResult(p, r, faces, err, last, image)
+            yield ImageResult(p, r, faces, err, last, image, opts.landmarks)
 
 
 def _each_frame(decoded):
@@ -312,7 +311,7 @@ def scan_folder(
         may_replace(thumbs.folder, is_fervid_folder)
     with OutputLock(final):
         table = working_table(final, fmt)
-        schema = RowSchema("image", emo.classes)
+        schema = RowSchema("image", emo.classes, landmarks=opts.landmarks)
         partial, done = prepare_table(
             final,
             table,

@@ -137,7 +137,7 @@ class VideoPipeline:
         self.first_index: int | None = None
         self.last_frame = -1  # the last frame whose rows were written
         self.carried = Faces.empty(model.classes)
-        self.schema = RowSchema("video", model.classes)
+        self.schema = RowSchema("video", model.classes, landmarks=o.landmarks)
 
     # -- one analysed frame ----------------------------------------------------------------
     def find_faces(self, image: np.ndarray, t: float) -> Faces:
@@ -199,10 +199,10 @@ class VideoPipeline:
         each track is speaking; unchanged without ``pose``."""
         if self.landmarker is None or len(faces) == 0:
             return faces
-        measures = self.landmarker.measure(frame.image, faces)
-        talking = self.speaking.update(faces.track_ids, measures[:, 4], frame.time_s)
+        faces = self.landmarker.read(frame.image, faces)
+        talking = self.speaking.update(faces.track_ids, faces.measures[:, 4], frame.time_s)
         self.speaking.forget(self._live() | {int(i) for i in faces.track_ids})
-        return faces.with_measures(measures, talking)
+        return faces.with_measures(faces.measures, talking, faces.points)
 
     def draw(self, image: np.ndarray, faces: Faces) -> np.ndarray:
         """A frame of the annotated video (drawn on ``image``): the boxes, and with

@@ -15,11 +15,14 @@ from .rows import RowSchema
 from .video import FrameReader, VideoSink
 
 
-def faces_by_frame(rows: str | os.PathLike | Iterable, classes: tuple[str, ...]) -> Iterator:
+def faces_by_frame(
+    rows: str | os.PathLike | Iterable, classes: tuple[str, ...], landmarks: bool = False
+) -> Iterator:
     """(frame index, Faces) for each analysed frame of a fervid video CSV (a path), or of
-    video rows (lists in the CSV's order of columns), in order."""
+    video rows (lists in the CSV's order of columns: with the landmarks' columns when
+    ``landmarks``), in order."""
     if not isinstance(rows, (str, os.PathLike)):
-        yield from _group_frames(rows, RowSchema("video", classes))
+        yield from _group_frames(rows, RowSchema("video", classes, landmarks=landmarks))
         return
     with open(rows, newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
@@ -48,11 +51,12 @@ def render_from_rows(
     end: float | None = None,
     progress: Callable[[int], None] | None = None,
     pose: bool = False,
+    landmarks: bool = False,
 ) -> int:
     """Draw the faces of a fervid CSV (or of video rows) on the video's frames (no
     detection): every frame in the range, each with the faces of the latest analysed frame
     (``pose``: and where each points). Returns the frames written."""
-    frames = faces_by_frame(rows, classes)
+    frames = faces_by_frame(rows, classes, landmarks)
     pending = next(frames, None)
     carried = Faces.empty(classes)
     n = 0

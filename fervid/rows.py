@@ -30,6 +30,8 @@ IMAGE_KEYS = ("path", "face")
 RESULT = ("emotion", "confidence")
 #: What the face is doing besides its emotion (:mod:`fervid.face_pose`), after the box.
 MEASURE_COLUMNS = ("yaw", "pitch", "roll", "eyes_open", "mouth_open")
+#: dlib's 68 landmarks in pixels (``--landmarks``): lx0..lx67, then ly0..ly67.
+LANDMARK_COLUMNS = tuple(f"lx{k}" for k in range(68)) + tuple(f"ly{k}" for k in range(68))
 IMAGE_TAIL = ("error",)
 #: Columns that hold integers (nullable: a frame without a face has none).
 INT_COLUMNS = ("frame", "face", "person")
@@ -40,11 +42,13 @@ TEXT_COLUMNS = ("path", "emotion", "error")
 @dataclass(frozen=True)
 class RowSchema:
     """The columns of a video (``kind="video"``) or photo (``kind="image"``) table for a
-    model's ``classes``; ``measures=False``: a table from before the face's measures."""
+    model's ``classes``; ``measures=False``: a table from before the face's measures;
+    ``landmarks``: with the 68 landmarks too (``--landmarks``)."""
 
     kind: str
     classes: tuple[str, ...]
     measures: bool = True
+    landmarks: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in ("video", "image"):
@@ -70,7 +74,8 @@ class RowSchema:
         """The face's measures in this table: pose, eyes, mouth, and ``speaking`` in video."""
         if not self.measures:
             return ()
-        return MEASURE_COLUMNS + (("speaking",) if self.kind == "video" else ())
+        speaking = ("speaking",) if self.kind == "video" else ()
+        return MEASURE_COLUMNS + speaking + (LANDMARK_COLUMNS if self.landmarks else ())
 
     def index(self, name: str) -> int:
         return self._positions[name]
@@ -111,6 +116,9 @@ class RowSchema:
                            if np.isfinite(v)})  # fmt: skip
             if self.kind == "video" and np.isfinite(faces.speaking[k]):
                 values["speaking"] = int(faces.speaking[k])
+            if self.landmarks and np.isfinite(faces.points[k]).all():
+                xy = faces.points[k].T.reshape(-1)  # the x's, then the y's
+                values.update(zip(LANDMARK_COLUMNS, (round(float(v), 1) for v in xy)))
         if faces.classified:
             values.update(zip(self.classes, (round(float(p), 5) for p in faces.probs[k])))
             values["emotion"] = self.classes[int(faces.probs[k].argmax())]
@@ -175,12 +183,13 @@ class RowSchema:
         table's."""
         header = list(header)
         for kind in ("video", "image"):
-            for measures in (True, False):
-                head = cls(kind, (), measures).columns
+            for measures, marks in ((True, False), (True, True), (False, False)):
+                head = cls(kind, (), measures, marks).columns
                 tail = len(RESULT) + (len(IMAGE_TAIL) if kind == "image" else 0)
                 first = len(head) - tail
                 if len(header) > first + tail and header[:first] == head[:first]:
-                    schema = cls(kind, tuple(header[first : len(header) - tail]), measures)
+                    classes = tuple(header[first : len(header) - tail])
+                    schema = cls(kind, classes, measures, marks)
                     if schema.columns == header:
                         return schema
         raise ValueError("not a fervid table (unknown columns)")

@@ -235,3 +235,32 @@ def test_draw_pose_puts_the_arrows_on_the_annotated_video(tmp_path):
     cx, cy = int((x1 + x2) / 2), int((y1 + y2) / 2)
     near = np.abs(out["pose"] - out["boxes"])[cy - 8 : cy + 8, cx - 8 : cx + 8].sum(2)
     assert (near > 60).sum() >= 10  # the arrow starts at the face's centre
+
+
+def test_landmarks_as_columns_in_video_and_photo_tables(tmp_path):
+    import fervid
+    from fervid.rows import LANDMARK_COLUMNS
+
+    video = shutil.copy(ROOT / "samples" / "two_people.mp4", tmp_path / "two.mp4")
+    r = CliRunner().invoke(cli, ["-q", "annotate", str(video), "--landmarks", "--end", "1"])
+    assert r.exit_code == 0, r.output
+    table = tmp_path / "two.fervid.csv"
+    rows = pd.read_csv(table).dropna(subset=["face"])
+    header = list(rows.columns)
+    first = header.index("speaking") + 1
+    assert header[first : first + 136] == list(LANDMARK_COLUMNS)
+    assert rows[list(LANDMARK_COLUMNS)].notna().all().all()
+    inside = rows.lx30.between(rows.x1, rows.x2) & rows.ly30.between(rows.y1, rows.y2)
+    assert inside.all()  # the nose tip (point 30) in every face's box
+    for args in (["report", str(table), "--overwrite"], ["regroup", str(table), "--people", "2"]):
+        r = CliRunner().invoke(cli, ["-q", *args])
+        assert r.exit_code == 0, r.output
+    from skimage import data
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.jpg"), data.astronaut()[..., ::-1])
+    df = fervid.analyze_images(photos, landmarks=True).dropna(subset=["face"])
+    assert len(df) >= 1 and df[list(LANDMARK_COLUMNS)].notna().all().all()
+    r = CliRunner().invoke(cli, ["-q", "annotate", str(video), "--landmarks", "--no-pose"])
+    assert r.exit_code == 2 and "the landmarks come with the pose" in r.output
