@@ -71,11 +71,9 @@ class _Person:
     tracks: set = field(default_factory=set)
     open: _Open | None = None
     seen: list = field(default_factory=list)  # [start, end] stretches in view
-    posed: int = 0  # rows with a pose measured, and of them looking away
-    away: int = 0
-    heard: int = 0  # rows with speaking known, and of them speaking
-    talking: int = 0
-    marks: dict = field(default_factory=lambda: {"away": [], "speaking": []})
+    #: looking away and speaking: (rows where it is known, rows where it is so)
+    counts: dict = field(default_factory=lambda: {"away": [0, 0], "speaking": [0, 0]})
+    marks: dict = field(default_factory=lambda: {"away": [], "speaking": []})  # stretches
 
 
 class PeopleReader:
@@ -125,31 +123,28 @@ class PeopleReader:
     def _measures(self, pid: int, t: float, away, talk) -> None:
         """Counts and stretches of looking away and speaking (None: not measured)."""
         s = self.people[pid]
-        for name, on, count in (("away", away, "posed"), ("speaking", talk, "heard")):
+        for name, on in (("away", away), ("speaking", talk)):
             if on is None or on != on:
                 continue
-            setattr(s, count, getattr(s, count) + 1)
-            if not on:
-                continue
-            if name == "away":
-                s.away += 1
-            else:
-                s.talking += 1
-            marks = s.marks[name]
-            if marks and t - marks[-1][1] <= 0.5 * self.step + 1e-9:
-                marks[-1][1] = t + self.step
-            else:
-                marks.append([t, t + self.step])
+            s.counts[name][0] += 1
+            if on:
+                s.counts[name][1] += 1
+                self._extend(s.marks[name], t)
+
+    def _extend(self, stretches: list, t: float) -> None:
+        """A row at ``t`` added to stretches of time: the last one goes on when ``t`` is the
+        next analysed frame, else a new one begins."""
+        if stretches and t - stretches[-1][1] <= 0.5 * self.step + 1e-9:
+            stretches[-1][1] = t + self.step
+        else:
+            stretches.append([t, t + self.step])
 
     def _row(self, pid, t: float, p: np.ndarray, score: float, track: int, episode=True) -> None:
         s = self.people.get(pid)
         if s is None:
             n = len(self.classes)
             s = self.people[pid] = _Person(t, probs=np.zeros(n), top=np.zeros(n, np.int64))
-        if s.seen and t - s.seen[-1][1] <= 0.5 * self.step + 1e-9:  # the next analysed frame
-            s.seen[-1][1] = t + self.step
-        else:
-            s.seen.append([t, t + self.step])
+        self._extend(s.seen, t)
         s.last, s.rows, s.score = t, s.rows + 1, s.score + score
         s.probs += p
         s.top[int(np.argmax(p))] += 1
@@ -226,8 +221,8 @@ class PeopleReader:
                 **self._weakest(pid),
                 "dominant": self.classes[int(np.argmax(s.top))],
                 "mean_score": round(s.score / s.rows, 4),
-                "share_looking_away": round(s.away / s.posed, 4) if s.posed else np.nan,
-                "share_speaking": round(s.talking / s.heard, 4) if s.heard else np.nan,
+                "share_looking_away": _share(*s.counts["away"]),
+                "share_speaking": _share(*s.counts["speaking"]),
             }
             for k, c in enumerate(self.classes):
                 row[f"share_{c}"] = round(float(share[k]), 4)
@@ -246,6 +241,10 @@ class PeopleReader:
             return {"weakest_join": np.nan, "weakest_join_s": np.nan}
         conf, t = min(joins.values())
         return {"weakest_join": round(conf, 3), "weakest_join_s": round(t, 3)}
+
+
+def _share(known: int, so: int) -> float:
+    return round(so / known, 4) if known else np.nan
 
 
 def people_columns(classes: Iterable[str]) -> list[str]:
