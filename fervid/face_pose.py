@@ -92,12 +92,11 @@ class Landmarker:
             out[k] = [(p.x, p.y) for p in shape.parts()]
         return out
 
-    def read(self, image: np.ndarray, faces: Faces) -> Faces:
-        """The faces of an RGB image with their landmarks and :func:`measure` s."""
-        if len(faces) == 0:
-            return faces
+    def read(self, image: np.ndarray, faces: Faces) -> tuple[np.ndarray, np.ndarray]:
+        """The landmarks (N, 68, 2) and :func:`measure` s (N, 5) of the faces of an RGB
+        image."""
         points = self.landmarks(image, faces.boxes)
-        return faces.with_measures(measure(points, image.shape[:2]), faces.speaking, points)
+        return points, measure(points, image.shape[:2])
 
 
 def measure(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:

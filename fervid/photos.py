@@ -146,11 +146,16 @@ def iter_images(
         images = [item[2] for item in batch if item[2] is not None]
         found = _faces_of(images, emo, detector) if images else []
         if landmarker is not None:
-            found = [landmarker.read(img, fs) for img, fs in zip(images, found)]
+            found = [_measured(landmarker, img, fs) for img, fs in zip(images, found)]
         found = iter(found)
         for p, r, image, err, last in batch:
             faces = Faces.empty(emo.classes) if image is None else next(found)
             yield ImageResult(p, r, faces, err, last, image, opts.landmarks)
+
+
+def _measured(landmarker: Landmarker, image: np.ndarray, faces: Faces) -> Faces:
+    points, measures = landmarker.read(image, faces)
+    return faces.with_measures(measures, points=points)
 
 
 def _each_frame(decoded):

@@ -199,10 +199,10 @@ class VideoPipeline:
         each track is speaking; unchanged without ``pose``."""
         if self.landmarker is None or len(faces) == 0:
             return faces
-        faces = self.landmarker.read(frame.image, faces)
-        talking = self.speaking.update(faces.track_ids, faces.measures[:, 4], frame.time_s)
+        points, measures = self.landmarker.read(frame.image, faces)
+        talking = self.speaking.update(faces.track_ids, measures[:, 4], frame.time_s)
         self.speaking.forget(self._live() | {int(i) for i in faces.track_ids})
-        return faces.with_measures(faces.measures, talking, faces.points)
+        return faces.with_measures(measures, talking, points)
 
     def draw(self, image: np.ndarray, faces: Faces) -> np.ndarray:
         """A frame of the annotated video (drawn on ``image``): the boxes, and with

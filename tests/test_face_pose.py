@@ -30,7 +30,7 @@ def astronaut_measures():
         faces = detector.detect([np.ascontiguousarray(image)])[0]
         assert len(faces) >= 1
         k = int(np.argmax(faces.boxes[:, 2] - faces.boxes[:, 0]))
-        return dict(zip(MEASURES, landmarker.read(image, faces[[k]]).measures[0]))
+        return dict(zip(MEASURES, landmarker.read(image, faces[[k]])[1][0]))
 
     return of, data.astronaut()
 
