@@ -146,13 +146,14 @@ class _Groups:
             for k in ks[1:]:
                 self.merge(ks[0], k)
 
-    def distances(self, rows: slice) -> np.ndarray:
-        """Distances from the tracks ``rows`` to every track (Euclidean, times the square
-        roots of their scales)."""
-        a, b = self.means[rows], self.means
+    def distances(self, rows, cols=slice(None)) -> np.ndarray:
+        """Distances from the tracks ``rows`` to the tracks ``cols`` (every track by default;
+        Euclidean, times the square roots of their scales; a track's to itself 0)."""
+        a, b = self.means[rows], self.means[cols]
         d = np.sqrt(squared_distances(a, b, (b * b).sum(1)))
-        d *= self.root[rows][:, None] * self.root[None, :]
-        d[np.arange(len(a)), np.arange(len(b))[rows]] = 0.0
+        d *= self.root[rows][:, None] * self.root[cols][None, :]
+        index = np.arange(len(self.known))
+        d[np.equal.outer(index[rows], index[cols])] = 0.0
         return d
 
     def linkage(self, k: int) -> np.ndarray:
@@ -238,26 +239,22 @@ class _Groups:
         for r, k in enumerate(idx):
             member[r, self.groups[k]] = 1.0
         size = member.sum(1)
-        # each track's mean distance to each group, a block of tracks at a time
-        n, step = len(self.known), 1024
-        to_group = (
-            np.concatenate(
-                [self.distances(slice(a, a + step)) @ member.T for a in range(0, n, step)]
-            )
-            / size
-        )
         out = {}
         for r, k in enumerate(idx):
-            members = self.groups[k]
+            members = np.asarray(self.groups[k])
             if size[r] > 1:  # P(same) at the upper quartile of its distances to the others
-                d = self.distances(np.asarray(members))[:, members]
+                d = self.distances(members, members)
                 d = d[~np.eye(len(members), dtype=bool)].reshape(len(members), -1)
                 conf = same_probability(np.quantile(d, JOIN_QUANTILE, axis=1))
                 out.update({self.known[p]: float(c) for p, c in zip(members, conf)})
-                continue
-            p = members[0]
-            rival = np.delete(to_group[p], r).min() if len(idx) > 1 else np.inf
-            out[self.known[p]] = float(1 - same_probability(rival))
+        # a track alone: its mean distance to each other group, a block of tracks at a time
+        alone = [(r, self.groups[k][0]) for r, k in enumerate(idx) if size[r] == 1]
+        for a in range(0, len(alone), 1024):
+            block = alone[a : a + 1024]
+            to_group = self.distances(np.array([p for _, p in block])) @ member.T / size
+            for (r, p), row in zip(block, to_group):
+                rival = np.delete(row, r).min() if len(idx) > 1 else np.inf
+                out[self.known[p]] = float(1 - same_probability(rival))
         return out
 
 
