@@ -57,5 +57,32 @@ def videos(tmp_path_factory, portraits):
     return out
 
 
+@pytest.fixture(scope="session")
+def sample_annotated(tmp_path_factory) -> Path:
+    """The bundled sample annotated once (``fervid annotate --no-video``), as ``two.mp4``
+    with its outputs: read it, or copy it (:func:`copy_run`) to change it."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from fervid.cli import cli
+
+    d = tmp_path_factory.mktemp("sample")
+    video = shutil.copy(ROOT / "samples" / "two_people.mp4", d / "two.mp4")
+    r = CliRunner().invoke(cli, ["-q", "annotate", str(video), "--no-video"])
+    assert r.exit_code == 0, r.output
+    return d
+
+
+def copy_run(src: Path, dst: Path) -> Path:
+    """A finished run's files and folders (a video's outputs) copied into ``dst``."""
+    import shutil
+
+    dst.mkdir(parents=True, exist_ok=True)
+    for p in src.iterdir():
+        (shutil.copytree if p.is_dir() else shutil.copy)(p, dst / p.name)
+    return dst
+
+
 def pytest_report_header(config):
     return f"shared data: {SHARED if SHARED.exists() else 'absent (tests using it skip)'}"

@@ -17,7 +17,7 @@ from fervid.detect import FaceDetector
 from fervid.face_pose import MEASURES, Landmarker, SpeakingMeter, eyes_open, mouth_open
 from fervid.rows import MEASURE_COLUMNS
 
-from conftest import ROOT
+from conftest import ROOT, copy_run
 
 
 @pytest.fixture(scope="module")
@@ -85,12 +85,8 @@ def test_a_mouth_opening_and_closing_is_speaking_a_still_one_is_not():
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    d = tmp_path_factory.mktemp("pose")
-    video = shutil.copy(ROOT / "samples" / "two_people.mp4", d / "two.mp4")
-    r = CliRunner().invoke(cli, ["-q", "annotate", str(video), "--no-video"])
-    assert r.exit_code == 0, r.output
-    return d
+def sample(sample_annotated):
+    return sample_annotated
 
 
 def test_every_video_row_with_a_face_has_its_pose_eyes_mouth_and_speaking(sample):
@@ -105,8 +101,7 @@ def test_every_video_row_with_a_face_has_its_pose_eyes_mouth_and_speaking(sample
 
 
 def test_a_table_written_before_the_measures_still_reports_and_regroups(sample, tmp_path):
-    for p in sample.iterdir():
-        (shutil.copytree if p.is_dir() else shutil.copy)(p, tmp_path / p.name)
+    copy_run(sample, tmp_path)
     table = tmp_path / "two.fervid.csv"
     old = pd.read_csv(table, keep_default_na=False, dtype=str)
     old.drop(columns=[*MEASURE_COLUMNS, "speaking"]).to_csv(table, index=False)
@@ -175,8 +170,7 @@ def test_the_page_marks_looking_away_and_speaking_under_the_timelines(sample, tm
     from test_people import ARGS, _browser
 
     sync, chromium = _browser()
-    for p in sample.iterdir():
-        (shutil.copytree if p.is_dir() else shutil.copy)(p, tmp_path / p.name)
+    copy_run(sample, tmp_path)
     table = tmp_path / "two.fervid.csv"
     df = pd.read_csv(table, keep_default_na=False, dtype=str)
     t = df["time_s"].astype(float)

@@ -14,16 +14,13 @@ from test_people import ARGS, _browser
 
 from fervid.cli import cli
 
-from conftest import ROOT
+from conftest import copy_run
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory):
+def page(tmp_path_factory, sample_annotated):
     """The sample annotated (no video drawn), P1 taken out between 2 and 4 s."""
-    d = tmp_path_factory.mktemp("page")
-    video = shutil.copy(ROOT / "samples" / "two_people.mp4", d / "two.mp4")
-    r = CliRunner().invoke(cli, ["-q", "annotate", str(video), "--no-video"])
-    assert r.exit_code == 0, r.output
+    d = copy_run(sample_annotated, tmp_path_factory.mktemp("page"))
     table = d / "two.fervid.csv"
     df = pd.read_csv(table, keep_default_na=False, dtype=str)
     t, who = df["time_s"].astype(float), df["person"]
