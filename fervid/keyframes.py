@@ -38,23 +38,19 @@ class KeyframePolicy:
     """Decides, for each analysed frame, whether to search the whole frame for faces.
 
     The whole frame is searched: on the first frame; at least every ``interval`` seconds;
-    after a scene cut (:meth:`_is_cut`: the grey thumbnails of consecutive analysed frames
-    with another pattern, or much changed and not by a flash); when something moved away from the
-    tracked people (``motion_cells`` thumbnail cells, outside each tracked face's region and
-    the body below it, changed by more than ``motion`` of the range since the previous
-    analysed frame: only the region that moved is searched when it is under ``max_region``
-    of the frame, else the whole frame at most every ``min_interval`` seconds); and, decided
-    by the pipeline, when a tracked face is not found near its predicted place. In between,
-    faces are only looked for near where they are expected. A face that appears is found
-    within ``interval`` seconds at worst, and on its first frames when its arrival moves the
-    picture (a person walking in).
+    on the first frame of a new shot (the caller says: :mod:`fervid.shots`); when something
+    moved away from the tracked people (``motion_cells`` thumbnail cells, outside each
+    tracked face's region and the body below it, changed by more than ``motion`` of the range
+    since the previous analysed frame: only the region that moved is searched when it is under
+    ``max_region`` of the frame, else the whole frame at most every ``min_interval`` seconds);
+    and, decided by the pipeline, when a tracked face is not found near its predicted place.
+    In between, faces are only looked for near where they are expected. A face that appears
+    is found within ``interval`` seconds at worst, and on its first frames when its arrival
+    moves the picture (a person walking in).
     """
 
     interval: float = 1.0
     min_interval: float = 0.2
-    cut: float = 0.15
-    cut_pattern: float = 0.5
-    cut_flash: float = 0.7
     motion: float = 0.12
     motion_cells: int = 2
     max_region: float = 0.4
@@ -67,19 +63,20 @@ class KeyframePolicy:
             raise ValueError("keyframe intervals must be >= 0 seconds")
 
     def decide(
-        self, t: float, image: np.ndarray, faces: np.ndarray | None = None
+        self, t: float, image: np.ndarray, faces: np.ndarray | None = None, *, cut: bool = False
     ) -> tuple[str, list[tuple[int, int, int, int]] | None]:
         """``("full", None)`` to search the whole of ``image`` (at ``t`` seconds),
         ``("region", [(x0, y0, x1, y1), ...])`` to search only the parts that moved away
         from the tracked people, or ``("none", None)``. ``faces``: the boxes (N, 4) where
-        tracked faces are expected (their people's movement does not count)."""
+        tracked faces are expected (their people's movement does not count); ``cut``: a new
+        shot began since the last analysed frame."""
         thumb = thumbnail(image)
         prev, self.last_thumb = self.last_thumb, thumb.tolist()
         ref = np.asarray(prev if prev is not None else thumb, np.uint8)
         if ref.shape != thumb.shape:
             return self._key(t)
         diff = np.abs(thumb.astype(np.int16) - ref.astype(np.int16)) / 255.0
-        if self._is_cut(float(diff.mean()), thumb, ref):  # said also when a search is due
+        if cut:
             self.last_cut = t
             return self._key(t)
         if self.last_key is None or t - self.last_key >= self.interval - 1e-6:
@@ -96,18 +93,6 @@ class KeyframePolicy:
         if regions and self.due(t):
             return self._key(t)
         return "none", None
-
-    def _is_cut(self, change: float, thumb: np.ndarray, ref: np.ndarray) -> bool:
-        """A scene cut: the picture's pattern changed (the correlation of the two thumbnails,
-        each less its mean, under ``cut_pattern``: it does not depend on the light, so a cut
-        in dark or low-contrast footage counts as one in daylight), or the picture changed by
-        more than ``cut`` of the range with its pattern under ``cut_flash`` (a flash or a
-        change of exposure keeps the pattern). Flat pictures (a fade's black) cut nothing."""
-        a, b = pattern(thumb), pattern(ref)
-        if a is None or b is None:
-            return False
-        corr = float(np.dot(a, b))
-        return corr < self.cut_pattern or (change > self.cut and corr < self.cut_flash)
 
     def _key(self, t: float) -> tuple[str, None]:
         self.last_key = t

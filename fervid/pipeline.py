@@ -38,13 +38,14 @@ from .keyframes import KeyframePolicy
 from .options import VideoOptions
 from .reclassify import ClassifyByNeed
 from .rows import RowSchema
+from .shots import ShotCuts, mark_cuts
 from .track import FaceTracker, ProbSmoother
 from .video import Frame, FrameReader, VideoInfo, VideoSink
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-STATE_VERSION = 3
+STATE_VERSION = 4
 
 
 @dataclass
@@ -123,6 +124,8 @@ class VideoPipeline:
         self.policy = KeyframePolicy(
             interval=o.detect_interval, min_interval=min(0.2, o.detect_interval)
         )
+        self.cuts = ShotCuts()
+        self.cut_pending = False  # a new shot began after the last analysed frame
         self.smoother = ProbSmoother(tau=o.smooth)
         self.people = PersonTracker(
             embedder=FaceEmbedder(device=model.device) if o.reid else None,
@@ -140,11 +143,12 @@ class VideoPipeline:
         self.schema = RowSchema("video", model.classes, landmarks=o.landmarks)
 
     # -- one analysed frame ----------------------------------------------------------------
-    def find_faces(self, image: np.ndarray, t: float) -> Faces:
+    def find_faces(self, image: np.ndarray, t: float, *, cut: bool = False) -> Faces:
         """Search (the whole frame on keyframes; else near each track's prediction, and
-        where something new moved) and track."""
+        where something new moved) and track; ``cut``: a new shot began since the last
+        analysed frame (every track ends)."""
         ids, predicted, gaps = self.tracker.predict(t)
-        kind, region = self.policy.decide(t, image, predicted)
+        kind, region = self.policy.decide(t, image, predicted, cut=cut)
         if self.policy.last_cut == t and len(ids):
             # another shot: whoever is there now is not where the tracks predict
             self.tracker.end_all()
@@ -237,8 +241,17 @@ class VideoPipeline:
         if self.first_index is None:
             self.first_index = chunk[0].index
         every = self.options.every
-        chosen = [f for f in chunk if (f.index - self.first_index) % every == 0]
-        found = [self.identify(self.find_faces(f.image, f.time_s), f) for f in chosen]
+        chosen, cuts = [], []
+        for f in chunk:
+            self.cut_pending |= f.cut
+            if (f.index - self.first_index) % every == 0:
+                chosen.append(f)
+                cuts.append(self.cut_pending)
+                self.cut_pending = False
+        found = [
+            self.identify(self.find_faces(f.image, f.time_s, cut=c), f)
+            for f, c in zip(chosen, cuts)
+        ]
         classified = iter(self.classify(chosen, found))
         rows, drawn = [], []
         for f in chunk:
@@ -267,7 +280,7 @@ class VideoPipeline:
         o = self.options
         reader = FrameReader(self.path, start=o.start, end=o.end, skip_until=self.last_frame)
         t0 = time.perf_counter()
-        for chunk in chunked(reader, o.batch_size):
+        for chunk in chunked(mark_cuts(reader, self.cuts), o.batch_size):
             rows, drawn = self.process(chunk)
             rows_out(rows)
             if sink is not None:
@@ -314,6 +327,8 @@ class VideoPipeline:
             },
             "tracker": self.tracker.state_dict(),
             "policy": self.policy.state_dict(),
+            "cuts": self.cuts.state_dict(self.last_frame),
+            "cut_pending": self.cut_pending,
             "smoother": self.smoother.state_dict(),
             "people": self.people.state_dict(),
             "by_need": self.by_need.state_dict(),
@@ -337,6 +352,8 @@ class VideoPipeline:
         self.report.resumed_from = self.last_frame
         self.tracker.load_state_dict(d["tracker"])
         self.policy.load_state_dict(d["policy"])
+        self.cuts.load_state_dict(d["cuts"])
+        self.cut_pending = bool(d["cut_pending"])
         self.smoother.load_state_dict(d["smoother"])
         self.people.load_state_dict(d["people"])
         self.by_need.load_state_dict(d["by_need"])

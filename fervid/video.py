@@ -148,12 +148,14 @@ def _stream_rotation(container, stream) -> int:
 
 @dataclass
 class Frame:
-    """One decoded frame: decode index (0-based), presentation time, RGB pixels."""
+    """One decoded frame: decode index (0-based), presentation time, RGB pixels; ``cut``:
+    the first frame of a new shot (marked by :func:`fervid.shots.mark_cuts`)."""
 
     index: int
     time_s: float
     pts: int | None
     image: np.ndarray
+    cut: bool = False
 
 
 class FrameReader:
