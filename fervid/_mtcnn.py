@@ -1,16 +1,21 @@
-"""MTCNN's cascade (P-Net, R-Net, O-Net), faster on CPU.
+"""MTCNN's cascade (P-Net, R-Net, O-Net), faster on CPU and without torchvision.
 
-This is ``detect_face`` from facenet-pytorch 2.5.3 (MIT licence, copyright (c) 2019 Timothy
-Esler; https://github.com/timesler/facenet-pytorch), changed in two ways, both measured in
-bench/RESULTS.md:
+The networks and ``detect_face`` are facenet-pytorch 2.5.3's (MIT licence, copyright (c) 2019
+Timothy Esler; https://github.com/timesler/facenet-pytorch), with the weights read from the
+files its wheel ships (nothing is downloaded, and neither facenet-pytorch nor torchvision is
+imported: together 1.4-1.6 s of every start, docs/video.md). Changed, each measured in
+bench/RESULTS.md and docs/video.md:
 
 - the candidate faces that R-Net and O-Net score are cut and resized for all candidates at once
-  with ``torchvision.ops.roi_align`` (2x2 bilinear samples averaged per output pixel) instead of
+  with torchvision's ``roi_align`` (2x2 bilinear samples averaged per output pixel) instead of
   one ``interpolate(mode="area")`` call per candidate;
 - the image pyramid is resized with antialiased bilinear interpolation instead of
   ``mode="area"`` (adaptive average pooling, slow on CPU).
 
-The networks and their weights are facenet-pytorch's own, taken from its ``MTCNN`` module.
+torchvision's ``roi_align`` and ``nms`` are its compiled kernels, called through ``torch.ops``
+after loading its library alone (:func:`_ops`): importing ``torchvision.ops`` pulls in
+``torch._dynamo``, 1.4 s.
+
 Each function returns, per image, an array of boxes (x1, y1, x2, y2, score); O-Net's facial
 landmarks are not computed. :func:`refine_faces` runs only the last stages on given boxes.
 """
@@ -18,18 +23,222 @@ landmarks are not computed. :func:`refine_faces` runs only the last stages on gi
 # ruff: noqa
 from __future__ import annotations
 
+import functools
+import importlib.util
+import os
+
 import numpy as np
 import torch
-from torchvision.ops import roi_align
-from torchvision.ops.boxes import batched_nms
-from facenet_pytorch.models.utils.detect_face import (
-    batched_nms_numpy,
-    bbreg,
-    fixed_batch_process,
-    generateBoundingBox,
-    pad,
-    rerec,
-)
+from torch import nn
+
+
+def _weights(name: str) -> dict:
+    """The state dict of P-Net, R-Net or O-Net from facenet-pytorch's wheel (found without
+    importing the package)."""
+    spec = importlib.util.find_spec("facenet_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("facenet-pytorch is not installed: pip install facenet-pytorch==2.5.3")
+    folder = list(spec.submodule_search_locations)[0]
+    return torch.load(os.path.join(folder, "data", f"{name}.pt"), weights_only=True)
+
+
+class PNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 10, kernel_size=3)
+        self.prelu1 = nn.PReLU(10)
+        self.pool1 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.conv2 = nn.Conv2d(10, 16, kernel_size=3)
+        self.prelu2 = nn.PReLU(16)
+        self.conv3 = nn.Conv2d(16, 32, kernel_size=3)
+        self.prelu3 = nn.PReLU(32)
+        self.conv4_1 = nn.Conv2d(32, 2, kernel_size=1)
+        self.softmax4_1 = nn.Softmax(dim=1)
+        self.conv4_2 = nn.Conv2d(32, 4, kernel_size=1)
+        self.load_state_dict(_weights("pnet"))
+
+    def forward(self, x):
+        x = self.prelu1(self.conv1(x))
+        x = self.pool1(x)
+        x = self.prelu2(self.conv2(x))
+        x = self.prelu3(self.conv3(x))
+        return self.conv4_2(x), self.softmax4_1(self.conv4_1(x))
+
+
+class RNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 28, kernel_size=3)
+        self.prelu1 = nn.PReLU(28)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2 = nn.Conv2d(28, 48, kernel_size=3)
+        self.prelu2 = nn.PReLU(48)
+        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv3 = nn.Conv2d(48, 64, kernel_size=2)
+        self.prelu3 = nn.PReLU(64)
+        self.dense4 = nn.Linear(576, 128)
+        self.prelu4 = nn.PReLU(128)
+        self.dense5_1 = nn.Linear(128, 2)
+        self.softmax5_1 = nn.Softmax(dim=1)
+        self.dense5_2 = nn.Linear(128, 4)
+        self.load_state_dict(_weights("rnet"))
+
+    def forward(self, x):
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.pool2(self.prelu2(self.conv2(x)))
+        x = self.prelu3(self.conv3(x))
+        x = x.permute(0, 3, 2, 1).contiguous()
+        x = self.prelu4(self.dense4(x.view(x.shape[0], -1)))
+        return self.dense5_2(x), self.softmax5_1(self.dense5_1(x))
+
+
+class ONet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 32, kernel_size=3)
+        self.prelu1 = nn.PReLU(32)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2 = nn.Conv2d(32, 64, kernel_size=3)
+        self.prelu2 = nn.PReLU(64)
+        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv3 = nn.Conv2d(64, 64, kernel_size=3)
+        self.prelu3 = nn.PReLU(64)
+        self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.conv4 = nn.Conv2d(64, 128, kernel_size=2)
+        self.prelu4 = nn.PReLU(128)
+        self.dense5 = nn.Linear(1152, 256)
+        self.prelu5 = nn.PReLU(256)
+        self.dense6_1 = nn.Linear(256, 2)
+        self.softmax6_1 = nn.Softmax(dim=1)
+        self.dense6_2 = nn.Linear(256, 4)
+        self.dense6_3 = nn.Linear(256, 10)
+        self.load_state_dict(_weights("onet"))
+
+    def forward(self, x):
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.pool2(self.prelu2(self.conv2(x)))
+        x = self.pool3(self.prelu3(self.conv3(x)))
+        x = self.prelu4(self.conv4(x))
+        x = x.permute(0, 3, 2, 1).contiguous()
+        x = self.prelu5(self.dense5(x.view(x.shape[0], -1)))
+        return self.dense6_2(x), self.dense6_3(x), self.softmax6_1(self.dense6_1(x))
+
+
+@functools.lru_cache(maxsize=1)
+def _ops():
+    """torchvision's compiled operators (``torch.ops.torchvision``), its library loaded
+    without importing its Python package; where that fails, through the package."""
+    try:
+        spec = importlib.util.find_spec("torchvision")
+        folder = list(spec.submodule_search_locations)[0]
+        names = sorted(
+            (f for f in os.listdir(folder) if f.startswith("_C") and f.endswith((".so", ".pyd"))),
+            key=lambda f: "_stable" not in f,
+        )
+        torch.ops.load_library(os.path.join(folder, names[0]))
+        torch.ops.torchvision.nms  # noqa: B018 - raises where the library did not register it
+    except Exception:  # noqa: BLE001 - any layout this does not know: the package loads it
+        import torchvision.ops  # noqa: F401
+    return torch.ops.torchvision
+
+
+def nms(boxes, scores, iou: float):
+    """Indices of the boxes (x1, y1, x2, y2) kept by greedy non-maximum suppression, best
+    score first (torchvision's ``nms``): numpy in, numpy out; tensors in, a tensor out."""
+    if isinstance(boxes, np.ndarray) or isinstance(scores, np.ndarray):
+        b = torch.as_tensor(np.asarray(boxes, np.float32).reshape(-1, 4))
+        s = torch.as_tensor(np.asarray(scores, np.float32).reshape(-1))
+        return _ops().nms(b, s, float(iou)).numpy()
+    return _ops().nms(boxes, scores, float(iou))
+
+
+def batched_nms(boxes, scores, idxs, iou: float):
+    """:func:`nms` within each image (``idxs``): kept indices, best first (torchvision's
+    ``batched_nms``, by its coordinate offsets)."""
+    if boxes.numel() == 0:
+        return torch.empty((0,), dtype=torch.int64, device=boxes.device)
+    offsets = idxs.to(boxes) * (boxes.max() + torch.tensor(1).to(boxes))
+    return nms(boxes + offsets[:, None], scores, iou)
+
+
+def fixed_batch_process(im_data, model):
+    out = []
+    for i in range(0, len(im_data), 512):
+        out.append(model(im_data[i : i + 512]))
+    return tuple(torch.cat(v, dim=0) for v in zip(*out))
+
+
+def bbreg(boundingbox, reg):
+    if reg.shape[1] == 1:
+        reg = torch.reshape(reg, (reg.shape[2], reg.shape[3]))
+    w = boundingbox[:, 2] - boundingbox[:, 0] + 1
+    h = boundingbox[:, 3] - boundingbox[:, 1] + 1
+    b1 = boundingbox[:, 0] + reg[:, 0] * w
+    b2 = boundingbox[:, 1] + reg[:, 1] * h
+    b3 = boundingbox[:, 2] + reg[:, 2] * w
+    b4 = boundingbox[:, 3] + reg[:, 3] * h
+    boundingbox[:, :4] = torch.stack([b1, b2, b3, b4]).permute(1, 0)
+    return boundingbox
+
+
+def generateBoundingBox(reg, probs, scale, thresh):
+    stride, cellsize = 2, 12
+    reg = reg.permute(1, 0, 2, 3)
+    mask = probs >= thresh
+    mask_inds = mask.nonzero()
+    image_inds = mask_inds[:, 0]
+    score = probs[mask]
+    reg = reg[:, mask].permute(1, 0)
+    bb = mask_inds[:, 1:].type(reg.dtype).flip(1)
+    q1 = ((stride * bb + 1) / scale).floor()
+    q2 = ((stride * bb + cellsize - 1 + 1) / scale).floor()
+    boundingbox = torch.cat([q1, q2, score.unsqueeze(1), reg], dim=1)
+    return boundingbox, image_inds
+
+
+def _nms_min(boxes, scores, threshold):
+    """Greedy suppression by intersection over the smaller box (areas with +1): O-Net's
+    last step in facenet-pytorch (``nms_numpy`` with "Min")."""
+    x1, y1, x2, y2 = (boxes[:, k].copy() for k in range(4))
+    area = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order = np.argsort(scores)
+    pick = []
+    while order.size > 0:
+        i = order[-1]
+        pick.append(i)
+        idx = order[:-1]
+        w = np.maximum(0.0, np.minimum(x2[i], x2[idx]) - np.maximum(x1[i], x1[idx]) + 1)
+        h = np.maximum(0.0, np.minimum(y2[i], y2[idx]) - np.maximum(y1[i], y1[idx]) + 1)
+        order = order[np.where(w * h / np.minimum(area[i], area[idx]) <= threshold)]
+    return np.asarray(pick, np.int64)
+
+
+def batched_nms_numpy(boxes, scores, idxs, threshold, method):
+    if boxes.numel() == 0:
+        return torch.empty((0,), dtype=torch.int64, device=boxes.device)
+    offsets = idxs.to(boxes) * (boxes.max() + 1)
+    keep = _nms_min((boxes + offsets[:, None]).cpu().numpy(), scores.cpu().numpy(), threshold)
+    return torch.as_tensor(keep, dtype=torch.long, device=boxes.device)
+
+
+def pad(boxes, w, h):
+    boxes = boxes.trunc().int().cpu().numpy()
+    x, y, ex, ey = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    x[x < 1] = 1
+    y[y < 1] = 1
+    ex[ex > w] = w
+    ey[ey > h] = h
+    return y, ey, x, ex
+
+
+def rerec(bboxA):
+    h = bboxA[:, 3] - bboxA[:, 1]
+    w = bboxA[:, 2] - bboxA[:, 0]
+    l = torch.max(w, h)
+    bboxA[:, 0] = bboxA[:, 0] + w * 0.5 - l * 0.5
+    bboxA[:, 1] = bboxA[:, 1] + h * 0.5 - l * 0.5
+    bboxA[:, 2:4] = bboxA[:, :2] + l.repeat(2, 1).permute(1, 0)
+    return bboxA
 
 
 def _resample(img, sz):
@@ -39,8 +248,8 @@ def _resample(img, sz):
 
 
 def _crops(imgs, image_inds, y, ey, x, ex, size):
-    """All candidate boxes (1-based inclusive pixel bounds, as facenet-pytorch's ``pad``
-    returns them) cut from their images and resized to ``size`` in one call."""
+    """All candidate boxes (1-based inclusive pixel bounds, as ``pad`` returns them) cut from
+    their images and resized to ``size`` in one call."""
     keep = (ey > (y - 1)) & (ex > (x - 1))
     y, ey, x, ex = y[keep], ey[keep], x[keep], ex[keep]
     inds = image_inds[torch.as_tensor(keep, device=image_inds.device)].to(imgs.device)
@@ -54,9 +263,11 @@ def _crops(imgs, image_inds, y, ey, x, ex, size):
         ],
         dim=1,
     )
-    return roi_align(
-        imgs, rois, output_size=(size, size), spatial_scale=1.0, sampling_ratio=2, aligned=True
-    ).contiguous(memory_format=torch.channels_last)
+    return (
+        _ops()
+        .roi_align(imgs, rois, 1.0, size, size, 2, True)
+        .contiguous(memory_format=torch.channels_last)
+    )
 
 
 def detect_face(imgs, minsize, pnet, rnet, onet, threshold, factor, device):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 
 from .architectures import build_model
 from .checkpoint import CheckpointError, CropPolicy, ModelMeta, load_checkpoint
-from .compiled import CompiledClassifier, compile_for_cpu
+from .compiled import CompiledClassifier, compile_for_cpu, int8_path
 from .errors import first_line
 from .faces import Faces
 from .preprocess import channel_count, normalize, prepare_crop, square_crop
@@ -51,21 +52,38 @@ def fold_batchnorm(module: torch.nn.Module) -> torch.nn.Module:
 
 
 class EmotionModel:
-    """A loaded checkpoint: the network, its metadata, and where it runs."""
+    """A loaded checkpoint: the network, its metadata, and where it runs. ``module`` may be
+    a function that builds the network: it is built when first needed (never, where OpenVINO
+    runs the checkpoint's int8 copy: building it imports torchvision, 1.4 s). ``state``: the
+    checkpoint's weights, for :attr:`fingerprint` without the network."""
 
     def __init__(
         self,
-        module: torch.nn.Module,
+        module: torch.nn.Module | Callable[[], torch.nn.Module],
         meta: ModelMeta,
         runtime: Runtime,
         source: str = "",
         compiled: CompiledClassifier | None = None,
+        *,
+        state: dict | None = None,
     ) -> None:
-        self.module = runtime.prepare_model(fold_batchnorm(module.eval()))
-        self.meta = meta
-        self.runtime = runtime
-        self.source = source
-        self.compiled = compiled
+        self.meta, self.runtime, self.source, self.compiled = meta, runtime, source, compiled
+        self._state = state
+        self._built: torch.nn.Module | None = None
+        self._build = None if isinstance(module, torch.nn.Module) else module
+        if self._build is None:
+            self._built = runtime.prepare_model(fold_batchnorm(module.eval()))
+
+    @property
+    def module(self) -> torch.nn.Module:
+        """The network, ready to run (batch norm folded, on the runtime's device)."""
+        if self._built is None:
+            self._built = self.runtime.prepare_model(fold_batchnorm(self._build().eval()))
+        return self._built
+
+    @module.setter
+    def module(self, module: torch.nn.Module) -> None:
+        self._built = module
 
     def describe(self) -> str:
         """Where and how the network runs (``cpu openvino int8``, ``cuda bf16 ...``)."""
@@ -84,7 +102,8 @@ class EmotionModel:
         """A short digest of the weights and metadata: the same model gives the same string."""
         if getattr(self, "_fingerprint", None) is None:
             h = hashlib.sha256(json.dumps(self.meta.to_dict(), sort_keys=True).encode())
-            for k, v in self.module.state_dict().items():
+            state = self._state if self._state is not None else self.module.state_dict()
+            for k, v in state.items():
                 h.update(k.encode())
                 h.update(v.detach().float().cpu().numpy().tobytes()[:4096])
             self._fingerprint = h.hexdigest()[:16]
@@ -146,6 +165,18 @@ class EmotionModel:
         return out
 
 
+def _network(ckpt: Path, meta: ModelMeta, state: dict) -> torch.nn.Module:
+    """The checkpoint's network with its weights."""
+    try:
+        module = build_model(meta.arch, len(meta.classes))
+        module.load_state_dict(state)
+    except (RuntimeError, ValueError) as exc:
+        raise CheckpointError(
+            f"{ckpt}: weights do not fit architecture {meta.arch} ({first_line(exc, 120)})"
+        ) from None
+    return module
+
+
 #: Which runtime runs the classifier: "auto" (the default: OpenVINO on a CPU, int8 for the
 #: bundled model, PyTorch on a GPU or where OpenVINO is missing or cannot compile the network),
 #: "torch" (always PyTorch) or "openvino" (OpenVINO or an error). docs/video.md: why.
@@ -168,17 +199,15 @@ def load_model(
 
     ckpt = Path(path) if path is not None else DEFAULT_MODEL
     state, meta = load_checkpoint(ckpt)
-    try:
-        module = build_model(meta.arch, len(meta.classes))
-        module.load_state_dict(state)
-    except (RuntimeError, ValueError) as exc:
-        raise CheckpointError(
-            f"{ckpt}: weights do not fit architecture {meta.arch} ({first_line(exc, 120)})"
-        ) from None
+    build = functools.partial(_network, ckpt, meta, state)
     runtime = Runtime.create(device, amp, channels_last=None)
-    model = EmotionModel(module, meta, runtime, str(ckpt))
-    if backend != "torch" and runtime.device.type == "cpu":
-        model.compiled = compile_for_cpu(model.module, ckpt, meta.input_size, amp)
+    on_cpu = backend != "torch" and runtime.device.type == "cpu"
+    # the network is built now (a checkpoint that does not fit fails here) unless OpenVINO
+    # runs the checkpoint's int8 copy: then only if something asks for it
+    lazy = on_cpu and int8_path(ckpt).is_file()
+    model = EmotionModel(build if lazy else build(), meta, runtime, str(ckpt), state=state)
+    if on_cpu:
+        model.compiled = compile_for_cpu(lambda: model.module, ckpt, meta.input_size, amp)
     if backend == "openvino" and model.compiled is None:
         raise ValueError(
             "backend 'openvino': OpenVINO is not installed (pip install openvino) "

@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -75,12 +76,13 @@ class CompiledClassifier:
 
 
 def compile_for_cpu(
-    module: torch.nn.Module, checkpoint: str | Path, input_size: int, amp: str
+    module: Callable[[], torch.nn.Module], checkpoint: str | Path, input_size: int, amp: str
 ) -> CompiledClassifier | None:
     """The checkpoint's network compiled by OpenVINO (its int8 copy when there is one made
-    from exactly this file), or None where OpenVINO is missing or fails: then PyTorch runs
-    it. ``amp``: "off" asks for fp32 in the layers that are not int8, "bf16" for bf16;
-    "auto" lets OpenVINO choose (bf16 on CPUs with AMX)."""
+    from exactly this file; else ``module()``, the network, converted), or None where
+    OpenVINO is missing or fails: then PyTorch runs it. ``amp``: "off" asks for fp32 in the
+    layers that are not int8, "bf16" for bf16; "auto" lets OpenVINO choose (bf16 on CPUs
+    with AMX)."""
     try:
         import openvino as ov  # a second to import: only on the CPU path
     except ImportError:
@@ -98,7 +100,7 @@ def compile_for_cpu(
     try:
         network, kind = _quantized(core, checkpoint), "int8"
         if network is None:
-            network, kind = _converted(ov, module, input_size), "converted"
+            network, kind = _converted(ov, module(), input_size), "converted"
         return CompiledClassifier(_compile(core, network, config), kind)
     except Exception as exc:  # noqa: BLE001 - any failure: PyTorch runs the network
         log.warning(

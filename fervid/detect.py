@@ -1,4 +1,5 @@
-"""Face detection: facenet-pytorch's MTCNN, wrapped so that "no face" is an empty result."""
+"""Face detection: MTCNN (facenet-pytorch's networks and weights, run by :mod:`fervid._mtcnn`),
+wrapped so that "no face" is an empty result."""
 
 from __future__ import annotations
 
@@ -8,9 +9,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 import torch
-from torchvision.ops import nms
 
-from ._mtcnn import detect_face, refine_faces
+from ._mtcnn import ONet, PNet, RNet, detect_face, nms, refine_faces
 from .faces import Faces
 from .preprocess import square_crop
 
@@ -37,8 +37,6 @@ class FaceDetector:
         stage_thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
         pyramid_factor: float = 0.709,
     ) -> None:
-        from facenet_pytorch import MTCNN  # a second to import: only when a detector is made
-
         if min_face_size < 4:
             raise ValueError("min_face_size must be >= 4 pixels")
         if detect_size is not None and detect_size and detect_size < 64:
@@ -48,18 +46,13 @@ class FaceDetector:
         self.detect_size = int(detect_size) if detect_size else 0
         self.threshold = float(threshold)
         # MTCNN's weights ship inside the facenet-pytorch wheel: nothing is downloaded.
-        self._mtcnn = MTCNN(
-            keep_all=True,
-            device=self.device,
-            min_face_size=self.min_face_size,
-            thresholds=list(stage_thresholds),
-            post_process=False,
-            select_largest=False,
-            factor=pyramid_factor,
-        )
-        self._mtcnn.eval()
         # channels_last: P-Net's max-pooling and convolutions run about 2.4x faster on CPU
-        self._mtcnn.to(memory_format=torch.channels_last)
+        self.pnet, self.rnet, self.onet = (
+            net().eval().to(self.device, memory_format=torch.channels_last)
+            for net in (PNet, RNet, ONet)
+        )
+        self.stage_thresholds = list(stage_thresholds)
+        self.pyramid_factor = float(pyramid_factor)
         self.region_size = 96
         self.region_scale = 2.0
         # frames per MTCNN call: on CPU pairs are fastest (bench/RESULTS.md)
@@ -157,7 +150,7 @@ class FaceDetector:
                 continue
             b = np.stack(out_boxes[i])
             sc = np.asarray(out_scores[i], np.float32)
-            keep = np.sort(nms(torch.from_numpy(b), torch.from_numpy(sc), 0.4).numpy())
+            keep = np.sort(nms(b, sc, 0.4))
             result.append(self._to_faces(b[keep], sc[keep], 1.0, img.shape[:2]))
         return result
 
@@ -194,11 +187,11 @@ class FaceDetector:
                 cx, cy = r / 2 + dx * size, r / 2 + dy * size
                 cands.append([cx - half, cy - half, cx + half, cy + half])
                 inds.append(j)
-        m = self._mtcnn
         sub = regions[list(which)]
         batch_boxes = refine_faces(
-            sub, cands, inds, m.rnet, m.onet, m.thresholds, self.device, skip_rnet=onet_only
-        )
+            sub, cands, inds, self.rnet, self.onet, self.stage_thresholds, self.device,
+            skip_rnet=onet_only,
+        )  # fmt: skip
         boxes, probs = [], []
         for b in batch_boxes:
             b = np.asarray(b, np.float32).reshape(-1, 5)
@@ -210,10 +203,10 @@ class FaceDetector:
     def _run(self, batch: np.ndarray, min_size: int) -> tuple[list, list]:
         """MTCNN's cascade on a uint8 (N, H, W, 3) batch: per image, boxes (K, 4) and scores
         (K,), or None where nothing was found (facenet-pytorch's conventions)."""
-        m = self._mtcnn
         batch_boxes = detect_face(
-            batch, min_size, m.pnet, m.rnet, m.onet, m.thresholds, m.factor, self.device
-        )
+            batch, min_size, self.pnet, self.rnet, self.onet, self.stage_thresholds,
+            self.pyramid_factor, self.device,
+        )  # fmt: skip
         boxes, probs = [], []
         for b in batch_boxes:
             b = np.asarray(b, np.float32).reshape(-1, 5)

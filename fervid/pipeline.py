@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-import torch
-from torchvision.ops import nms
 
+from ._mtcnn import nms
 from .classify import EmotionModel
 from .detect import FaceDetector
 from .draw import annotate, annotate_pose
@@ -367,7 +366,7 @@ def _merge(a: Faces, b: Faces) -> Faces:
 
     boxes = np.concatenate([a.boxes, b.boxes])
     scores = np.concatenate([a.scores, b.scores])
-    keep = np.sort(nms(torch.from_numpy(boxes), torch.from_numpy(scores), 0.4).numpy())
+    keep = np.sort(nms(boxes, scores, 0.4))
     return Faces(boxes[keep], scores[keep]).sorted_left_to_right()
 
 
