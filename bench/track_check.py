@@ -1,15 +1,18 @@
 """A track checked by its face along its length (issue #40), measured:
 
 - ``swaps``: one person's photo replaced in place at 2.3 s by another's (same place, same face size:
-  a cut no detector sees), in normal light and dark (x0.3, low contrast, as on a stage), built
-  from ``lfw-identities`` (the second half of the people by name, as bench/identity.py's clips):
-  whether the second face's rows ever stay under the first face's track, how the track ended
-  (the shot-cut detector, the face check), and how late;
+  a cut that changes only the face and the patch of photo around it), in normal light and dark
+  (x0.3, low contrast, as on a stage), built from ``lfw-identities`` (the second half of the
+  people by name, as bench/identity.py's clips): whether the second face's rows ever stay
+  under the first face's track, how the track ended (the shot-cut detector, the face check),
+  and how late; and how many people the run counts (two are right);
 - ``same``: one person's photo replaced in place by another photo of the same person: a split
-  there is a false split;
+  by the check there is a false split (a new track at a cut the detector sees is no error: a
+  jump cut); one person is right;
 - ``real``: the shared real recordings (one or two people each, moving, talking, turning,
   changing light): splits on long tracks of one person are false splits;
-- ``parting``: the swaps with the check off (one track of two people), parted by ``fervid
+- ``parting``: the swaps with the check and the shot detector off (one track of two people),
+  parted by ``fervid
   regroup --apart 0@1.0,0@3.6`` as a user would: how far the cut falls from the swap (frames),
   and how long the regroup takes.
 
@@ -62,7 +65,8 @@ def clip(path: Path, first, second, dark: bool) -> None:
 
 def outcome(df) -> tuple[str, float]:
     """How the first face's track ended: 'missed' (the second face's rows under it), 'cut'
-    (a new track at the swap, no split), 'split' (the face check), and the delay (s)."""
+    (a new track at the swap, no split: the shot detector), 'split' (the face check), and the
+    delay (s)."""
     rows = df.dropna(subset=["face"])
     before = set(rows[rows.time_s < SWAP - 1e-6].face.astype(int))
     after = rows[rows.time_s >= SWAP - 1e-6]
@@ -104,8 +108,11 @@ def checking(on: bool) -> None:
 
 
 def parting(people, model, pairs: int, tmp: Path) -> None:
-    """Each swap annotated with the check off, then parted between 1.0 s and 3.6 s."""
+    """Each swap annotated with the check and the shot detector off, then parted between
+    1.0 s and 3.6 s."""
     checking(False)
+    marking = fervid.pipeline.mark_cuts
+    fervid.pipeline.mark_cuts = lambda frames, cuts: frames
     for dark in (False, True):
         offsets, seconds, kept = [], [], 0
         for k in range(pairs):
@@ -126,6 +133,7 @@ def parting(people, model, pairs: int, tmp: Path) -> None:
               f"{len(offsets)}, frames off {offsets}; {kept} already two tracks; regroup "
               f"{np.median(seconds):.2f} s median, {max(seconds):.2f} s max")  # fmt: skip
     checking(True)
+    fervid.pipeline.mark_cuts = marking
 
 
 def main() -> None:
@@ -149,19 +157,24 @@ def main() -> None:
             for on in (False, True):
                 checking(on)
                 counts: dict[str, int] = {}
+                persons: dict[int, int] = {}
                 delays = []
                 DISTANCES.clear()
                 for k in range(args.pairs):
                     a = people[2 * k]
                     second = people[2 * k + 1][0] if kind == "swaps" else a[1]
                     clip(path, a[0], second, dark)
-                    what, delay = outcome(analyze_video(path, model=model))
+                    df = analyze_video(path, model=model)
+                    what, delay = outcome(df)
+                    n = int(df.dropna(subset=["person"]).person.nunique())
+                    persons[n] = persons.get(n, 0) + 1
                     what = "one track" if what == "missed" and kind == "same" else what
                     counts[what] = counts.get(what, 0) + 1
                     delays += [delay] if what == "missed" else []
                 late = f", rows carried over {np.mean(delays):.2f} s on average" if delays else ""
                 light = "dark" if dark else "normal light"
-                print(f"{kind}, {light}, check {'on' if on else 'off'}: {counts}{late}"
+                print(f"{kind}, {light}, check {'on' if on else 'off'}: {counts}{late}; "
+                      f"clips by people counted {dict(sorted(persons.items()))}"
                       + (f"; {spread(DISTANCES)}" if on else ""))  # fmt: skip
         checking(True)
         every = []
