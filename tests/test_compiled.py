@@ -194,3 +194,27 @@ def test_the_compiled_classifier_is_kept_between_runs_and_a_broken_cache_costs_n
         np.testing.assert_allclose(_probs_in_a_new_process(cache, tests_dir), first, atol=1e-6)
     finally:
         (cache / "openvino").chmod(0o700)
+
+
+_NO_ZOO = """
+import sys, fervid
+model = fervid.load_model(device="cpu")
+df = fervid.analyze_video(sys.argv[1], model=model, end=0.5)
+faces = int(df["face"].notna().sum())
+heavy = ("torchvision", "facenet_pytorch", "torch._dynamo")
+print(faces, sorted(m for m in heavy if m in sys.modules))
+"""
+
+
+def test_a_video_run_on_a_cpu_imports_neither_torchvision_nor_facenet(request, tmp_path):
+    """They cost 1.4-2 s of every start (docs/video.md): the detector calls torchvision's
+    kernels through torch.ops and the int8 classifier needs no PyTorch network. The run
+    still finds the sample's two faces on each of its first frames."""
+    sample = request.path.parent.parent / "samples" / "two_people.mp4"
+    env = {**os.environ, "FERVID_CACHE": str(tmp_path / "cache")}
+    r = subprocess.run(
+        [sys.executable, "-c", _NO_ZOO, str(sample)], env=env, capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr
+    faces, imported = r.stdout.strip().split(" ", 1)
+    assert imported == "[]" and int(faces) >= 2 * 12  # 0.5 s at 25 frames/s, two faces each
