@@ -40,14 +40,13 @@ def runs(tmp_path_factory):
     """The clip annotated twice with no cut seen: with the track check off (one track of two
     people, every output) and on (split where the face changes: what parting should give)."""
     from fervid.identity.tracker import PersonTracker
-    from fervid.keyframes import KeyframePolicy
 
     d = tmp_path_factory.mktemp("parting")
     video = _swap_clip(d / "swap.mp4")
     split = d / "split"
     split.mkdir()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(KeyframePolicy, "_is_cut", lambda self, *a: False)
+        mp.setattr("fervid.pipeline.mark_cuts", lambda frames, cuts: frames)
         r = _cli("annotate", shutil.copy(video, split / "swap.mp4"), "--no-video")
         assert r.exit_code == 0, r.output
         mp.setattr(PersonTracker, "_far", lambda self, *a: False)
