@@ -43,6 +43,7 @@ class _Seen:
     last: np.ndarray | None  # the thumbnail of the last frame with a pattern, up to this one
     last_index: int
     decided: bool = False
+    last_pattern: np.ndarray | None = None  # its pattern, worked out once
 
 
 class ShotCuts:
@@ -63,16 +64,18 @@ class ShotCuts:
         """Take the next frame's thumbnail (:func:`~fervid.keyframes.thumbnail`); the frames
         decided now."""
         prev = self._seen[-1] if self._seen else None
-        last, last_index = (prev.last, prev.last_index) if prev else (None, -1)
+        last, last_index, before = (
+            (prev.last, prev.last_index, prev.last_pattern) if prev else (None, -1, None)
+        )
         now = pattern(thumb)
         change = 0.0
-        if now is not None and last is not None:
-            change = 1.0 - float(np.dot(now, pattern(last)))
+        if now is not None and before is not None:
+            change = 1.0 - float(np.dot(now, before))
             if last_index < index - 1 and change < self.bridge:
                 change = 0.0  # back from black to the same scene
         if now is not None:
-            last, last_index = thumb, index
-        self._seen.append(_Seen(index, change, last, last_index))
+            last, last_index, before = thumb, index, now
+        self._seen.append(_Seen(index, change, last, last_index, last_pattern=before))
         return self._decide(len(self._seen) - 1 - self.ahead)
 
     def finish(self) -> list[tuple[int, bool]]:
@@ -106,7 +109,9 @@ class ShotCuts:
         self._seen.clear()
         for index, change, last, last_index in d["seen"]:
             thumb = None if last is None else np.asarray(last, np.uint8)
-            self._seen.append(_Seen(int(index), float(change), thumb, int(last_index), True))
+            seen = _Seen(int(index), float(change), thumb, int(last_index), True)
+            seen.last_pattern = None if thumb is None else pattern(thumb)
+            self._seen.append(seen)
 
 
 def mark_cuts(frames: Iterable[Frame], cuts: ShotCuts) -> Iterator[Frame]:
@@ -117,6 +122,5 @@ def mark_cuts(frames: Iterable[Frame], cuts: ShotCuts) -> Iterator[Frame]:
         held.append(frame)
         for _, cut in cuts.see(frame.index, thumbnail(frame.image)):
             yield dataclasses.replace(held.popleft(), cut=cut)
-    for _, cut in cuts.finish():
+    for _, cut in cuts.finish():  # every frame still held
         yield dataclasses.replace(held.popleft(), cut=cut)
-    yield from held  # never: every frame held is decided
