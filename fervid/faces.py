@@ -64,19 +64,11 @@ class Faces:
         self.track_ids = tid
         self.persons = _per_face(self.persons, n, np.int64, -1, "persons")
         self.person_conf = _per_face(self.person_conf, n, np.float32, np.nan, "person_conf")
-        m = np.asarray(self.measures, np.float32).reshape(-1, MEASURES)
-        if len(m) == 0:
-            m = np.full((n, MEASURES), np.nan, np.float32)
-        if len(m) != n:
-            raise ValueError(f"Faces: {n} boxes but {len(m)} rows of measures")
-        self.measures = m
+        self.measures = _per_face(
+            self.measures, n, np.float32, np.nan, "rows of measures", (MEASURES,)
+        )
         self.speaking = _per_face(self.speaking, n, np.float32, np.nan, "speaking")
-        pts = np.asarray(self.points, np.float32).reshape(-1, 68, 2)
-        if len(pts) == 0:
-            pts = np.full((n, 68, 2), np.nan, np.float32)
-        if len(pts) != n:
-            raise ValueError(f"Faces: {n} boxes but {len(pts)} sets of landmarks")
-        self.points = pts
+        self.points = _per_face(self.points, n, np.float32, np.nan, "sets of landmarks", (68, 2))
 
     @classmethod
     def empty(cls, classes: tuple[str, ...] | list[str] = ()) -> Faces:
@@ -141,10 +133,12 @@ class Faces:
         )
 
 
-def _per_face(values, n: int, dtype, missing, name: str) -> np.ndarray:
-    arr = np.asarray(values, dtype=dtype).reshape(-1)
+def _per_face(values, n: int, dtype, missing, name: str, shape: tuple = ()) -> np.ndarray:
+    """``values`` as an array of ``n`` per face (each of ``shape``), ``missing`` throughout
+    where none are given; a count other than ``n`` is an error."""
+    arr = np.asarray(values, dtype=dtype).reshape(-1, *shape)
     if arr.size == 0:
-        return np.full(n, missing, dtype)
+        return np.full((n, *shape), missing, dtype)
     if len(arr) != n:
         raise ValueError(f"Faces: {n} boxes but {len(arr)} {name}")
     return arr
